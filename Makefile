@@ -1,0 +1,50 @@
+# frozen-GLUE. `make demo` (offline study on tiny models) and `make test` work on a fresh machine.
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+RUNS   ?= runs
+REPORTS ?= reports
+# the thesis protocol; override e.g. `make cola TRAIN_ARGS="--num_train_epochs 3 --learning_rate 1e-3"`
+TRAIN_ARGS ?=
+DEMO_ARGS := --num_train_epochs 3 --learning_rate 1e-2 --per_device_train_batch_size 16 --disable_tqdm true
+
+.PHONY: venv demo test cola all summarize bench clean
+
+venv: $(STAMP)
+$(STAMP): requirements.txt requirements-dev.txt pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q torch==2.13.0      # the CPU wheel; first, so nothing pulls a CUDA build
+	$(PY) -m pip install -q -r requirements-dev.txt
+	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
+	touch $(STAMP)
+
+# offline: 2 tiny GPT-2s (a base and a COMET-style specialized one) x 2 tasks x 3 seeds, then the report
+demo: venv
+	HF_HUB_OFFLINE=1 $(PY) -m frozen_glue.demo demo
+	HF_HUB_OFFLINE=1 MODELS=launch/demo_models.tsv TASKS="cola sst2" SEEDS="1 2 3" RUNS=demo/runs \
+	  GLUE_DIR=demo/glue FEATURE_CACHE=demo/cache PYTHON=$(PY) bash launch/all_tasks.sh $(DEMO_ARGS)
+	$(PY) analysis/summarize.py --runs demo/runs --out demo/reports
+	@echo "run folders: $$(ls -d demo/runs/*/*/seed* | tr '\n' ' ')"
+	@echo "report: demo/reports/report.md"
+
+test: venv
+	HF_HUB_OFFLINE=1 $(PY) -m pytest
+
+# the real study (needs the hub or local models; see README)
+cola: venv
+	TASKS=cola RUNS=$(RUNS) PYTHON=$(PY) bash launch/all_tasks.sh $(TRAIN_ARGS)
+	$(PY) analysis/summarize.py --runs $(RUNS) --out $(REPORTS) --reference analysis/thesis_reference.csv
+
+all: venv
+	RUNS=$(RUNS) PYTHON=$(PY) bash launch/all_tasks.sh $(TRAIN_ARGS)
+	$(PY) analysis/summarize.py --runs $(RUNS) --out $(REPORTS) --reference analysis/thesis_reference.csv
+
+summarize: venv
+	$(PY) analysis/summarize.py --runs $(RUNS) --out $(REPORTS)
+
+bench: venv
+	$(PY) bench/bench_cache.py
+
+clean:
+	rm -rf demo reports

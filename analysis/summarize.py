@@ -1,0 +1,174 @@
+#!/usr/bin/env python
+"""Summarize a run tree into reports/: mean ± std tables (md, csv, tex), figures, disagreements, slices,
+significance, a comparison with published numbers, and report.md tying them together.
+
+    python analysis/summarize.py [--runs runs/] [--out reports/] [--reference analysis/thesis_reference.csv]
+
+Reads complete runs only (warns about the others) and never writes into the runs dir.
+"""
+
+import argparse
+import io
+import itertools
+import platform
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout without installing
+
+import pandas as pd  # noqa: E402
+
+from frozen_glue import compare, figures, layout, results  # noqa: E402
+from frozen_glue.errors import UserError  # noqa: E402
+from frozen_glue.tasks import TASKS  # noqa: E402
+
+
+def write_text(path, text):
+    layout.atomic_write_bytes(path, text.encode())
+
+
+def write_figure(fig, path):
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=figures.DPI)
+    figures.plt.close(fig)
+    layout.atomic_write_bytes(path, buffer.getvalue())
+
+
+def numeric_wide(summary, pairs):
+    """summary.csv: one row per task x metric; <model>_mean/_std/_n per model; <a>-<b>_diff/_welch_p per pair."""
+    table = summary.pivot_table(index=["task", "metric"], columns="model", values=["mean", "std", "n"],
+                                observed=True, sort=False, dropna=False)
+    table.columns = [f"{model}_{stat}" for stat, model in table.columns]
+    models = list(dict.fromkeys(summary["model"]))
+    table = table[[f"{m}_{s}" for m in models for s in ("mean", "std", "n")]]
+    for _, p in pairs.iterrows():
+        table.loc[(p.task, p.metric), f"{p.model_a}-{p.model_b}_diff"] = p["diff"]
+        table.loc[(p.task, p.metric), f"{p.model_a}-{p.model_b}_welch_p"] = p.welch_p
+    return table.reset_index()
+
+
+def reference_table(path, summary):
+    """Published numbers beside ours; 'within 2 std' compares our mean with the reference mean ± 2 std."""
+    try:
+        ref = pd.read_csv(path)
+    except (OSError, ValueError) as e:
+        raise UserError(f"--reference {path} cannot be read ({e}); give a csv with model,task,metric,mean,std") \
+            from None
+    missing = {"model", "task", "metric", "mean", "std"} - set(ref.columns)
+    if missing:
+        raise UserError(f"--reference {path} lacks column(s) {sorted(missing)}; need model,task,metric,mean,std")
+    ours = summary.astype({"task": str})[["model", "task", "metric", "mean", "std", "n"]]
+    merged = ref.merge(ours, on=["model", "task", "metric"], how="left", suffixes=("_ref", "_ours"))
+    merged["within_2std"] = (merged["mean_ours"] - merged["mean_ref"]).abs() <= 2 * merged["std_ref"]
+    merged.loc[merged["mean_ours"].isna(), "within_2std"] = None
+    return merged
+
+
+def md_table(df):
+    return df.to_markdown(index=False, floatfmt=".4g", missingval="—") if len(df) else "_(none)_"
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--runs", default="runs", help="runs root (runs/<model>/<task>/seed<N>/)")
+    ap.add_argument("--out", default="reports", help="output dir for tables, figures and report.md")
+    ap.add_argument("--reference", help="csv of published numbers: model,task,metric,mean,std")
+    ap.add_argument("--slice", action="append", default=[], metavar="NAME=REGEX",
+                    help="an extra example slice (regex on the example's text); repeatable")
+    ap.add_argument("--n_resamples", type=int, default=2000, help="bootstrap resamples")
+    args = ap.parse_args(argv)
+    try:
+        return summarize(args)
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+def summarize(args):
+    runs_root, out = Path(args.runs).resolve(), Path(args.out).resolve()
+    if out == runs_root or runs_root in out.parents:
+        raise UserError(f"--out {args.out} is inside the runs dir {args.runs}; analysis never writes there, "
+                        f"pick another --out such as reports/")
+    runs, warnings = results.load_runs(args.runs)
+    for w in warnings:
+        print(f"warning: {w}", file=sys.stderr)
+    out.mkdir(parents=True, exist_ok=True)
+    models = list(dict.fromkeys(runs["model"]))
+    summary = results.summarize(runs)
+    pairs = results.pairwise(runs)
+    wide = results.wide_table(summary, pairs)
+    write_text(out / "summary.csv", numeric_wide(summary, pairs).to_csv(index=False))
+    write_text(out / "summary.md", md_table(wide) + "\n\nmean ± sample std (ddof=1) over seeds, n = seeds; "
+               "differences are model − model with Welch's t-test p across seeds; †debug = used max_*_samples.\n")
+    write_text(out / "summary.tex", wide.to_latex(index=False, escape=True))
+    write_text(out / "significance.csv", pairs.to_csv(index=False))
+
+    figs = []
+    for task in results.task_order(runs["task"]):
+        write_figure(figures.task_figure(runs, task, models), out / f"fig_{task}.png")
+        figs.append(f"fig_{task}.png")
+    write_figure(figures.summary_figure(runs, models), out / "fig_summary.png")
+
+    disagreements, slice_tables = [], []
+    if len(models) < 2:
+        print("one model only: tables and figures, no comparison", file=sys.stderr)
+    for task in results.task_order(runs["task"]):
+        for a, b in itertools.combinations(models, 2):
+            for split in TASKS[task].validation_splits:
+                try:
+                    pa = compare.read_predictions(args.runs, a, task, split)
+                    pb = compare.read_predictions(args.runs, b, task, split)
+                    res, table = compare.disagreement(task, pa, pb, (a, b), n_resamples=args.n_resamples)
+                    sl = compare.slices(task, pa, pb, (a, b), args.slice, n_resamples=min(args.n_resamples, 1000))
+                except UserError as e:
+                    print(f"warning: {task}/{split} {a} vs {b}: {e}", file=sys.stderr)
+                    continue
+                suffix = ("" if len(models) == 2 else f"_{a}_vs_{b}") + ("" if split == "validation" else f"_{split}")
+                write_text(out / f"disagreements_{task}{suffix}.tsv", table.to_csv(sep="\t", index=False))
+                write_text(out / f"slices_{task}{suffix}.csv", sl.to_csv(index=False))
+                disagreements.append({**res, "split": split, "file": f"disagreements_{task}{suffix}.tsv"})
+                slice_tables.append((task, split, a, b, sl))
+    dis = pd.DataFrame(disagreements)
+    if len(dis):
+        write_text(out / "disagreements.csv", dis.to_csv(index=False))
+
+    ref = reference_table(args.reference, summary) if args.reference else None
+    if ref is not None:
+        write_text(out / "reference.csv", ref.to_csv(index=False))
+
+    report = [f"# frozen-GLUE report\n", f"Runs: `{args.runs}` — {runs.groupby(['model', 'task', 'seed']).ngroups} "
+              f"complete runs of {len(models)} model(s): {', '.join(models)}.\n"]
+    if warnings:
+        report += ["## Warnings\n", *[f"- {w}" for w in warnings], ""]
+    report += ["## Main metric per task\n", md_table(wide), "",
+               "mean ± sample std (ddof=1) over seeds; n = seeds. Differences: Welch's t-test across seeds.",
+               "Tables: [summary.md](summary.md), [summary.csv](summary.csv), [summary.tex](summary.tex).\n",
+               "## Figures\n", "![summary](fig_summary.png)\n", *[f"![{f}]({f})" for f in figs], ""]
+    if len(dis):
+        cols = [c for c in ("task", "split", "model_a", "model_b", "n", "disagree", "both_right", "only_a_right",
+                            "only_b_right", "both_wrong", "mcnemar_p", "metric", "difference", "ci_low", "ci_high")
+                if c in dis.columns]
+        report += ["## Example-level comparison\n",
+                   "Predictions combined over seeds by majority vote (STS-B: mean score). McNemar: exact test on "
+                   "the discordant pairs. CI: paired bootstrap 95% of the main-metric difference over examples.\n",
+                   md_table(dis[cols]), "", "Disagreeing examples: " +
+                   ", ".join(f"[{f}]({f})" for f in dis["file"]), ""]
+        report += ["## Slices\n", "Significant after Holm correction first.\n"]
+        for task, split, a, b, sl in slice_tables:
+            report += [f"### {task} ({split}): {a} vs {b}\n", md_table(sl), ""]
+    if ref is not None:
+        report += ["## Published numbers\n", f"From `{args.reference}`; within_2std: |ours − published| ≤ 2 × "
+                   f"published std.\n", md_table(ref), ""]
+    versions = layout.versions()
+    report += ["## Provenance\n", f"- command: `{' '.join([Path(sys.argv[0]).name] + sys.argv[1:])}`",
+               f"- generated: {time.strftime('%Y-%m-%d %H:%M:%S')} on {platform.node()}",
+               f"- frozen-glue git commit: {layout.git_commit()}",
+               f"- versions: {', '.join(f'{k} {v}' for k, v in versions.items() if v)}", ""]
+    write_text(out / "report.md", "\n".join(report))
+    print(f"report: {out / 'report.md'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,155 @@
+"""Example-level comparison of two models on one task: where they disagree, whether the disagreement is more
+than noise (exact McNemar; paired bootstrap CI of the main-metric difference), and on which slices
+(length, negation, past tense, user regexes; Holm-corrected)."""
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .errors import UserError
+from .layout import run_dir
+from .stats import FAST_METRICS, holm, mcnemar_exact, paired_bootstrap
+from .tasks import get_task
+
+
+def read_predictions(runs_root, model, task, split, seed=None, vote=None):
+    """One model's predictions on a split, indexed by idx: from one seed, or combined over all its complete
+    seeds (majority vote of classes, ties to the lowest class id; mean score for STS-B)."""
+    task = get_task(task)
+    name = task.prediction_file(split)
+    if seed is not None:
+        files = [run_dir(runs_root, model, task.name, seed) / name]
+    else:
+        files = sorted((Path(runs_root) / model / task.name).glob(f"seed*/{name}"))
+        files = [f for f in files if (f.parent / "all_results.json").exists()]
+    files = [f for f in files if f.exists()]
+    if not files:
+        raise UserError(f"no {name} for model {model} on {task.name}"
+                        f"{f' seed {seed}' if seed is not None else ''} under {runs_root}")
+    frames = [pd.read_json(f, lines=True).set_index("idx") for f in files]
+    first = frames[0]
+    for f, frame in zip(files[1:], frames[1:]):
+        if not frame.index.equals(first.index) or not frame["label"].equals(first["label"]):
+            raise UserError(f"{f} holds other examples than {files[0]}: runs of {model} used different data")
+    out = first.drop(columns=[c for c in ("probs", "score") if c in first.columns]).copy()
+    preds = np.stack([fr["prediction"].to_numpy() for fr in frames])
+    if task.is_regression:
+        out["prediction"] = preds.mean(0)
+    else:
+        out["prediction"] = [np.bincount(col.astype(int)).argmax() for col in preds.T]
+        out["probs"] = list(np.mean([np.stack(fr["probs"].to_numpy()) for fr in frames], axis=0).round(4).tolist())
+    out.attrs["seeds"] = [f.parent.name for f in files]
+    return out
+
+
+def join(a: pd.DataFrame, b: pd.DataFrame, names=("A", "B")):
+    """Join two models' predictions on idx; refuse when they are not the same examples with the same gold."""
+    if set(a.index) != set(b.index):
+        only = len(set(a.index) ^ set(b.index))
+        raise UserError(f"the prediction files of {names[0]} and {names[1]} cover different examples ({only} idx "
+                        f"in one only): they were run on different data, compare runs of the same data")
+    b = b.loc[a.index]
+    if not np.allclose(a["label"].to_numpy(dtype=float), b["label"].to_numpy(dtype=float)):
+        raise UserError(f"{names[0]} and {names[1]} disagree on gold labels for the same idx: different data")
+    return a, b
+
+
+def disagreement(task_name, a, b, names, n_resamples=2000):
+    """Counts, McNemar and bootstrap for one pair; plus the table of disagreeing examples."""
+    task = get_task(task_name)
+    a, b = join(a, b, names)
+    gold = a["label"].to_numpy()
+    pa, pb = a["prediction"].to_numpy(), b["prediction"].to_numpy()
+    metric = task.main_metric
+    diff, low, high, p_boot = paired_bootstrap(metric, pa, pb, gold, n_resamples=n_resamples)
+    result = {"task": task.name, "model_a": names[0], "model_b": names[1], "n": len(gold), "metric": metric,
+              "difference": diff, "ci_low": low, "ci_high": high, "bootstrap_p": p_boot}
+    text_cols = list(task.text_keys)
+    table = pd.DataFrame({"idx": a.index, **{c: a[c].to_numpy() for c in text_cols}, "gold": gold,
+                          f"pred_{names[0]}": pa, f"pred_{names[1]}": pb})
+    if task.is_regression:
+        disagree = np.abs(pa - pb) > 1.0  # STS-B: scores more than one point apart (0-5 scale)
+    else:
+        ra, rb = pa == gold, pb == gold
+        counts = {"both_right": int(np.sum(ra & rb)), "only_a_right": int(np.sum(ra & ~rb)),
+                  "only_b_right": int(np.sum(~ra & rb)), "both_wrong": int(np.sum(~ra & ~rb))}
+        result.update(counts, disagree=int(np.sum(pa != pb)),
+                      mcnemar_p=mcnemar_exact(counts["only_a_right"], counts["only_b_right"]))
+        table[f"probs_{names[0]}"] = [json.dumps(p) for p in a["probs"]]
+        table[f"probs_{names[1]}"] = [json.dumps(p) for p in b["probs"]]
+        disagree = pa != pb
+    return result, table[disagree].reset_index(drop=True)
+
+
+# ------------------------------------------------------------------------------------------------------ slices
+
+NEGATION = re.compile(r"\b(not|no|never|nobody|nothing|none|neither|nor|nowhere|cannot)\b|n't\b", re.I)
+WORD = re.compile(r"[A-Za-z']+")
+LENGTH_BUCKETS = ((1, 5), (6, 10), (11, 20), (21, 10_000))
+_AUX_PAST = {"was", "were", "had", "did", "wasn't", "weren't", "hadn't", "didn't"}
+
+
+def is_past_tense(text: str) -> bool:
+    """Past tense by lemminflect's English inflection tables (shipped in its PyPI package, no model download):
+    a word is past tense when it is the VBD form of a verb lemma and not also a present form of it (which
+    drops ambiguous 'read', 'put', 'cut'). Precision is checked on a hand-labelled sample in the tests."""
+    from lemminflect import getAllInflections, getAllLemmas
+
+    for word in WORD.findall(text.lower()):
+        if word in _AUX_PAST:
+            return True
+        for lemma in getAllLemmas(word, upos="VERB").get("VERB", ()):
+            forms = getAllInflections(lemma, upos="VERB")
+            present = set(forms.get("VB", ())) | set(forms.get("VBP", ())) | set(forms.get("VBZ", ()))
+            if word in forms.get("VBD", ()) and word not in present:
+                return True
+    return False
+
+
+def slice_masks(texts, user_slices=()):
+    """{slice name: boolean mask} for the built-in slices and `name=REGEX` user slices."""
+    texts = list(texts)
+    lengths = np.array([len(WORD.findall(t)) for t in texts])
+    masks = {f"length {lo}-{hi}" if hi < 10_000 else f"length {lo}+": (lengths >= lo) & (lengths <= hi)
+             for lo, hi in LENGTH_BUCKETS}
+    masks["negation"] = np.array([bool(NEGATION.search(t)) for t in texts])
+    masks["past tense"] = np.array([is_past_tense(t) for t in texts])
+    for spec in user_slices:
+        name, _, pattern = spec.partition("=")
+        if not name or not pattern:
+            raise UserError(f"--slice {spec!r}: write it as name=REGEX, e.g. --slice 'question=\\?$'")
+        try:
+            rx = re.compile(pattern)
+        except re.error as e:
+            raise UserError(f"--slice {spec!r}: bad regex ({e})") from None
+        masks[name] = np.array([bool(rx.search(t)) for t in texts])
+    return masks
+
+
+def slices(task_name, a, b, names, user_slices=(), min_size=10, n_resamples=1000):
+    """Per-slice main metric of each model and a bootstrap CI of the difference; Holm-adjusted p, with the
+    significant slices first."""
+    task = get_task(task_name)
+    a, b = join(a, b, names)
+    texts = [" ".join(str(a[k].iloc[i]) for k in task.text_keys) for i in range(len(a))]
+    gold, pa, pb = a["label"].to_numpy(), a["prediction"].to_numpy(), b["prediction"].to_numpy()
+    rows = []
+    for name, mask in slice_masks(texts, user_slices).items():
+        n = int(mask.sum())
+        if n < min_size:
+            rows.append({"slice": name, "n": n, "note": f"fewer than {min_size} examples"})
+            continue
+        diff, low, high, p = paired_bootstrap(task.main_metric, pa[mask], pb[mask], gold[mask], n_resamples)
+        metric = FAST_METRICS[task.main_metric]
+        rows.append({"slice": name, "n": n, names[0]: float(metric(pa[mask].astype(float), gold[mask].astype(float))),
+                     names[1]: float(metric(pb[mask].astype(float), gold[mask].astype(float))),
+                     "difference": diff, "ci_low": low, "ci_high": high, "p": p})
+    out = pd.DataFrame(rows)
+    if "p" in out:
+        out["p_holm"] = holm(out["p"])
+        out["significant"] = out["p_holm"] < 0.05
+        out = out.sort_values(["significant", "p_holm"], ascending=[False, True], na_position="last", kind="stable")
+    return out.reset_index(drop=True)

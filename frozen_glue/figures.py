@@ -1,0 +1,63 @@
+"""Thesis-style figures: one bar per model (mean of the main metric), std error bars, each seed as a dot.
+Each function returns the matplotlib Figure so tests can inspect what was drawn."""
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only, no display
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from .tasks import TASKS  # noqa: E402
+
+DPI = 300  # readable in a paper
+METRIC_LABEL = {"matthews_correlation": "Matthews correlation", "accuracy": "accuracy", "f1": "F1",
+                "pearson": "Pearson r", "spearmanr": "Spearman ρ", "accuracy_mm": "accuracy (mismatched)"}
+
+
+def main_metric_runs(runs, task):
+    return runs[(runs.task == task) & (runs.metric == TASKS[task].report_metrics[0])]
+
+
+def task_figure(runs, task, models, path=None):
+    """fig_<task>.png: a bar per model with std error bars, seeds as dots."""
+    data = main_metric_runs(runs, task)
+    fig, ax = plt.subplots(figsize=(1.2 + 0.9 * len(models), 3.0))
+    rng = np.random.default_rng(0)
+    for i, model in enumerate(models):
+        values = data.loc[data.model == model, "value"].to_numpy()
+        if not len(values):
+            continue
+        std = values.std(ddof=1) if len(values) > 1 else 0.0
+        ax.bar(i, values.mean(), yerr=std, capsize=4, color=f"C{i}", alpha=0.8, label=model)
+        ax.scatter(i + rng.uniform(-0.15, 0.15, len(values)), values, s=10, color="black", zorder=3)
+    ax.set_xticks(range(len(models)), models, rotation=20, ha="right")
+    ax.set_ylabel(METRIC_LABEL.get(TASKS[task].report_metrics[0], TASKS[task].main_metric))
+    ax.set_title(task.upper() if len(task) <= 4 else task)
+    fig.tight_layout()
+    if path:
+        fig.savefig(path, dpi=DPI)
+    return fig
+
+
+def summary_figure(runs, models, path=None):
+    """fig_summary.png: every task's main metric, bars grouped by task, one colour per model."""
+    tasks = [t for t in TASKS if t in set(runs.task)]
+    fig, ax = plt.subplots(figsize=(1.0 + 1.1 * len(tasks), 3.2))
+    width = 0.8 / max(len(models), 1)
+    for i, model in enumerate(models):
+        means, stds, xs = [], [], []
+        for j, task in enumerate(tasks):
+            values = main_metric_runs(runs, task).query("model == @model")["value"].to_numpy()
+            if len(values):
+                xs.append(j + (i - (len(models) - 1) / 2) * width)
+                means.append(values.mean())
+                stds.append(values.std(ddof=1) if len(values) > 1 else 0.0)
+        ax.bar(xs, means, width, yerr=stds, capsize=3, color=f"C{i}", alpha=0.8, label=model)
+    ax.set_xticks(range(len(tasks)), [f"{t}\n({METRIC_LABEL.get(TASKS[t].main_metric, TASKS[t].main_metric)})"
+                                      for t in tasks], fontsize=7)
+    ax.set_ylabel("main metric (mean ± std over seeds)")
+    ax.legend(fontsize=7, frameon=False)
+    fig.tight_layout()
+    if path:
+        fig.savefig(path, dpi=DPI)
+    return fig

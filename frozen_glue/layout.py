@@ -1,0 +1,96 @@
+"""The run folder contract of docs/DESIGN.md: names, completeness, atomic writes, provenance.
+
+Everything that reads or writes a run folder (the script, the launcher, the analysis) goes through here.
+"""
+
+import hashlib
+import json
+import os
+import platform
+import subprocess
+import tempfile
+from pathlib import Path
+
+RESULTS_FILE = "all_results.json"   # written LAST and atomically: its presence means "complete"
+CONFIG_FILE = "config.json"         # written FIRST, before any training
+HEAD_FILE = "head.safetensors"
+LOG_FILE = "run.log"                # the launcher sends each run's stdout/stderr here
+
+
+def run_dir(runs_root, model_alias: str, task: str, seed: int) -> Path:
+    return Path(runs_root) / model_alias / task / f"seed{seed}"
+
+
+def read_results(folder):
+    """The parsed all_results.json of a run folder, or None when the run is not complete."""
+    try:
+        with open(Path(folder) / RESULTS_FILE) as f:
+            data = json.load(f)
+        return data if isinstance(data, dict) else None
+    except (OSError, ValueError):
+        return None
+
+
+def is_complete(folder) -> bool:
+    return read_results(folder) is not None
+
+
+def atomic_write_bytes(path, data: bytes):
+    """Write to a temp file in the same folder, fsync, rename: readers see the old file or the new one."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600; results are meant to be shared
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_json(path, obj):
+    atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n").encode())
+
+
+def atomic_write_jsonl(path, rows):
+    atomic_write_bytes(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows).encode())
+
+
+def sha256_file(path, chunk=1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def git_commit():
+    """The project's git commit (with '-dirty' when the tree has changes), or None outside a checkout."""
+    here = Path(__file__).resolve().parent.parent
+    try:
+        head = subprocess.run(["git", "rev-parse", "--verify", "-q", "HEAD"], cwd=here, capture_output=True,
+                              text=True, timeout=5)
+        commit = head.stdout.strip()
+        if head.returncode != 0 or not commit:
+            return None
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
+                               capture_output=True, text=True, timeout=5).stdout.strip()
+        return commit + ("-dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def versions() -> dict:
+    import importlib.metadata as md
+
+    out = {"python": platform.python_version()}
+    for pkg in ("torch", "transformers", "datasets", "deepspeed", "accelerate", "frozen-glue"):
+        try:
+            out[pkg] = md.version(pkg)
+        except md.PackageNotFoundError:
+            out[pkg] = None
+    return out

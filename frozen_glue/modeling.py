@@ -1,0 +1,281 @@
+"""Models: loading (hub id, local dir, COMET-style LM checkpoint + separate tokenizer dir), the pad/EOS rule,
+freezing the base, the head, and the pooling rule the feature cache must reproduce.
+
+"Base" is `model.base_model` (the module named by `base_model_prefix`: `transformer` for GPT-2, `bert` for
+BERT); the "head" is every other child of the model (`score`; `dropout` + `classifier`). BERT's pooler lives
+in the base, so it is frozen with it.
+"""
+
+import hashlib
+import json
+import logging
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from .errors import UserError
+from .hub import hub_reachable
+
+logger = logging.getLogger("frozen_glue")
+
+# How each model type's *ForSequenceClassification turns the base output into the head's input. The cached
+# path stores exactly that input, so the cached head computes the same function as the full model.
+POOLING = {
+    **dict.fromkeys(("gpt2", "gpt_neo", "gptj", "gpt_neox", "llama", "mistral", "qwen2", "opt"), "last_non_pad"),
+    "bert": "pooler",
+    **dict.fromkeys(("roberta", "xlm-roberta", "camembert"), "first_token"),
+}
+
+
+def _looks_local(name: str) -> bool:
+    return name.startswith((".", "/", "~")) or Path(name).exists()
+
+
+def check_model_location(name: str, what: str = "--model_name_or_path"):
+    """Fail early, in one line, on a path that cannot hold a model."""
+    path = Path(name).expanduser()
+    if path.is_dir():
+        if not (path / "config.json").is_file():
+            raise UserError(f"{what} {name} has no config.json; point it at a saved Hugging Face model dir")
+        return
+    if _looks_local(name) or name.count("/") > 1:
+        raise UserError(f"{what} {name} does not exist; give a local model dir or a hub id such as gpt2-xl")
+    if not hub_reachable():
+        logger.info("hub unreachable: %s must be in the local HF cache", name)
+
+
+def _hub_kwargs(model_args):
+    return dict(cache_dir=model_args.cache_dir, revision=model_args.model_revision, token=model_args.token,
+                trust_remote_code=model_args.trust_remote_code)
+
+
+def _from_pretrained(loader, name, what, **kwargs):
+    try:
+        return loader(name, **kwargs)
+    except (OSError, ValueError) as e:
+        hint = (" (the hub is unreachable: download the model and pass its local dir)"
+                if not hub_reachable() and not Path(name).expanduser().exists() else "")
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise UserError(f"cannot load {what} from {name}: {first}{hint}") from None
+
+
+def load_config(model_args, task):
+    from transformers import AutoConfig
+
+    check_model_location(model_args.config_name or model_args.model_name_or_path)
+    kwargs = dict(num_labels=task.num_labels, finetuning_task=task.name,
+                  problem_type="regression" if task.is_regression else "single_label_classification")
+    if not task.is_regression:
+        kwargs.update(id2label=dict(enumerate(task.label_names)),
+                      label2id={n: i for i, n in enumerate(task.label_names)})
+    return _from_pretrained(AutoConfig.from_pretrained, model_args.config_name or model_args.model_name_or_path,
+                            "the model config", **kwargs, **_hub_kwargs(model_args))
+
+
+def load_tokenizer(model_args, config):
+    """AutoTokenizer; for a tokenizer dir whose tokenizer_config.json names no class (COMET-DISTIL ships so),
+    the model's config tells AutoTokenizer which class to build."""
+    from transformers import AutoTokenizer
+
+    name = model_args.tokenizer_name or model_args.model_name_or_path
+    path = Path(name).expanduser()
+    if model_args.tokenizer_name and (_looks_local(name) or name.count("/") > 1) and not path.is_dir():
+        raise UserError(f"--tokenizer_name {name} does not exist; give the tokenizer dir (vocab.json + merges.txt, "
+                        f"or tokenizer.json, or vocab.txt)")
+    kwargs = dict(use_fast=model_args.use_fast_tokenizer, **_hub_kwargs(model_args))
+    try:
+        return AutoTokenizer.from_pretrained(name, **kwargs)
+    except Exception as first_error:  # noqa: BLE001 - AutoTokenizer raises many types here
+        try:
+            return AutoTokenizer.from_pretrained(name, config=config, **kwargs)
+        except Exception:  # noqa: BLE001
+            first = (str(first_error).strip().splitlines() or [type(first_error).__name__])[0]
+            raise UserError(f"cannot read a tokenizer from {name}: {first}. A tokenizer dir needs tokenizer.json, "
+                            f"or vocab.json + merges.txt (GPT-2), or vocab.txt (BERT)") from None
+
+
+def ensure_pad_token(tokenizer, pad_token=None) -> bool:
+    """Give a tokenizer without a pad token one. Default: pad = EOS (adding an EOS token first if there is
+    none); `pad_token` adds that distinct token instead. Returns True when the vocabulary grew."""
+    before = len(tokenizer)
+    if tokenizer.pad_token is None:
+        if pad_token:
+            tokenizer.add_special_tokens({"pad_token": pad_token})
+        else:
+            if tokenizer.eos_token is None:
+                tokenizer.add_special_tokens({"eos_token": "<|endoftext|>"})
+            tokenizer.pad_token = tokenizer.eos_token
+    return len(tokenizer) > before
+
+
+def load_model(model_args, config, tokenizer):
+    """A *ForSequenceClassification with a fresh head; a causal-LM checkpoint (COMET-DISTIL) loads its base."""
+    from transformers import AutoModelForSequenceClassification
+
+    model = _from_pretrained(AutoModelForSequenceClassification.from_pretrained, model_args.model_name_or_path,
+                             "the model", config=config, ignore_mismatched_sizes=model_args.ignore_mismatched_sizes,
+                             **_hub_kwargs(model_args))
+    # resize only when the tokenizer has ids the embedding matrix lacks (a resize changes the fingerprint)
+    if len(tokenizer) > model.get_input_embeddings().num_embeddings:
+        model.resize_token_embeddings(len(tokenizer), mean_resizing=False)
+    model.config.pad_token_id = tokenizer.pad_token_id
+    return model
+
+
+def head_modules(model) -> dict:
+    """The model's children outside the base, by attribute name: {'score': Linear} or {'dropout', 'classifier'}."""
+    return {name: m for name, m in model.named_children() if name != model.base_model_prefix}
+
+
+def head_state_dict(model) -> dict:
+    return {f"{name}.{k}": v.detach().cpu().contiguous()
+            for name, m in head_modules(model).items() for k, v in m.state_dict().items()}
+
+
+def init_head(modules, config, seed: int):
+    """Initialise the head from the seed alone (normal(0, initializer_range), zero bias), with a private
+    generator, so that the Trainer path and the cached path start from the same head for the same seed."""
+    gen = torch.Generator().manual_seed(seed)
+    std = getattr(config, "initializer_range", 0.02)
+    with torch.no_grad():
+        for m in (mod for top in modules for mod in top.modules()):
+            if isinstance(m, nn.Linear):
+                m.weight.copy_(torch.randn(m.weight.shape, generator=gen) * std)
+                if m.bias is not None:
+                    m.bias.zero_()
+
+
+def transformer_blocks(base) -> nn.ModuleList:
+    """The list of transformer blocks: the ModuleList whose length is the model's layer count."""
+    depth = getattr(base.config, "num_hidden_layers", None)
+    lists = [m for m in base.modules() if isinstance(m, nn.ModuleList) and len(m) == depth]
+    if not lists:
+        raise UserError(f"cannot find the transformer blocks of model type {base.config.model_type}; "
+                        f"--unfreeze_top_layers supports GPT-2, BERT and RoBERTa-like models")
+    return lists[0]
+
+
+def freeze(model, freeze_base=True, unfreeze_top_layers=0, base_dropout=False):
+    """Freeze the base (all of `model.base_model`), optionally leaving its top K blocks trainable, and keep the
+    frozen part in eval mode (no dropout) unless base_dropout. Returns (trainable, total) parameter counts."""
+    base = model.base_model
+    if unfreeze_top_layers and not freeze_base:
+        raise UserError("--unfreeze_top_layers needs --freeze_base true (with --freeze_base false all layers train)")
+    if freeze_base:
+        base.requires_grad_(False)
+        if unfreeze_top_layers:
+            blocks = transformer_blocks(base)
+            if unfreeze_top_layers > len(blocks):
+                raise UserError(f"--unfreeze_top_layers {unfreeze_top_layers} is larger than the model's depth "
+                                f"({len(blocks)} blocks); use 0..{len(blocks)}")
+            for block in blocks[len(blocks) - unfreeze_top_layers:]:
+                block.requires_grad_(True)
+        if not base_dropout:
+            _keep_frozen_modules_in_eval(model, base)
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    total = sum(p.numel() for p in model.parameters())
+    print(f"trainable parameters: {trainable:,} of {total:,} ({100 * trainable / total:.4f}%)", flush=True)
+    return trainable, total
+
+
+def _frozen_submodules(module):
+    """Largest submodules with no trainable parameter (parameter-free ones like dropout count as frozen when
+    their parent mixes frozen and trainable parts)."""
+    params = list(module.parameters())
+    if not any(p.requires_grad for p in params):
+        return [module]
+    if all(p.requires_grad for p in params):
+        return []
+    return [m for child in module.children() for m in _frozen_submodules(child)]
+
+
+def _keep_frozen_modules_in_eval(model, base):
+    """The Trainer calls model.train() every step; re-apply eval() to the frozen part after it."""
+    frozen = _frozen_submodules(base)
+    original_train = model.train
+
+    def train(mode: bool = True):
+        original_train(mode)
+        for m in frozen:
+            m.eval()
+        return model
+
+    model.train = train
+    model.train(model.training)
+
+
+def pooling_rule(config) -> str:
+    rule = POOLING.get(config.model_type)
+    if rule is None:
+        raise UserError(f"model type {config.model_type!r} is not supported by the feature cache (supported: "
+                        f"{', '.join(sorted(POOLING))}); run without --feature_cache to use the Trainer path")
+    return rule
+
+
+def pool(base_output, input_ids, attention_mask, rule: str, pad_token_id):
+    """The head's input, exactly as the model's *ForSequenceClassification.forward computes it."""
+    if rule == "pooler":
+        return base_output.pooler_output
+    hidden = base_output.last_hidden_state
+    if rule == "first_token":
+        return hidden[:, 0]
+    # rightmost token that is not the pad id (GPT2ForSequenceClassification's rule, left or right padding)
+    non_pad = (input_ids != pad_token_id).to(torch.int32)
+    positions = torch.arange(input_ids.shape[-1], device=input_ids.device, dtype=torch.int32)
+    last = (positions * non_pad).argmax(-1)
+    return hidden[torch.arange(hidden.shape[0], device=hidden.device), last]
+
+
+class CachedHead(nn.Module):
+    """The model's own head modules applied to cached pooled features, with the model's own loss.
+    Parameter names are the model's (`heads.score.weight` <-> `score.weight`)."""
+
+    def __init__(self, modules: dict, rule: str, num_labels: int, problem_type: str):
+        super().__init__()
+        self.heads = nn.ModuleDict(modules)
+        self.rule, self.num_labels, self.problem_type = rule, num_labels, problem_type
+
+    def forward(self, features, labels=None):
+        if self.rule == "pooler":          # BertForSequenceClassification: dropout, classifier
+            logits = self.heads["classifier"](self.heads["dropout"](features))
+        elif self.rule == "first_token":   # RobertaClassificationHead reads position 0 of a sequence
+            logits = self.heads["classifier"](features[:, None, :])
+        else:
+            logits = self.heads["score"](features)
+        loss = None
+        if labels is not None:
+            if self.problem_type == "regression":
+                loss = nn.functional.mse_loss(logits.squeeze(), labels.squeeze())
+            else:
+                loss = nn.functional.cross_entropy(logits.view(-1, self.num_labels), labels.view(-1))
+        return {"loss": loss, "logits": logits} if loss is not None else {"logits": logits}
+
+    def model_state_dict(self):
+        return {k.removeprefix("heads."): v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
+
+
+def model_fingerprint(model) -> str:
+    """sha256 of the base weights as loaded (after any resize) and the model type: hub id, local dir or a
+    copy of the same weights all give the same fingerprint, and any changed weight gives another."""
+    h = hashlib.sha256()
+    h.update(model.config.model_type.encode())
+    for name, tensor in sorted(model.base_model.state_dict().items()):
+        t = tensor.detach().cpu().contiguous()
+        h.update(f"{name}:{t.dtype}:{tuple(t.shape)}".encode())
+        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()
+
+
+def tokenizer_fingerprint(tokenizer) -> str:
+    state = {"class": type(tokenizer).__name__, "vocab": sorted(tokenizer.get_vocab().items()),
+             "special": {k: str(v) for k, v in tokenizer.special_tokens_map.items()},
+             "padding_side": tokenizer.padding_side, "truncation_side": tokenizer.truncation_side}
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is not None:
+        state["backend"] = backend.to_str()
+    return hashlib.sha256(json.dumps(state, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def max_positions(config):
+    return getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions", None)

@@ -1,0 +1,285 @@
+"""The study sweep: models x tasks x seeds, one run folder each, resumable. `launch/all_tasks.sh` calls this.
+
+Settings come from the environment (the bash entry point's interface): MODELS, TASKS, SEEDS, RUNS, GLUE_DIR,
+NUM_GPUS, DS_CONFIG, LAUNCHER (auto|deepspeed|python), FEATURE_CACHE, DRY_RUN, EXTRA_ARGS; extra command-line
+arguments are passed through to every run. Complete runs are skipped; a failed run does not stop the sweep;
+the end prints "N complete, M skipped, K failed" and the failed runs' logs, and the exit code is 1 if any failed.
+"""
+
+import json
+import os
+import shlex
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import UserError
+from .layout import LOG_FILE, is_complete, run_dir
+from .tasks import TASKS, get_task
+
+ROOT = Path(__file__).resolve().parent.parent
+SCRIPT = ROOT / "run_glue_frozen.py"
+
+
+@dataclass
+class Model:
+    alias: str
+    path: str
+    tokenizer: str | None
+    flags: list
+    problem: str | None = None   # why this model cannot run (unset variable, missing dir), or None
+
+
+def read_models(path) -> list:
+    """`alias<TAB>model<TAB>tokenizer or -<TAB>extra flags` per line; blank lines and # comments skipped."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"models file {path} does not exist; set MODELS=FILE (see launch/models.tsv)")
+    models = []
+    for line_no, line in enumerate(path.read_text().splitlines(), start=1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        fields = line.split("\t")
+        if len(fields) not in (3, 4) or not all(f.strip() for f in fields[:3]):
+            raise UserError(f"{path}:{line_no}: expected 3 or 4 tab-separated fields (alias, model, tokenizer or -, "
+                            f"extra flags), found {len(fields)}: {line!r}")
+        alias, model, tokenizer = (f.strip() for f in fields[:3])
+        flags = shlex.split(os.path.expandvars(fields[3])) if len(fields) == 4 else []
+        m = Model(alias, os.path.expandvars(model), None if tokenizer == "-" else os.path.expandvars(tokenizer), flags)
+        for value in (m.path, m.tokenizer or ""):
+            if "$" in value:
+                var = value[value.index("$"):].split("/")[0]
+                m.problem = f"model {alias}: {var} is not set; export {var.strip('${}')}=/path/to/the/model"
+            elif value.startswith((".", "/", "~")) and not Path(value).expanduser().exists():
+                m.problem = f"model {alias}: {value} does not exist"
+        models.append(m)
+    if not models:
+        raise UserError(f"models file {path} lists no model")
+    if len({m.alias for m in models}) != len(models):
+        raise UserError(f"models file {path}: aliases must be unique")
+    return models
+
+
+def parse_tasks(text):
+    names = [t for t in text.replace(",", " ").split() if t]
+    for name in names:
+        get_task(name)  # unknown names raise with the list of valid ones
+    return [n.lower() for n in names] or list(TASKS)
+
+
+def parse_seeds(text):
+    try:
+        return [int(s) for s in text.replace(",", " ").split()]
+    except ValueError:
+        raise UserError(f"SEEDS={text!r}: give whole numbers, e.g. SEEDS='1 2 3 4 5'") from None
+
+
+def gpu_count():
+    try:
+        import torch
+
+        return torch.cuda.device_count()
+    except Exception:  # noqa: BLE001 - no torch, no GPUs
+        return 0
+
+
+def validate_ds_config(path):
+    """Check a DeepSpeed JSON before launching dozens of runs: it must parse, take the values the HF Trainer
+    fills for "auto" (with its own filling code), and then pass DeepSpeed's own config class."""
+    path = Path(path)
+    if not path.is_file():
+        known = ", ".join(sorted(str(p.relative_to(ROOT)) for p in (ROOT / "ds_configs").glob("*.json")))
+        raise UserError(f"DS_CONFIG {path} does not exist; pick one of {known}")
+    try:
+        config = json.loads(path.read_text())
+    except ValueError as e:
+        raise UserError(f"DS_CONFIG {path} is not valid JSON: {e}") from None
+    try:
+        DeepSpeedConfig(trainer_filled(config))
+    except ImportError:
+        raise UserError("DeepSpeed is not installed: pip install -r requirements.txt, or LAUNCHER=python") from None
+    except Exception as e:  # noqa: BLE001 - DeepSpeed and transformers raise assorted types for bad configs
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise UserError(f"DS_CONFIG {path} is not a valid DeepSpeed config: {first}") from None
+    return config
+
+
+def trainer_filled(config, hidden_size=1600, steps=1000):
+    """The config as the HF Trainer would hand it to DeepSpeed (its "auto" values filled by its own code)."""
+    import tempfile
+    from types import SimpleNamespace
+
+    from transformers import TrainingArguments
+    from transformers.integrations.deepspeed import HfTrainerDeepSpeedConfig, unset_hf_deepspeed_config
+
+    hf = HfTrainerDeepSpeedConfig(json.loads(json.dumps(config)))
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            args = TrainingArguments(output_dir=tmp, report_to="none")
+        hf.trainer_config_process(args)
+        hf.trainer_config_finalize(args, SimpleNamespace(config=SimpleNamespace(hidden_size=hidden_size)), steps)
+        return hf.config
+    finally:
+        unset_hf_deepspeed_config()  # filling registers the config process-wide; this process trains nothing
+
+
+def DeepSpeedConfig(config):  # noqa: N802 - a thin alias so the import stays lazy (DeepSpeed is slow to import)
+    from deepspeed.runtime.config import DeepSpeedConfig as _DeepSpeedConfig
+
+    return _DeepSpeedConfig(config)
+
+
+@dataclass
+class Job:
+    model: Model
+    task: str
+    seeds: list
+    folders: list
+    log: Path
+    command: list
+
+
+def plan(models, tasks, seeds, runs, settings):
+    """(jobs to run, run folders skipped as complete). With the feature cache, one job per model x task."""
+    jobs, skipped = [], []
+    grouped = bool(settings["feature_cache"])
+    for m in models:
+        for task in tasks:
+            todo = []
+            for seed in seeds:
+                folder = run_dir(runs, m.alias, task, seed)
+                (skipped if is_complete(folder) else todo).append((seed, folder))
+            groups = [todo] if grouped and todo else [[t] for t in todo]
+            for group in groups:
+                jobs.append(make_job(m, task, group, runs, settings))
+    return jobs, skipped
+
+
+def make_job(m, task, group, runs, settings):
+    seeds = [s for s, _ in group]
+    folders = [f for _, f in group]
+    args = ["--model_name_or_path", m.path, "--task_name", task, "--do_train", "--do_eval"]
+    if m.tokenizer:
+        args += ["--tokenizer_name", m.tokenizer]
+    if settings["glue_dir"]:
+        args += ["--glue_dir", settings["glue_dir"]]
+    if settings["feature_cache"]:
+        args += ["--feature_cache", settings["feature_cache"], "--seeds", *map(str, seeds),
+                 "--output_dir", str(Path(runs) / m.alias / task)]
+        log = Path(runs) / m.alias / task / LOG_FILE
+    else:
+        args += ["--seed", str(seeds[0]), "--output_dir", str(folders[0])]
+        log = folders[0] / LOG_FILE
+    args += m.flags + settings["extra"]
+    if settings["launcher"] == "deepspeed" and not settings["feature_cache"]:
+        gpus = settings["num_gpus"]
+        # the launcher beside this interpreter (a venv's bin/), else the one on PATH
+        launcher = Path(sys.executable).parent / "deepspeed"
+        command = [str(launcher) if launcher.exists() else "deepspeed", "--num_gpus", str(max(gpus, 1)), "--master_port", str(settings["port"]),
+                   str(SCRIPT), *args, "--deepspeed", settings["ds_config"]]
+        if gpus == 0:
+            command.append("--use_cpu")
+    else:  # plain python: the cached path runs in one process; or DeepSpeed not wanted
+        command = [sys.executable, str(SCRIPT), *args]
+    return Job(m, task, seeds, folders, log, command)
+
+
+def settings_from_env(env):
+    settings = {
+        "glue_dir": env.get("GLUE_DIR") or None,
+        "feature_cache": env.get("FEATURE_CACHE") or None,
+        "extra": shlex.split(env.get("EXTRA_ARGS", "")),
+        "port": int(env.get("MASTER_PORT", "29512")),
+    }
+    available = gpu_count()
+    wanted = env.get("NUM_GPUS", "")
+    try:
+        settings["num_gpus"] = int(wanted) if wanted else available
+    except ValueError:
+        raise UserError(f"NUM_GPUS={wanted!r}: give a whole number") from None
+    if settings["num_gpus"] > available:
+        raise UserError(f"NUM_GPUS={settings['num_gpus']} but this machine has {available} GPU(s); "
+                        f"set NUM_GPUS={available}")
+    launcher = env.get("LAUNCHER", "auto")
+    ds_config = env.get("DS_CONFIG", str(ROOT / "ds_configs" / "zero2.json"))
+    if launcher not in ("auto", "deepspeed", "python"):
+        raise UserError(f"LAUNCHER={launcher!r}: use auto, deepspeed or python")
+    if launcher == "auto":
+        launcher = "python" if ds_config in ("", "none") else "deepspeed"
+    if launcher == "deepspeed":
+        validate_ds_config(ds_config)
+    settings.update(launcher=launcher, ds_config=ds_config)
+    return settings
+
+
+def run_job(job, env):
+    job.log.parent.mkdir(parents=True, exist_ok=True)
+    with open(job.log, "a") as log:  # append: a rerun after a crash keeps the first attempt's log
+        log.write(f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')} {shlex.join(job.command)}\n")
+        log.flush()
+        code = subprocess.call(job.command, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, env=env)
+    return code == 0 and all(is_complete(f) for f in job.folders)
+
+
+def last_error(log):
+    """The run's own one-line `error: ...` message, if it printed one."""
+    try:
+        lines = [ln for ln in Path(log).read_text(errors="replace").splitlines() if ln.startswith("error: ")]
+    except OSError:
+        return None
+    return lines[-1] if lines else None
+
+
+def main(argv=None):
+    env = dict(os.environ)
+    passthrough = list(sys.argv[1:] if argv is None else argv)
+    try:
+        models = read_models(env.get("MODELS", str(ROOT / "launch" / "models.tsv")))
+        tasks = parse_tasks(env.get("TASKS", ""))
+        seeds = parse_seeds(env.get("SEEDS", "1 2 3 4 5"))
+        runs = env.get("RUNS", "runs")
+        settings = settings_from_env(env)
+        settings["extra"] += passthrough
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    jobs, skipped = plan(models, tasks, seeds, runs, settings)
+    for folder in skipped:
+        print(f"skip (complete): {folder}")
+    if env.get("DRY_RUN", "0") not in ("", "0"):
+        for job in jobs:
+            print(shlex.join(job.command))
+        print(f"dry run: {len(jobs)} command(s), {len(skipped)} complete run(s) skipped")
+        return 0
+    env.setdefault("TORCH_EXTENSIONS_DIR", str(Path.home() / ".cache" / "frozen_glue" / "torch_extensions"))
+    how = ("python, seeds grouped per model x task (the cached path runs in one process)"
+           if settings["feature_cache"] else settings["launcher"])
+    print(f"sweep: {len(models)} model(s) x {len(tasks)} task(s) x {len(seeds)} seed(s) via {how}", flush=True)
+    complete, failed = 0, []
+    for n, job in enumerate(jobs, start=1):
+        label = f"{job.model.alias}/{job.task} seed(s) {' '.join(map(str, job.seeds))}"
+        if job.model.problem:
+            print(f"[{n}/{len(jobs)}] FAILED {label}: {job.model.problem}", flush=True)
+            failed.append((label, job.model.problem))
+            continue
+        print(f"[{n}/{len(jobs)}] {label} ... ", end="", flush=True)
+        started = time.time()
+        if run_job(job, env):
+            complete += len(job.folders)
+            print(f"done ({time.time() - started:.0f}s)", flush=True)
+        else:
+            done = [f for f in job.folders if is_complete(f)]
+            complete += len(done)
+            reason = last_error(job.log)
+            print(f"FAILED ({time.time() - started:.0f}s){': ' + reason if reason else ''}", flush=True)
+            failed.append((label, f"{reason + ' - ' if reason else ''}log: {job.log}"))
+    print(f"{complete} complete, {len(skipped)} skipped, {len(failed)} failed")
+    for label, where in failed:
+        print(f"  failed: {label}: {where}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,153 @@
+"""Tiny offline models and data for the demo and the tests: no hub, seconds on a CPU.
+
+- a byte-level BPE tokenizer trained with `tokenizers` on generated text;
+- a "base" GPT-2 (2 layers) saved like a hub GPT-2: LM-head checkpoint and tokenizer in one dir, no pad token;
+- a COMET-style "specialized" descendant: the base after a few LM steps on knowledge-graph triples, saved as
+  `GPT2LMHeadModel` with a `pytorch_model.bin`, and its tokenizer in a separate dir with an added EOS token,
+  no pad token and a tokenizer_config.json without `tokenizer_class` (how COMET-DISTIL ships);
+- a tiny BERT (for the BERT pooling paths);
+- a learnable GLUE-format data set: the label is decided by one word of the sentence.
+"""
+
+import json
+import random
+from pathlib import Path
+
+import torch
+
+WORDS = ("the a cat dog bird man woman child house tree car road river city sees likes takes finds makes "
+         "walked ran ate slept read wrote big small old new red green quickly slowly near under over with "
+         "person wants needs because before after then xIntent xNeed xWant oEffect").split()
+POSITIVE, NEGATIVE = "wonderful", "terrible"   # the words that decide the synthetic label
+
+
+def synthetic_sentences(n: int, seed: int, min_len=4, max_len=12):
+    """(sentence, label) pairs: label 1 iff the sentence ends with POSITIVE (else with NEGATIVE). At the end,
+    because a random frozen GPT-2 pools the last token: there the word is visible to a linear head."""
+    rng = random.Random(seed)
+    out = []
+    for _ in range(n):
+        words = rng.choices(WORDS, k=rng.randint(min_len, max_len))
+        label = rng.randint(0, 1)
+        words.append(POSITIVE if label else NEGATIVE)
+        out.append((" ".join(words), label))
+    return out
+
+
+def write_glue_dir(root, n_train=400, n_dev=100, seed=0):
+    """A GLUE-release-shaped folder with CoLA (headerless, 4 columns) and SST-2 (header) built on the
+    synthetic rule, so that a frozen random base + trained head can learn them."""
+    root = Path(root)
+    (root / "CoLA").mkdir(parents=True, exist_ok=True)
+    (root / "SST-2").mkdir(parents=True, exist_ok=True)
+    for split, n, s in (("train", n_train, seed), ("dev", n_dev, seed + 1)):
+        rows = synthetic_sentences(n, s)
+        with open(root / "CoLA" / f"{split}.tsv", "w") as f:
+            f.writelines(f"demo\t{y}\t{'' if y else '*'}\t{x}\n" for x, y in rows)
+        rows = synthetic_sentences(n, s + 100)
+        with open(root / "SST-2" / f"{split}.tsv", "w") as f:
+            f.write("sentence\tlabel\n")
+            f.writelines(f"{x}\t{y}\n" for x, y in rows)
+    return root
+
+
+def _corpus():
+    text = [s for s, _ in synthetic_sentences(2000, 123)]
+    text += [f"PersonX {w} PersonY xIntent to {v}" for w, v in zip(WORDS, reversed(WORDS))]
+    return text
+
+
+def train_bpe(out_dir, vocab_size=400):
+    """Byte-level BPE (GPT-2's scheme) trained on the generated corpus; writes vocab.json + merges.txt."""
+    from tokenizers import ByteLevelBPETokenizer
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    bpe = ByteLevelBPETokenizer()
+    bpe.train_from_iterator(_corpus(), vocab_size=vocab_size, min_frequency=1,
+                            special_tokens=["<|endoftext|>"], show_progress=False)
+    bpe.save_model(str(out_dir))
+    return out_dir
+
+
+def _gpt2_tokenizer(vocab_dir):
+    from transformers import GPT2TokenizerFast
+
+    return GPT2TokenizerFast.from_pretrained(vocab_dir)  # reads vocab.json + merges.txt
+
+
+def build_base_gpt2(out_dir, n_layer=2, n_embd=32, n_head=2, seed=0):
+    """A hub-GPT-2-like dir: GPT2LMHeadModel + tokenizer (eos = <|endoftext|>, no pad)."""
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    out_dir = Path(out_dir)
+    train_bpe(out_dir)
+    tok = _gpt2_tokenizer(out_dir)
+    torch.manual_seed(seed)
+    config = GPT2Config(vocab_size=len(tok), n_positions=128, n_embd=n_embd, n_layer=n_layer, n_head=n_head,
+                        bos_token_id=tok.eos_token_id, eos_token_id=tok.eos_token_id)
+    model = GPT2LMHeadModel(config)
+    model.save_pretrained(out_dir)
+    tok.save_pretrained(out_dir)
+    return out_dir
+
+
+def build_comet_style(base_dir, model_dir, tokenizer_dir, steps=20, seed=0):
+    """The base after a few LM steps on triples, shipped like COMET-DISTIL (see module docstring)."""
+    from transformers import GPT2LMHeadModel
+
+    model_dir, tokenizer_dir = Path(model_dir), Path(tokenizer_dir)
+    tok = _gpt2_tokenizer(base_dir)
+    tok.add_special_tokens({"eos_token": "[EOS]"})
+    torch.manual_seed(seed)
+    model = GPT2LMHeadModel.from_pretrained(base_dir)
+    model.resize_token_embeddings(len(tok))
+    model.config.eos_token_id = tok.eos_token_id
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    triples = [f"PersonX {w} xIntent {v} [EOS]" for w, v in zip(WORDS, reversed(WORDS))]
+    model.train()
+    for step in range(steps):
+        batch = tok(triples[(step * 4) % len(triples)], return_tensors="pt")
+        loss = model(**batch, labels=batch["input_ids"]).loss
+        loss.backward()
+        opt.step()
+        opt.zero_grad()
+    model_dir.mkdir(parents=True, exist_ok=True)
+    model.config.save_pretrained(model_dir)
+    # COMET-DISTIL ships a pytorch_model.bin; loading it exercises the weights_only path
+    torch.save(model.state_dict(), model_dir / "pytorch_model.bin")
+    tokenizer_dir.mkdir(parents=True, exist_ok=True)
+    for name in ("vocab.json", "merges.txt"):
+        (tokenizer_dir / name).write_bytes((Path(base_dir) / name).read_bytes())
+    (tokenizer_dir / "added_tokens.json").write_text(json.dumps({"[EOS]": tok.eos_token_id}))
+    (tokenizer_dir / "special_tokens_map.json").write_text(json.dumps(
+        {"bos_token": "<|endoftext|>", "unk_token": "<|endoftext|>", "eos_token": "[EOS]"}))
+    (tokenizer_dir / "tokenizer_config.json").write_text(json.dumps(
+        {"model_max_length": 1024, "add_prefix_space": False, "eos_token": "[EOS]"}))
+    return model_dir, tokenizer_dir
+
+
+def build_tiny_bert(out_dir, hidden=32, layers=2, seed=0):
+    """A BERT with a WordPiece vocab over WORDS (its pooler is part of the frozen base)."""
+    from transformers import BertConfig, BertModel, BertTokenizerFast
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + sorted(set(WORDS + [POSITIVE, NEGATIVE, "personx"]))
+    (out_dir / "vocab.txt").write_text("\n".join(w.lower() for w in dict.fromkeys(vocab)) + "\n")
+    tok = BertTokenizerFast(vocab_file=str(out_dir / "vocab.txt"))
+    torch.manual_seed(seed)
+    config = BertConfig(vocab_size=len(tok), hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=2,
+                        intermediate_size=2 * hidden, max_position_embeddings=128)
+    BertModel(config).save_pretrained(out_dir)
+    tok.save_pretrained(out_dir)
+    return out_dir
+
+
+def build_demo(root):
+    """Everything `make demo` needs, under `root`: models/, tokenizers/, glue/. Returns the paths."""
+    root = Path(root)
+    base = build_base_gpt2(root / "models" / "tiny-gpt2")
+    comet, comet_tok = build_comet_style(base, root / "models" / "tiny-comet", root / "tokenizers" / "tiny-comet")
+    glue = write_glue_dir(root / "glue")
+    return {"base": base, "comet": comet, "comet_tokenizer": comet_tok, "glue_dir": glue}

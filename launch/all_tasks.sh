@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# The study: every model in launch/models.tsv x every GLUE task x seeds 1-5, one run folder each
+# (runs/<alias>/<task>/seed<N>/), through the deepspeed launcher. Resumable: complete runs are skipped.
+#
+#   bash launch/all_tasks.sh                              # everything
+#   TASKS="cola rte" SEEDS="1 2 3" bash launch/all_tasks.sh --num_train_epochs 3
+#   FEATURE_CACHE=.cache/features bash launch/all_tasks.sh  # base forward once per model x task
+#   DRY_RUN=1 bash launch/all_tasks.sh                    # print the commands, run nothing
+#
+# Settings (environment): MODELS (models file), TASKS, SEEDS, RUNS (runs root), GLUE_DIR (original GLUE .tsv
+# folder), NUM_GPUS (default: all), DS_CONFIG (default ds_configs/zero2.json; "none" = plain python),
+# LAUNCHER (auto|deepspeed|python), FEATURE_CACHE (dir), EXTRA_ARGS, DRY_RUN. Arguments after the script name go
+# to every run. The logic lives in frozen_glue/sweep.py.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON=${PYTHON:-$([ -x .venv/bin/python ] && echo .venv/bin/python || echo python3)}
+exec "$PYTHON" -m frozen_glue.sweep "$@"
