@@ -333,6 +333,20 @@ class Study:
         self.finish(trainer, folder, lambda split: self.tokenized[split],
                     lambda: modeling.head_state_dict(model), model)
 
+    def precision(self):
+        return torch.bfloat16 if self.args.bf16 else torch.float16 if self.args.fp16 else None
+
+    def cache_parts(self, split):
+        """Everything that changes a split's features: the feature-cache key is the hash of this."""
+        parts = {"model_fp": self.model_fp, "tokenizer": modeling.tokenizer_fingerprint(self.tokenizer),
+                 "max_seq_length": self.data_args.max_seq_length, "pad_to_max_length": self.data_args.pad_to_max_length,
+                 "append_eos": self.model_args.append_eos, "pooling": modeling.pooling_rule(self.config),
+                 "pad_token_id": self.config.pad_token_id, "precision": str(self.precision()),
+                 "dtype": self.study_args.feature_dtype, "data": rows_digest(self.raw[split], self.task.text_keys)}
+        if self.data_args.overwrite_cache:
+            parts["rebuild"] = time.time_ns()  # a key nobody has: forces extraction
+        return parts
+
     def extract_all(self):
         if self.args.deepspeed:
             print("cached path: --deepspeed is not used (the base runs forward once and the head trains in one "
@@ -340,23 +354,15 @@ class Study:
         if int(os.environ.get("WORLD_SIZE", "1")) > 1:
             raise UserError("the feature cache runs in one process; launch with one GPU (NUM_GPUS=1) or plain python")
         device = torch.device("cuda" if torch.cuda.is_available() and not self.args.use_cpu else "cpu")
-        autocast = torch.bfloat16 if self.args.bf16 else torch.float16 if self.args.fp16 else None
         self.model.to(device)
-        rule = modeling.pooling_rule(self.config)
-        common = {"model_fp": self.model_fp, "tokenizer": modeling.tokenizer_fingerprint(self.tokenizer),
-                  "max_seq_length": self.data_args.max_seq_length, "pad_to_max_length": self.data_args.pad_to_max_length,
-                  "append_eos": self.model_args.append_eos, "pooling": rule, "pad_token_id": self.config.pad_token_id,
-                  "precision": str(autocast), "dtype": self.study_args.feature_dtype}
         before = feature_cache.stats["base_forward_batches"]
         features = {}
         for split, ds in self.tokenized.items():
-            parts = {**common, "data": rows_digest(self.raw[split], self.task.text_keys)}
-            if self.data_args.overwrite_cache:
-                parts["rebuild"] = time.time_ns()  # a key nobody has: forces extraction
             features[split], _ = feature_cache.cached_features(
                 self.study_args.feature_cache, self.model, self.model_fp, self.task.name, split, ds, self.collator,
-                parts, rule=rule, batch_size=self.study_args.extraction_batch_size, device=device,
-                autocast_dtype=autocast, store_dtype=getattr(torch, self.study_args.feature_dtype))
+                self.cache_parts(split), rule=modeling.pooling_rule(self.config),
+                batch_size=self.study_args.extraction_batch_size, device=device, autocast_dtype=self.precision(),
+                store_dtype=getattr(torch, self.study_args.feature_dtype))
         done = feature_cache.stats["base_forward_batches"] - before
         print(f"feature cache: {done} base forward batches this run" + (" (all splits from cache)" if not done else ""),
               flush=True)

@@ -8,6 +8,7 @@ the end prints "N complete, M skipped, K failed" and the failed runs' logs, and 
 
 import json
 import os
+import re
 import shlex
 import subprocess
 import sys
@@ -49,9 +50,9 @@ def read_models(path) -> list:
         flags = shlex.split(os.path.expandvars(fields[3])) if len(fields) == 4 else []
         m = Model(alias, os.path.expandvars(model), None if tokenizer == "-" else os.path.expandvars(tokenizer), flags)
         for value in (m.path, m.tokenizer or ""):
-            if "$" in value:
-                var = value[value.index("$"):].split("/")[0]
-                m.problem = f"model {alias}: {var} is not set; export {var.strip('${}')}=/path/to/the/model"
+            unset = re.search(r"\$\{?(\w+)", value)  # expandvars leaves unset variables in place
+            if unset:
+                m.problem = f"model {alias}: {unset.group(1)} is not set; export {unset.group(1)}=/path/to/the/model"
             elif value.startswith((".", "/", "~")) and not Path(value).expanduser().exists():
                 m.problem = f"model {alias}: {value} does not exist"
         models.append(m)
@@ -150,7 +151,10 @@ def plan(models, tasks, seeds, runs, settings):
             todo = []
             for seed in seeds:
                 folder = run_dir(runs, m.alias, task, seed)
-                (skipped if is_complete(folder) else todo).append((seed, folder))
+                if is_complete(folder):
+                    skipped.append(folder)
+                else:
+                    todo.append((seed, folder))
             groups = [todo] if grouped and todo else [[t] for t in todo]
             for group in groups:
                 jobs.append(make_job(m, task, group, runs, settings))

@@ -1,0 +1,61 @@
+"""Shared fixtures: tiny offline models and GLUE-format data, built once per test session (seconds).
+No test touches the network: HF_HUB_OFFLINE is set before anything imports transformers/datasets."""
+
+import importlib.util
+import json
+import os
+import sys
+from pathlib import Path
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["HF_DATASETS_OFFLINE"] = "1"
+os.environ.setdefault("WANDB_MODE", "offline")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import pytest  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED_GLUE = ROOT.parent / "shared" / "data" / "glue"
+sys.path.insert(0, str(ROOT))
+
+# fast, deterministic head training for the tiny models
+TRAIN = ["--do_train", "--do_eval", "--num_train_epochs", "2", "--learning_rate", "1e-2",
+         "--per_device_train_batch_size", "16", "--disable_tqdm", "true", "--use_cpu", "true"]
+
+
+def load_script():
+    spec = importlib.util.spec_from_file_location("run_glue_frozen", ROOT / "run_glue_frozen.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="session")
+def script():
+    """The run_glue_frozen module, imported once; tests call script.main([...]) in-process."""
+    return load_script()
+
+
+@pytest.fixture(scope="session")
+def assets(tmp_path_factory):
+    from frozen_glue import tiny
+
+    root = tmp_path_factory.mktemp("assets")
+    paths = tiny.build_demo(root)
+    paths["bert"] = tiny.build_tiny_bert(root / "models" / "tiny-bert")
+    return paths
+
+
+def run(script, capsys, *args):
+    """Run the script in-process: (exit code, stdout, stderr)."""
+    code = script.main([str(a) for a in args])
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def results(folder):
+    return json.loads((Path(folder) / "all_results.json").read_text())
+
+
+def predictions(folder, split="validation"):
+    return [json.loads(line) for line in (Path(folder) / f"predictions_{split}.jsonl").read_text().splitlines()]

@@ -1,0 +1,390 @@
+"""run_glue_frozen.py: freezing, training, COMET-style loading, metrics, data layouts, bad input."""
+
+import json
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import torch
+from conftest import ROOT, SHARED_GLUE, TRAIN, predictions, results, run
+from safetensors.torch import load_file
+from scipy.stats import pearsonr, spearmanr
+from sklearn.metrics import accuracy_score, f1_score, matthews_corrcoef
+
+from frozen_glue import modeling
+from frozen_glue.data import read_glue_tsv
+from frozen_glue.errors import UserError
+from frozen_glue.tasks import TASKS, compute_metrics
+
+
+def study(script, *args):
+    """A Study built from CLI arguments (loads data, tokenizer and model; trains nothing yet)."""
+    parsed = script.parse_args([str(a) for a in args])
+    return script.Study(*parsed)
+
+
+def base_args(assets, out, task="sst2", model="base"):
+    return ["--model_name_or_path", assets[model], "--task_name", task, "--glue_dir", assets["glue_dir"],
+            "--output_dir", out, *TRAIN]
+
+
+# ----------------------------------------------------------------------------------------------- freezing
+
+
+def test_frozen_base_is_bit_identical_and_head_changes(script, assets, tmp_path, capsys):
+    s = study(script, *base_args(assets, tmp_path / "run"))
+    before = {k: v.clone() for k, v in s.model.base_model.state_dict().items()}
+    s.run()
+    out = capsys.readouterr().out
+    assert "trainable parameters: 64 of" in out  # score: 2 labels x 32 hidden
+    after = s.model.base_model.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    head = load_file(tmp_path / "run" / "head.safetensors")
+    assert list(head) == ["score.weight"]
+    init = torch.nn.Linear(32, 2, bias=False)
+    modeling.init_head([init], s.config, 42)
+    assert not torch.allclose(head["score.weight"], init.weight)
+    s.model.train()  # what the Trainer calls every step: the frozen base must stay in eval mode (no dropout)
+    assert s.model.training and s.model.score.training and not s.model.base_model.training
+    assert not any(m.training for m in s.model.base_model.modules())
+
+
+def test_unfreeze_top_layer_changes_exactly_top_block_and_head(script, assets, tmp_path):
+    s = study(script, *base_args(assets, tmp_path / "run"), "--unfreeze_top_layers", "1")
+    before = {k: v.clone() for k, v in s.model.state_dict().items()}
+    s.run()
+    changed = {k for k, v in s.model.state_dict().items() if not torch.equal(before[k], v)}
+    assert "score.weight" in changed
+    assert changed - {"score.weight"} and all(k.startswith("transformer.h.1.") for k in changed - {"score.weight"})
+    trainable = {n for n, p in s.model.named_parameters() if p.requires_grad}
+    assert trainable == {n for n in before if n.startswith("transformer.h.1.") or n == "score.weight"} & trainable
+    s.model.train()
+    assert s.model.transformer.h[1].training and s.model.transformer.h[1].attn.attn_dropout.training
+    assert not s.model.transformer.h[0].training and not s.model.transformer.drop.training
+
+
+def test_freeze_base_false_trains_everything(script, assets, tmp_path, capsys):
+    s = study(script, *base_args(assets, tmp_path / "run"), "--freeze_base", "false")
+    total = sum(p.numel() for p in s.model.parameters())
+    assert f"trainable parameters: {total:,} of {total:,} (100.0000%)" in capsys.readouterr().out
+
+
+def test_learnable_task_reaches_high_accuracy(script, assets, tmp_path, capsys):
+    code, out, err = run(script, capsys, *base_args(assets, tmp_path / "run"))
+    assert code == 0, err
+    assert results(tmp_path / "run")["eval_accuracy"] >= 0.9
+
+
+def test_same_seed_gives_identical_metrics(script, assets, tmp_path, capsys):
+    for name in ("a", "b"):
+        assert run(script, capsys, *base_args(assets, tmp_path / name, task="cola"), "--seed", "7")[0] == 0
+    ra, rb = results(tmp_path / "a"), results(tmp_path / "b")
+    assert ra["eval_matthews_correlation"] == rb["eval_matthews_correlation"]
+    assert ra["eval_loss"] == rb["eval_loss"]
+
+
+# ------------------------------------------------------------------------------------------------- COMET
+
+
+def test_comet_style_checkpoint_trains_and_evaluates(script, assets, tmp_path, capsys):
+    out = tmp_path / "run"
+    code, _, err = run(script, capsys, "--model_name_or_path", assets["comet"], "--tokenizer_name",
+                       assets["comet_tokenizer"], "--task_name", "cola", "--glue_dir", assets["glue_dir"],
+                       "--output_dir", out, *TRAIN)
+    assert code == 0, err
+    r = results(out)
+    assert {"eval_matthews_correlation", "eval_loss", "eval_samples", "train_runtime", "train_samples"} <= set(r)
+    config = json.loads((out / "config.json").read_text())
+    assert config["path"] == "trainer" and config["model_fingerprint"] and config["debug_run"] is False
+    assert all(v.startswith("sha256:") for v in config["data_fingerprints"].values())
+    assert config["versions"]["torch"] and "token" not in config["args"]["model"]
+
+
+def test_comet_pad_is_eos_and_padding_does_not_change_logits(script, assets, tmp_path):
+    s = study(script, "--model_name_or_path", assets["comet"], "--tokenizer_name", assets["comet_tokenizer"],
+              "--task_name", "cola", "--glue_dir", assets["glue_dir"], "--output_dir", tmp_path, "--do_eval")
+    tok, model = s.tokenizer, s.model
+    assert tok.pad_token == tok.eos_token == "[EOS]"
+    assert model.config.pad_token_id == tok.eos_token_id
+    assert model.get_input_embeddings().num_embeddings == len(tok)  # already covered [EOS]: no resize
+    model.eval()
+    short, long = "the cat sees wonderful", "a big old dog walked slowly under the green tree terrible"
+    with torch.no_grad():
+        alone = model(**tok(short, return_tensors="pt")).logits
+        batch = model(**tok([short, long], return_tensors="pt", padding=True)).logits
+    assert torch.allclose(alone[0], batch[0], atol=1e-5)
+
+
+def test_pad_token_flag_adds_distinct_pad_and_resizes(script, assets, tmp_path):
+    s = study(script, "--model_name_or_path", assets["comet"], "--tokenizer_name", assets["comet_tokenizer"],
+              "--task_name", "cola", "--glue_dir", assets["glue_dir"], "--output_dir", tmp_path, "--do_eval",
+              "--pad_token", "[PAD]", "--append_eos")
+    assert s.tokenizer.pad_token == "[PAD]" and s.tokenizer.pad_token_id != s.tokenizer.eos_token_id
+    assert s.model.get_input_embeddings().num_embeddings == len(s.tokenizer)
+    ids = s.tokenized["validation"][0]["input_ids"]
+    assert ids[-1] == s.tokenizer.eos_token_id
+
+
+def test_tokenizer_without_eos_gets_one(assets):
+    from transformers import BertTokenizerFast
+
+    tok = BertTokenizerFast.from_pretrained(assets["bert"])
+    tok.pad_token = None
+    n = len(tok)
+    assert modeling.ensure_pad_token(tok) is True
+    assert tok.pad_token == tok.eos_token and len(tok) == n + 1
+
+
+# ------------------------------------------------------------------------------------------------ metrics
+
+
+def test_metrics_equal_sklearn_and_scipy():
+    rng = np.random.default_rng(0)
+    gold, pred = rng.integers(0, 2, 200), rng.integers(0, 2, 200)
+    assert compute_metrics(TASKS["cola"], pred, gold) == {"matthews_correlation": matthews_corrcoef(gold, pred)}
+    m = compute_metrics(TASKS["mrpc"], pred, gold)
+    assert m["accuracy"] == accuracy_score(gold, pred) and m["f1"] == f1_score(gold, pred)
+    assert m["combined_score"] == pytest.approx((m["accuracy"] + m["f1"]) / 2)
+    s_gold, s_pred = rng.uniform(0, 5, 100), rng.uniform(0, 5, 100)
+    m = compute_metrics(TASKS["stsb"], s_pred, s_gold)
+    assert m["pearson"] == pearsonr(s_pred, s_gold)[0] and m["spearmanr"] == spearmanr(s_pred, s_gold)[0]
+
+
+def test_reported_metric_matches_prediction_file(script, assets, tmp_path, capsys):
+    assert run(script, capsys, *base_args(assets, tmp_path / "run", task="cola"))[0] == 0
+    rows = predictions(tmp_path / "run")
+    assert [r["idx"] for r in rows] == list(range(100))
+    assert set(rows[0]) == {"idx", "label", "prediction", "probs", "sentence"}
+    mcc = matthews_corrcoef([r["label"] for r in rows], [r["prediction"] for r in rows])
+    assert results(tmp_path / "run")["eval_matthews_correlation"] == pytest.approx(mcc)
+
+
+MNLI_HEADER = ("index\tpromptID\tpairID\tgenre\tsentence1_binary_parse\tsentence2_binary_parse\tsentence1_parse\t"
+               "sentence2_parse\tsentence1\tsentence2")
+
+
+def write_mnli(root, n=60):
+    from frozen_glue.tiny import synthetic_sentences
+
+    labels = ["entailment", "neutral", "contradiction"]
+    (root / "MNLI").mkdir(parents=True)
+    for name, extra in (("train.tsv", "\tlabel1\tgold_label"),
+                        ("dev_matched.tsv", "\tlabel1\tlabel2\tlabel3\tlabel4\tlabel5\tgold_label"),
+                        ("dev_mismatched.tsv", "\tlabel1\tlabel2\tlabel3\tlabel4\tlabel5\tgold_label")):
+        rows = [MNLI_HEADER + extra]
+        for i, (text, y) in enumerate(synthetic_sentences(n, len(name))):
+            gold = labels[y if i % 5 else 2]
+            n_labels = extra.count("label")
+            rows.append("\t".join([str(i), "1", "1a", "fiction", "( x )", "( y )", "(S x)", "(S y)", text,
+                                   'he said "yes"'] + [gold] * n_labels))
+        (root / "MNLI" / name).write_text("\n".join(rows) + "\n")
+
+
+def test_mnli_writes_mm_keys_and_two_prediction_files(script, tmp_path, assets, capsys):
+    write_mnli(tmp_path / "glue")
+    out = tmp_path / "run"
+    code, _, err = run(script, capsys, "--model_name_or_path", assets["base"], "--task_name", "mnli",
+                       "--glue_dir", tmp_path / "glue", "--output_dir", out, *TRAIN)
+    assert code == 0, err
+    r = results(out)
+    assert {"eval_accuracy", "eval_accuracy_mm", "eval_loss", "eval_loss_mm", "eval_samples_mm"} <= set(r)
+    assert len(predictions(out, "validation_matched")) == len(predictions(out, "validation_mismatched")) == 60
+    assert predictions(out, "validation_matched")[0]["hypothesis"] == 'he said "yes"'
+
+
+def write_stsb(root, n=80):
+    from frozen_glue.tiny import synthetic_sentences
+
+    (root / "STS-B").mkdir(parents=True)
+    header = "index\tgenre\tfilename\tyear\told_index\tsource1\tsource2\tsentence1\tsentence2\tscore"
+    for name, seed in (("train.tsv", 1), ("dev.tsv", 2)):
+        rows = [header] + [f"{i}\tmain-captions\tMSRvid\t2012test\t{i:04d}\tnone\tnone\t{t}\t{t}\t{5.0 * y:.3f}"
+                           for i, (t, y) in enumerate(synthetic_sentences(n, seed))]
+        (root / "STS-B" / name).write_text("\n".join(rows) + "\n")
+
+
+def test_stsb_runs_as_regression(script, tmp_path, assets, capsys):
+    write_stsb(tmp_path / "glue")
+    code, _, err = run(script, capsys, "--model_name_or_path", assets["base"], "--task_name", "stsb",
+                       "--glue_dir", tmp_path / "glue", "--output_dir", tmp_path / "run", *TRAIN)
+    assert code == 0, err
+    r = results(tmp_path / "run")
+    assert {"eval_pearson", "eval_spearmanr", "eval_combined_score"} <= set(r)
+    row = predictions(tmp_path / "run")[0]
+    assert isinstance(row["score"], float) and "probs" not in row
+    assert load_file(tmp_path / "run" / "head.safetensors")["score.weight"].shape == (1, 32)
+
+
+def test_do_predict_writes_upstream_file(script, tmp_path, assets, capsys):
+    glue = tmp_path / "glue"
+    (glue / "CoLA").mkdir(parents=True)
+    for f in ("train.tsv", "dev.tsv"):
+        (glue / "CoLA" / f).write_text((assets["glue_dir"] / "CoLA" / f).read_text())
+    (glue / "CoLA" / "test.tsv").write_text("index\tsentence\n0\tthe cat wonderful\n1\tthe dog terrible\n")
+    code, _, err = run(script, capsys, "--model_name_or_path", assets["base"], "--task_name", "cola",
+                       "--glue_dir", glue, "--output_dir", tmp_path / "run", "--do_predict", *TRAIN)
+    assert code == 0, err
+    lines = (tmp_path / "run" / "predict_results_cola.txt").read_text().splitlines()
+    assert lines[0] == "index\tprediction" and len(lines) == 3
+    assert lines[1].split("\t")[1] in TASKS["cola"].label_names
+
+
+# ------------------------------------------------------------------------------------------ GLUE layouts
+
+LAYOUTS = {  # task: (folder, file text in the original GLUE format, expected first row)
+    "cola": ("CoLA", 'gj04\t1\t\tThe "big" cat sat.\nclc95\t0\t*\tCat the sat.\n',
+             {"sentence": 'The "big" cat sat.', "label": 1}),
+    "sst2": ("SST-2", "sentence\tlabel\nit 's a \"charming\" film \t1\nbad \t0\n",
+             {"sentence": 'it \'s a "charming" film ', "label": 1}),
+    "mrpc": ("MRPC", "\ufeffQuality\t#1 ID\t#2 ID\t#1 String\t#2 String\n1\t1\t2\tHe said \"hi\" .\tHe said hi .\n",
+             {"sentence1": 'He said "hi" .', "sentence2": "He said hi .", "label": 1}),
+    "stsb": ("STS-B", "index\tgenre\tfilename\tyear\told_index\tsource1\tsource2\tsentence1\tsentence2\tscore\n"
+                      "0\tmain-captions\tMSRvid\t2012test\t0001\tnone\tnone\tA man.\tA \"man\".\t4.750\n",
+             {"sentence1": "A man.", "sentence2": 'A "man".', "label": 4.75}),
+    "qqp": ("QQP", "id\tqid1\tqid2\tquestion1\tquestion2\tis_duplicate\n7\t1\t2\tWhy \"x\"?\tWhy x?\t0\n",
+            {"question1": 'Why "x"?', "question2": "Why x?", "label": 0}),
+    "qnli": ("QNLI", "index\tquestion\tsentence\tlabel\n0\tWho?\tHe \"did\".\tnot_entailment\n",
+             {"question": "Who?", "sentence": 'He "did".', "label": 1}),
+    "rte": ("RTE", "index\tsentence1\tsentence2\tlabel\n0\tA \"b\".\tC.\tentailment\n",
+            {"sentence1": 'A "b".', "sentence2": "C.", "label": 0}),
+    "wnli": ("WNLI", "index\tsentence1\tsentence2\tlabel\n0\tI saw it.\tIt was seen.\t1\n",
+             {"sentence1": "I saw it.", "sentence2": "It was seen.", "label": 1}),
+}
+
+
+@pytest.mark.parametrize("task", sorted(LAYOUTS))
+def test_original_glue_layout_is_read(task, tmp_path):
+    folder, text, expected = LAYOUTS[task]
+    path = tmp_path / "train.tsv"
+    path.write_text(text, encoding="utf-8")
+    ds = read_glue_tsv(TASKS[task], path)
+    row = ds[0]
+    assert {k: row[k] for k in expected} == expected and row["idx"] == 0
+    assert len(ds) == text.rstrip("\n").count("\n") + (0 if TASKS[task].tsv.header else 1)
+
+
+def test_mnli_layout_is_read(tmp_path):
+    write_mnli(tmp_path)
+    ds = read_glue_tsv(TASKS["mnli"], tmp_path / "MNLI" / "dev_matched.tsv")
+    assert len(ds) == 60 and ds[0]["hypothesis"] == 'he said "yes"' and set(ds["label"]) == {0, 1, 2}
+
+
+@pytest.mark.skipif(not SHARED_GLUE.is_dir(), reason="../shared/data/glue is absent")
+def test_real_cola_200_rows(script, tmp_path, assets, capsys):
+    out = tmp_path / "run"
+    code, _, err = run(script, capsys, "--model_name_or_path", assets["base"], "--task_name", "cola",
+                       "--glue_dir", SHARED_GLUE, "--output_dir", out, "--max_train_samples", "200",
+                       "--max_eval_samples", "200", *TRAIN)
+    assert code == 0, err
+    rows = predictions(out)
+    assert len(rows) == 200 and rows[0]["sentence"].startswith("The sailors rode the breeze clear of the rocks")
+    config = json.loads((out / "config.json").read_text())
+    assert config["debug_run"] is True and config["max_samples"] == {"max_train_samples": 200, "max_eval_samples": 200}
+    assert results(out)["train_samples"] == 200
+
+
+# --------------------------------------------------------------------------------------------- bad input
+
+
+def bad(script, capsys, *args):
+    code, _, err = run(script, capsys, *args)
+    assert code != 0
+    lines = [ln for ln in err.strip().splitlines() if ln.startswith("error: ")]
+    assert len(lines) == 1, err
+    return lines[0]
+
+
+def test_unknown_task(script, assets, tmp_path, capsys):
+    msg = bad(script, capsys, *base_args(assets, tmp_path / "r", task="colaa"))
+    assert "unknown task 'colaa'" in msg and "cola sst2 mrpc stsb qqp mnli qnli rte wnli" in msg
+
+
+def test_glue_dir_missing_task_folder_and_file(script, assets, tmp_path, capsys):
+    (tmp_path / "glue" / "RTE").mkdir(parents=True)
+    args = ["--model_name_or_path", assets["base"], "--output_dir", tmp_path / "r", *TRAIN, "--glue_dir", tmp_path / "glue"]
+    assert "has no MRPC/ folder" in bad(script, capsys, *args, "--task_name", "mrpc")
+    assert "RTE/train.tsv is missing" in bad(script, capsys, *args, "--task_name", "rte")
+
+
+def test_tsv_with_wrong_column_count_names_file_and_line(script, assets, tmp_path, capsys):
+    (tmp_path / "glue" / "SST-2").mkdir(parents=True)
+    (tmp_path / "glue" / "SST-2" / "train.tsv").write_text("sentence\tlabel\ngood\t1\nbad\t0\textra\n")
+    (tmp_path / "glue" / "SST-2" / "dev.tsv").write_text("sentence\tlabel\ngood\t1\n")
+    msg = bad(script, capsys, "--model_name_or_path", assets["base"], "--task_name", "sst2", "--glue_dir",
+              tmp_path / "glue", "--output_dir", tmp_path / "r", *TRAIN)
+    assert "SST-2/train.tsv:3: expected 2 tab-separated columns, found 3" in msg
+
+
+def test_label_outside_label_set(script, assets, tmp_path, capsys):
+    (tmp_path / "glue" / "SST-2").mkdir(parents=True)
+    (tmp_path / "glue" / "SST-2" / "train.tsv").write_text("sentence\tlabel\ngood\t1\nbad\t7\n")
+    (tmp_path / "glue" / "SST-2" / "dev.tsv").write_text("sentence\tlabel\ngood\t1\n")
+    msg = bad(script, capsys, "--model_name_or_path", assets["base"], "--task_name", "sst2", "--glue_dir",
+              tmp_path / "glue", "--output_dir", tmp_path / "r", *TRAIN)
+    assert "train.tsv:3: label '7' is not in sst2's label set (0=negative, 1=positive)" in msg
+
+
+def test_empty_split(script, assets, tmp_path, capsys):
+    (tmp_path / "glue" / "SST-2").mkdir(parents=True)
+    (tmp_path / "glue" / "SST-2" / "train.tsv").write_text("sentence\tlabel\ngood\t1\n")
+    (tmp_path / "glue" / "SST-2" / "dev.tsv").write_text("sentence\tlabel\n")
+    msg = bad(script, capsys, "--model_name_or_path", assets["base"], "--task_name", "sst2", "--glue_dir",
+              tmp_path / "glue", "--output_dir", tmp_path / "r", *TRAIN)
+    assert "validation split of sst2 is empty" in msg
+
+
+def test_bad_model_and_tokenizer_paths(script, assets, tmp_path, capsys):
+    common = ["--task_name", "sst2", "--glue_dir", assets["glue_dir"], "--output_dir", tmp_path / "r", *TRAIN]
+    assert "does not exist" in bad(script, capsys, "--model_name_or_path", tmp_path / "nope", *common)
+    (tmp_path / "empty").mkdir()
+    assert "has no config.json" in bad(script, capsys, "--model_name_or_path", tmp_path / "empty", *common)
+    assert "--tokenizer_name" in bad(script, capsys, "--model_name_or_path", assets["base"],
+                                     "--tokenizer_name", tmp_path / "no-tok", *common)
+    (tmp_path / "junk-tok").mkdir()
+    (tmp_path / "junk-tok" / "tokenizer_config.json").write_text("{not json")
+    assert "cannot read a tokenizer from" in bad(script, capsys, "--model_name_or_path", assets["base"],
+                                                 "--tokenizer_name", tmp_path / "junk-tok", *common)
+
+
+def test_unfreeze_deeper_than_model_and_too_long_sequences(script, assets, tmp_path, capsys):
+    args = base_args(assets, tmp_path / "r")
+    assert "larger than the model's depth (2 blocks)" in bad(script, capsys, *args, "--unfreeze_top_layers", "3")
+    assert "exceeds the model's 128 positions" in bad(script, capsys, *args, "--max_seq_length", "512")
+
+
+def test_complete_run_is_not_overwritten(script, assets, tmp_path, capsys):
+    args = base_args(assets, tmp_path / "r")
+    assert run(script, capsys, *args)[0] == 0
+    stamp = (tmp_path / "r" / "all_results.json").stat().st_mtime_ns
+    assert "already hold(s) a complete run; pass --overwrite_output_dir" in bad(script, capsys, *args)
+    assert (tmp_path / "r" / "all_results.json").stat().st_mtime_ns == stamp
+    assert run(script, capsys, *args, "--overwrite_output_dir")[0] == 0
+
+
+def test_killed_run_leaves_no_results(assets, tmp_path):
+    out = tmp_path / "r"
+    args = [sys.executable, str(ROOT / "run_glue_frozen.py"), *map(str, base_args(assets, out)),
+            "--num_train_epochs", "500"]
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 60
+    while not (out / "config.json").exists() and time.time() < deadline:
+        time.sleep(0.2)
+    time.sleep(1.0)
+    proc.kill()
+    proc.wait()
+    assert (out / "config.json").exists() and not (out / "all_results.json").exists()
+
+
+def test_no_hub_and_no_local_data_fails_fast(assets, tmp_path):
+    from types import SimpleNamespace
+
+    from frozen_glue.data import load_glue
+
+    args = SimpleNamespace(glue_dir=None, train_file=None, validation_file=None, test_file=None, dataset_name=None,
+                           cache_dir=str(tmp_path / "hf"))
+    started = time.time()
+    with pytest.raises(UserError, match="hub is unreachable.*pass local data with --glue_dir DIR"):
+        load_glue(TASKS["rte"], args)
+    assert time.time() - started < 2.0

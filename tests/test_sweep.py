@@ -1,0 +1,146 @@
+"""launch/all_tasks.sh (frozen_glue/sweep.py) and ds_configs/: planning, resuming, failures, DeepSpeed."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import ROOT
+
+from frozen_glue.errors import UserError
+from frozen_glue.layout import is_complete
+from frozen_glue.sweep import validate_ds_config
+
+FAST = "--num_train_epochs 2 --learning_rate 1e-2 --per_device_train_batch_size 16 --disable_tqdm true"
+
+
+def models_file(tmp_path, assets, *extra_lines):
+    path = tmp_path / "models.tsv"
+    lines = ["# test models", f"gpt2\t{assets['base']}\t-\t",
+             f"comet\t{assets['comet']}\t{assets['comet_tokenizer']}\t", *extra_lines]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def sweep(tmp_path, assets, models=None, args=(), **env):
+    """Run `bash launch/all_tasks.sh` with a test environment: (exit code, stdout+stderr)."""
+    full_env = {**os.environ, "PYTHON": sys.executable, "MODELS": str(models or models_file(tmp_path, assets)),
+                "RUNS": str(tmp_path / "runs"), "GLUE_DIR": str(assets["glue_dir"]), "TASKS": "cola sst2",
+                "SEEDS": "1 2 3", "LAUNCHER": "python", "EXTRA_ARGS": FAST, **env}
+    proc = subprocess.run(["bash", str(ROOT / "launch" / "all_tasks.sh"), *args], capture_output=True, text=True,
+                          env=full_env, timeout=900)
+    return proc.returncode, proc.stdout + proc.stderr
+
+
+def test_dry_run_prints_one_command_per_run(tmp_path, assets):
+    code, out = sweep(tmp_path, assets, DRY_RUN="1")
+    commands = [ln for ln in out.splitlines() if "run_glue_frozen.py" in ln]
+    assert code == 0 and len(commands) == 2 * 2 * 3
+    assert sum("--seed 2 " in c for c in commands) == 4 and all("--do_train" in c for c in commands)
+    assert not (tmp_path / "runs").exists()
+
+
+def test_dry_run_groups_seeds_with_feature_cache(tmp_path, assets):
+    code, out = sweep(tmp_path, assets, DRY_RUN="1", FEATURE_CACHE=str(tmp_path / "cache"))
+    commands = [ln for ln in out.splitlines() if "run_glue_frozen.py" in ln]
+    assert code == 0 and len(commands) == 2 * 2
+    assert all("--seeds 1 2 3" in c and "--feature_cache" in c for c in commands)
+
+
+def test_dry_run_uses_the_deepspeed_launcher(tmp_path, assets):
+    code, out = sweep(tmp_path, assets, DRY_RUN="1", LAUNCHER="auto", TASKS="cola", SEEDS="1")
+    commands = [ln for ln in out.splitlines() if "run_glue_frozen.py" in ln]
+    assert code == 0 and len(commands) == 2
+    assert all("deepspeed --num_gpus 1" in c and "ds_configs/zero2.json" in c and c.endswith("--use_cpu")
+               for c in commands)
+
+
+def test_kill_and_resume_completes_every_run_exactly_once(tmp_path, assets):
+    env = {**os.environ, "PYTHON": sys.executable, "MODELS": str(models_file(tmp_path, assets)),
+           "RUNS": str(tmp_path / "runs"), "GLUE_DIR": str(assets["glue_dir"]), "TASKS": "cola", "SEEDS": "1 2",
+           "LAUNCHER": "python", "EXTRA_ARGS": FAST.replace("--num_train_epochs 2", "--num_train_epochs 40")}
+    runs = tmp_path / "runs"
+    first, second = runs / "gpt2" / "cola" / "seed1", runs / "gpt2" / "cola" / "seed2"
+    proc = subprocess.Popen(["bash", str(ROOT / "launch" / "all_tasks.sh")], env=env, start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while time.time() < deadline and not (is_complete(first) and (second / "config.json").exists()):
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)  # the sweep and its run, mid-run
+    proc.wait()
+    assert is_complete(first) and (second / "config.json").exists() and not is_complete(second)
+    code, out = sweep(tmp_path, assets, TASKS="cola", SEEDS="1 2")
+    assert code == 0, out
+    assert f"skip (complete): {first}" in out
+    assert "3 complete, 1 skipped, 0 failed" in out
+    folders = [runs / m / "cola" / f"seed{s}" for m in ("gpt2", "comet") for s in (1, 2)]
+    assert all(is_complete(f) for f in folders)
+    for f in folders:
+        log = (f / "run.log").read_text()
+        assert log.count("run complete:") == 1, f
+    assert (second / "run.log").read_text().count("=== ") == 2  # killed attempt + redo, in one appended log
+    assert not list(runs.rglob("*.tmp"))
+
+
+def test_failed_run_is_reported_and_others_complete(tmp_path, assets):
+    (tmp_path / "broken").mkdir()
+    models = models_file(tmp_path, assets, f"broken\t{tmp_path / 'broken'}\t-\t", "unset\t${NO_SUCH_VAR_X}\t-\t")
+    code, out = sweep(tmp_path, assets, models=models, TASKS="cola", SEEDS="1")
+    assert code == 1
+    assert "2 complete, 0 skipped, 2 failed" in out
+    assert f"failed: broken/cola seed(s) 1: error: --model_name_or_path {tmp_path / 'broken'} has no config.json" in out
+    assert f"log: {tmp_path / 'runs' / 'broken' / 'cola' / 'seed1' / 'run.log'}" in out
+    assert "NO_SUCH_VAR_X is not set; export NO_SUCH_VAR_X=" in out
+    assert is_complete(tmp_path / "runs" / "gpt2" / "cola" / "seed1")
+
+
+@pytest.mark.parametrize("env,message", [
+    ({"TASKS": "cola colaa"}, "unknown task 'colaa'"),
+    ({"NUM_GPUS": "4"}, "NUM_GPUS=4 but this machine has 0 GPU(s)"),
+    ({"LAUNCHER": "deepspeed", "DS_CONFIG": "nope.json"}, "DS_CONFIG nope.json does not exist"),
+])
+def test_bad_settings(tmp_path, assets, env, message):
+    code, out = sweep(tmp_path, assets, DRY_RUN="1", **env)
+    assert code == 2 and f"error: {message}" in out and "Traceback" not in out
+
+
+def test_models_file_with_wrong_field_count_names_the_line(tmp_path, assets):
+    path = tmp_path / "m.tsv"
+    path.write_text("# comment\ngpt2\tgpt2\t-\t\nbad line without tabs\n")
+    code, out = sweep(tmp_path, assets, models=path, DRY_RUN="1")
+    assert code == 2 and f"error: {path}:3: expected 3 or 4 tab-separated fields" in out
+
+
+@pytest.mark.parametrize("config", sorted((ROOT / "ds_configs").glob("*.json")), ids=lambda p: p.name)
+def test_ds_configs_pass_deepspeed_validation(config):
+    validate_ds_config(config)
+
+
+def test_invalid_ds_configs_are_refused(tmp_path):
+    (tmp_path / "bad.json").write_text("{ not json")
+    with pytest.raises(UserError, match="not valid JSON"):
+        validate_ds_config(tmp_path / "bad.json")
+    (tmp_path / "stage.json").write_text(json.dumps({"train_batch_size": "auto", "zero_optimization": {"stage": 9}}))
+    with pytest.raises(UserError, match="not a valid DeepSpeed config"):
+        validate_ds_config(tmp_path / "stage.json")
+
+
+def test_real_deepspeed_zero2_run_on_cpu(tmp_path, assets):
+    """One real run through the `deepspeed` launcher on CPU (gloo), ZeRO-2, a few steps."""
+    models = tmp_path / "m.tsv"
+    models.write_text(f"gpt2\t{assets['base']}\t-\t\n")
+    code, out = sweep(tmp_path, assets, models=models, TASKS="cola", SEEDS="1", LAUNCHER="deepspeed",
+                      DS_CONFIG=str(ROOT / "ds_configs" / "zero2.json"),
+                      EXTRA_ARGS=FAST + " --max_train_samples 64 --max_eval_samples 32",
+                      TORCH_EXTENSIONS_DIR=str(Path.home() / ".cache" / "frozen_glue" / "torch_extensions"))
+    folder = tmp_path / "runs" / "gpt2" / "cola" / "seed1"
+    assert code == 0, out + (folder / "run.log").read_text()[-3000:]
+    assert is_complete(folder)
+    assert {"config.json", "head.safetensors", "predictions_validation.jsonl"} <= {p.name for p in folder.iterdir()}
+    config = json.loads((folder / "config.json").read_text())
+    assert config["args"]["training"]["deepspeed"].endswith("zero2.json")
+    assert "deepspeed --num_gpus 1" in (folder / "run.log").read_text()
