@@ -37,8 +37,9 @@ def write_figure(fig, path):
 
 def numeric_wide(summary, pairs):
     """summary.csv: one row per task x metric; <model>_mean/_std/_n per model; <a>-<b>_diff/_welch_p per pair."""
-    table = summary.pivot_table(index=["task", "metric"], columns="model", values=["mean", "std", "n"],
-                                observed=True, sort=False, dropna=False)
+    # unstack, not pivot_table: it keeps a single-seed model's all-NaN std column
+    table = summary.astype({"task": str}).set_index(["task", "metric", "model"])[["mean", "std", "n"]] \
+        .unstack("model", sort=False)
     table.columns = [f"{model}_{stat}" for stat, model in table.columns]
     models = list(dict.fromkeys(summary["model"]))
     table = table[[f"{m}_{s}" for m in models for s in ("mean", "std", "n")]]
@@ -60,8 +61,8 @@ def reference_table(path, summary):
         raise UserError(f"--reference {path} lacks column(s) {sorted(missing)}; need model,task,metric,mean,std")
     ours = summary.astype({"task": str})[["model", "task", "metric", "mean", "std", "n"]]
     merged = ref.merge(ours, on=["model", "task", "metric"], how="left", suffixes=("_ref", "_ours"))
-    merged["within_2std"] = (merged["mean_ours"] - merged["mean_ref"]).abs() <= 2 * merged["std_ref"]
-    merged.loc[merged["mean_ours"].isna(), "within_2std"] = None
+    within = (merged["mean_ours"] - merged["mean_ref"]).abs() <= 2 * merged["std_ref"]
+    merged["within_2std"] = within.astype("boolean").mask(merged["mean_ours"].isna())  # NA: we have no such run
     return merged
 
 

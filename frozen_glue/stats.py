@@ -1,6 +1,8 @@
 """Significance: across seeds (Welch's t-test), across examples (exact McNemar, paired bootstrap), and the Holm
 correction for many slices. Thin wrappers over scipy / statsmodels so the numbers are theirs."""
 
+import warnings
+
 import numpy as np
 from scipy import stats as sps
 from statsmodels.stats.contingency_tables import mcnemar
@@ -18,7 +20,9 @@ def welch_p(a, b):
     """Two-sided Welch t-test p-value of two models' per-seed scores (NaN when a side has < 2 seeds)."""
     if len(a) < 2 or len(b) < 2:
         return float("nan")
-    return float(sps.ttest_ind(a, b, equal_var=False).pvalue)
+    with warnings.catch_warnings():  # identical seeds (std 0) make scipy warn; the p it returns says it all
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return float(sps.ttest_ind(a, b, equal_var=False).pvalue)
 
 
 def mcnemar_exact(only_a_right: int, only_b_right: int) -> float:
