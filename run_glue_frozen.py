@@ -30,7 +30,7 @@ from transformers import (DataCollatorWithPadding, HfArgumentParser, Trainer,  #
                           TrainingArguments, set_seed)
 
 from frozen_glue import cache as feature_cache  # noqa: E402
-from frozen_glue import layout, modeling  # noqa: E402
+from frozen_glue import head_training, layout, modeling  # noqa: E402
 from frozen_glue.data import load_glue, rows_digest, select_rows  # noqa: E402
 from frozen_glue.errors import UserError  # noqa: E402
 from frozen_glue.tasks import compute_metrics, get_task  # noqa: E402
@@ -378,16 +378,16 @@ class Study:
         data = {s: FeatureDataset(features[s], None if s.startswith("test") else list(self.raw[s]["label"]),
                                   self.task.is_regression) for s in features}
         trainer = Trainer(model=head, args=args, train_dataset=data.get("train"))
-        self.finish(trainer, folder, data.__getitem__, head.model_state_dict, None)
+        self.finish(trainer, folder, data.__getitem__, head.model_state_dict, None, head_training.train)
 
-    def finish(self, trainer, folder, eval_data, head_state, model):
+    def finish(self, trainer, folder, eval_data, head_state, model, train=lambda t: t.train().metrics):
         """Train, evaluate, dump predictions and head, then all_results.json last (atomically)."""
         results = {}
         if self.args.do_train:
-            train = trainer.train()
-            results.update(train.metrics)
+            metrics = train(trainer)
+            results.update(metrics)
             results["train_samples"] = len(self.raw["train"])
-            layout.atomic_write_json(Path(folder) / "train_results.json", train.metrics)
+            layout.atomic_write_json(Path(folder) / "train_results.json", metrics)
         if trainer.is_world_process_zero():
             save_file(head_state(), str(Path(folder) / layout.HEAD_FILE))
             if self.model_args.save_full_model and model is not None:

@@ -56,7 +56,7 @@ def summary_figure(runs, models, path=None):
     ax.set_xticks(range(len(tasks)), [f"{t}\n({METRIC_LABEL.get(TASKS[t].main_metric, TASKS[t].main_metric)})"
                                       for t in tasks], fontsize=7)
     ax.set_ylabel("main metric (mean ± std over seeds)")
-    ax.legend(fontsize=7, frameon=False)
+    ax.legend(fontsize=7, frameon=False, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=min(len(models), 4))
     fig.tight_layout()
     if path:
         fig.savefig(path, dpi=DPI)

