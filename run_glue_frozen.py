@@ -164,8 +164,9 @@ class FeatureDataset(torch.utils.data.Dataset):
     def __getitems__(self, indices):  # one indexing op per batch instead of one per row
         index = torch.as_tensor(indices)
         if self.labels is None:
-            return [{"features": f} for f in self.features[index]]
-        return [{"features": f, "labels": y} for f, y in zip(self.features[index], self.labels[index])]
+            return [{"features": f, "index": i} for f, i in zip(self.features[index], index)]
+        return [{"features": f, "labels": y, "index": i}
+                for f, y, i in zip(self.features[index], self.labels[index], index)]
 
 
 # ------------------------------------------------------------------------------------------------- outputs
@@ -317,11 +318,12 @@ class Study:
             Path(folder).mkdir(parents=True, exist_ok=True)
             Path(folder, layout.RESULTS_FILE).unlink(missing_ok=True)  # an overwritten run is incomplete
             self.write_config(seed, folder, "cached" if cached else "trainer")
-            if cached:
-                self.run_cached(seed, folder, features)
-            else:
+        if cached:
+            self.run_cached(features)
+        else:
+            for seed, folder in self.folders.items():
                 self.run_trainer(seed, folder)
-            print(f"run complete: {folder}", flush=True)
+                print(f"run complete: {folder}", flush=True)
 
     def run_trainer(self, seed, folder):
         args = self.seed_args(seed, folder)
@@ -369,16 +371,24 @@ class Study:
         self.model.to("cpu")
         return features
 
-    def run_cached(self, seed, folder, features):
-        args = dataclasses.replace(self.seed_args(seed, folder), deepspeed=None)
-        modules = copy.deepcopy(modeling.head_modules(self.model))
-        modeling.init_head(modules.values(), self.config, seed)
-        head = modeling.CachedHead(modules, modeling.pooling_rule(self.config), self.task.num_labels,
-                                   self.config.problem_type)
+    def run_cached(self, features):
+        """Every seed's head from the cached features: trained together (head_training.train_many), then each
+        seed evaluated and written like a Trainer-path run."""
         data = {s: FeatureDataset(features[s], None if s.startswith("test") else list(self.raw[s]["label"]),
                                   self.task.is_regression) for s in features}
-        trainer = Trainer(model=head, args=args, train_dataset=data.get("train"))
-        self.finish(trainer, folder, data.__getitem__, head.model_state_dict, None, head_training.train)
+        trainers = {}
+        for seed, folder in self.folders.items():
+            args = dataclasses.replace(self.seed_args(seed, folder), deepspeed=None)
+            modules = copy.deepcopy(modeling.head_modules(self.model))
+            modeling.init_head(modules.values(), self.config, seed)
+            head = modeling.CachedHead(modules, modeling.pooling_rule(self.config), self.task.num_labels,
+                                       self.config.problem_type)
+            trainers[seed] = Trainer(model=head, args=args, train_dataset=data.get("train"))
+        metrics = dict(zip(trainers, head_training.train_many(list(trainers.values())))) if self.args.do_train else {}
+        for seed, trainer in trainers.items():
+            self.finish(trainer, self.folders[seed], data.__getitem__, trainer.model.model_state_dict, None,
+                        lambda t, seed=seed: metrics[seed])
+            print(f"run complete: {self.folders[seed]}", flush=True)
 
     def finish(self, trainer, folder, eval_data, head_state, model, train=lambda t: t.train().metrics):
         """Train, evaluate, dump predictions and head, then all_results.json last (atomically)."""

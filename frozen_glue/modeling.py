@@ -251,7 +251,7 @@ class CachedHead(nn.Module):
         self.heads = nn.ModuleDict(modules)
         self.rule, self.num_labels, self.problem_type = rule, num_labels, problem_type
 
-    def forward(self, features, labels=None):
+    def forward(self, features, labels=None, index=None):  # index: row ids, read by the training loop only
         if self.rule == "pooler":          # BertForSequenceClassification: dropout, classifier
             logits = self.heads["classifier"](self.heads["dropout"](features))
         elif self.rule == "first_token":   # RobertaClassificationHead reads position 0 of a sequence

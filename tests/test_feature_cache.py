@@ -66,6 +66,11 @@ def test_five_seeds_make_five_runs_indistinguishable_from_trainer_runs(script, a
         assert keys["cached"] == keys["trainer"]
         configs = {m: json.loads((runs / m / "cola" / f"seed{seed}" / "config.json").read_text()) for m in keys}
         assert set(configs["cached"]) == set(configs["trainer"])
+        # the five seeds' heads trained together (stacked) equal five separate Trainer runs
+        heads = {m: load_file(runs / m / "cola" / f"seed{seed}" / "head.safetensors") for m in keys}
+        assert torch.allclose(heads["cached"]["score.weight"], heads["trainer"]["score.weight"], atol=1e-4)
+        metric = {m: results(runs / m / "cola" / f"seed{seed}")["eval_matthews_correlation"] for m in keys}
+        assert metric["cached"] == pytest.approx(metric["trainer"], abs=1e-4)
     summary = run_results.summarize(table)
     assert list(summary["n"]) == [5, 5]
     assert summary["mean"].iloc[0] == pytest.approx(summary["mean"].iloc[1], abs=1e-4)

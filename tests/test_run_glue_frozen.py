@@ -388,3 +388,13 @@ def test_no_hub_and_no_local_data_fails_fast(assets, tmp_path):
     with pytest.raises(UserError, match="hub is unreachable.*pass local data with --glue_dir DIR"):
         load_glue(TASKS["rte"], args)
     assert time.time() - started < 2.0
+
+
+def test_report_to_wandb_offline(script, assets, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_DIR", str(tmp_path))
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    code, _, err = run(script, capsys, *base_args(assets, tmp_path / "run"), "--report_to", "wandb",
+                       "--run_name", "frozen-glue-test")
+    assert code == 0, err
+    assert list((tmp_path / "wandb").glob("offline-run-*")), "no offline W&B run was written"
