@@ -313,13 +313,12 @@ class Study:
 
     def run(self):
         cached = self.use_cache
-        features = self.extract_all() if cached else None
-        for seed, folder in self.folders.items():
+        for seed, folder in self.folders.items():  # config.json first, before extraction or training
             Path(folder).mkdir(parents=True, exist_ok=True)
             Path(folder, layout.RESULTS_FILE).unlink(missing_ok=True)  # an overwritten run is incomplete
             self.write_config(seed, folder, "cached" if cached else "trainer")
         if cached:
-            self.run_cached(features)
+            self.run_cached(self.extract_all())
         else:
             for seed, folder in self.folders.items():
                 self.run_trainer(seed, folder)

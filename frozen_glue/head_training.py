@@ -22,6 +22,17 @@ from torch import nn
 from transformers import Trainer, set_seed
 
 
+def epoch_batches(loader, epoch):
+    """Iterate the Trainer's prepared dataloader for one epoch, after the same set_epoch calls Trainer makes
+    (accelerate's DataLoaderShard does not forward set_epoch to a wrapped batch sampler)."""
+    if hasattr(loader, "set_epoch"):
+        loader.set_epoch(epoch)
+    inner = getattr(getattr(loader, "batch_sampler", None), "batch_sampler", None)
+    if hasattr(inner, "set_epoch"):
+        inner.set_epoch(epoch)
+    return iter(loader)
+
+
 def supported(args) -> bool:
     return (args.gradient_accumulation_steps == 1 and args.max_steps <= 0 and float(args.num_train_epochs).is_integer()
             and not args.deepspeed and args.report_to in ([], None, "none", ["none"]) and args.world_size == 1)
@@ -45,12 +56,7 @@ def train(trainer) -> dict:
     total_loss = torch.zeros((), device=device)
     started = time.time()
     for epoch in range(epochs):
-        if hasattr(dataloader, "set_epoch"):
-            dataloader.set_epoch(epoch)
-        inner = getattr(getattr(dataloader, "batch_sampler", None), "batch_sampler", None)
-        if hasattr(inner, "set_epoch"):
-            inner.set_epoch(epoch)
-        for batch in dataloader:
+        for batch in epoch_batches(dataloader, epoch):
             model.train()
             loss = model(features=batch["features"].to(device), labels=batch["labels"].to(device))["loss"]
             loss.backward()
@@ -85,15 +91,7 @@ def train_many(trainers) -> list:
     for t in trainers:  # each seed's batch order, drawn as its own Trainer path would draw it
         set_seed(t.args.seed)
         loader = t.get_train_dataloader()
-        order = []
-        for epoch in range(epochs):
-            if hasattr(loader, "set_epoch"):
-                loader.set_epoch(epoch)
-            inner = getattr(getattr(loader, "batch_sampler", None), "batch_sampler", None)
-            if hasattr(inner, "set_epoch"):
-                inner.set_epoch(epoch)
-            order += [batch["index"] for batch in loader]
-        orders.append(order)
+        orders.append([batch["index"] for epoch in range(epochs) for batch in epoch_batches(loader, epoch)])
     head = trainers[0].model
     features, labels = trainers[0].train_dataset.features, trainers[0].train_dataset.labels
     weight = nn.Parameter(torch.stack([lin.weight.detach() for lin in linears]))          # seeds x out x in

@@ -308,30 +308,27 @@ def test_glue_dir_missing_task_folder_and_file(script, assets, tmp_path, capsys)
     assert "RTE/train.tsv is missing" in bad(script, capsys, *args, "--task_name", "rte")
 
 
-def test_tsv_with_wrong_column_count_names_file_and_line(script, assets, tmp_path, capsys):
+def bad_sst2(script, assets, tmp_path, capsys, train, dev="sentence\tlabel\ngood\t1\n"):
+    """The one-line error for an SST-2 folder holding these train/dev texts."""
     (tmp_path / "glue" / "SST-2").mkdir(parents=True)
-    (tmp_path / "glue" / "SST-2" / "train.tsv").write_text("sentence\tlabel\ngood\t1\nbad\t0\textra\n")
-    (tmp_path / "glue" / "SST-2" / "dev.tsv").write_text("sentence\tlabel\ngood\t1\n")
-    msg = bad(script, capsys, "--model_name_or_path", assets["base"], "--task_name", "sst2", "--glue_dir",
-              tmp_path / "glue", "--output_dir", tmp_path / "r", *TRAIN)
+    (tmp_path / "glue" / "SST-2" / "train.tsv").write_text(train)
+    (tmp_path / "glue" / "SST-2" / "dev.tsv").write_text(dev)
+    return bad(script, capsys, "--model_name_or_path", assets["base"], "--task_name", "sst2", "--glue_dir",
+               tmp_path / "glue", "--output_dir", tmp_path / "r", *TRAIN)
+
+
+def test_tsv_with_wrong_column_count_names_file_and_line(script, assets, tmp_path, capsys):
+    msg = bad_sst2(script, assets, tmp_path, capsys, "sentence\tlabel\ngood\t1\nbad\t0\textra\n")
     assert "SST-2/train.tsv:3: expected 2 tab-separated columns, found 3" in msg
 
 
 def test_label_outside_label_set(script, assets, tmp_path, capsys):
-    (tmp_path / "glue" / "SST-2").mkdir(parents=True)
-    (tmp_path / "glue" / "SST-2" / "train.tsv").write_text("sentence\tlabel\ngood\t1\nbad\t7\n")
-    (tmp_path / "glue" / "SST-2" / "dev.tsv").write_text("sentence\tlabel\ngood\t1\n")
-    msg = bad(script, capsys, "--model_name_or_path", assets["base"], "--task_name", "sst2", "--glue_dir",
-              tmp_path / "glue", "--output_dir", tmp_path / "r", *TRAIN)
+    msg = bad_sst2(script, assets, tmp_path, capsys, "sentence\tlabel\ngood\t1\nbad\t7\n")
     assert "train.tsv:3: label '7' is not in sst2's label set (0=negative, 1=positive)" in msg
 
 
 def test_empty_split(script, assets, tmp_path, capsys):
-    (tmp_path / "glue" / "SST-2").mkdir(parents=True)
-    (tmp_path / "glue" / "SST-2" / "train.tsv").write_text("sentence\tlabel\ngood\t1\n")
-    (tmp_path / "glue" / "SST-2" / "dev.tsv").write_text("sentence\tlabel\n")
-    msg = bad(script, capsys, "--model_name_or_path", assets["base"], "--task_name", "sst2", "--glue_dir",
-              tmp_path / "glue", "--output_dir", tmp_path / "r", *TRAIN)
+    msg = bad_sst2(script, assets, tmp_path, capsys, "sentence\tlabel\ngood\t1\n", dev="sentence\tlabel\n")
     assert "validation split of sst2 is empty" in msg
 
 
