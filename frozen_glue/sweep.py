@@ -55,12 +55,26 @@ def read_models(path) -> list:
                 m.problem = f"model {alias}: {unset.group(1)} is not set; export {unset.group(1)}=/path/to/the/model"
             elif value.startswith((".", "/", "~")) and not Path(value).expanduser().exists():
                 m.problem = f"model {alias}: {value} does not exist"
+            elif value and not Path(value).expanduser().exists() and not hub_available(value):
+                m.problem = (f"model {alias}: {value} is a hub id, the hub is unreachable and it is not in the local "
+                             f"HF cache; download it and put its local dir in {path}")
         models.append(m)
     if not models:
         raise UserError(f"models file {path} lists no model")
     if len({m.alias for m in models}) != len(models):
         raise UserError(f"models file {path}: aliases must be unique")
     return models
+
+
+def hub_available(repo_id) -> bool:
+    """Reachable hub, or the model's config already in the local HF cache."""
+    from .hub import hub_reachable
+
+    if hub_reachable():
+        return True
+    from huggingface_hub import try_to_load_from_cache
+
+    return isinstance(try_to_load_from_cache(repo_id, "config.json"), str)
 
 
 def parse_tasks(text):

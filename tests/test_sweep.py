@@ -144,3 +144,13 @@ def test_real_deepspeed_zero2_run_on_cpu(tmp_path, assets):
     config = json.loads((folder / "config.json").read_text())
     assert config["args"]["training"]["deepspeed"].endswith("zero2.json")
     assert "deepspeed --num_gpus 1" in (folder / "run.log").read_text()
+
+
+def test_hub_model_without_hub_is_reported_once_up_front(tmp_path, assets):
+    models = tmp_path / "m.tsv"
+    models.write_text("gpt2-xl\tgpt2-xl\t-\t\n")
+    code, out = sweep(tmp_path, assets, models=models, TASKS="cola", SEEDS="1 2", HF_HUB_OFFLINE="1",
+                      HF_HOME=str(tmp_path / "hf"))
+    assert code == 1 and "0 complete, 0 skipped, 2 failed" in out
+    assert "gpt2-xl is a hub id, the hub is unreachable and it is not in the local HF cache" in out
+    assert not (tmp_path / "runs").exists()  # nothing was launched
