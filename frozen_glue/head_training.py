@@ -8,11 +8,12 @@ own `create_optimizer_and_scheduler`, and each step is the Trainer's: train mode
 clipping to `max_grad_norm`, optimizer step, scheduler step, zero_grad. tests/test_feature_cache.py checks the
 result against the Trainer path to 1e-4. Settings this loop does not cover fall back to `trainer.train()`.
 
-`train_many` trains several seeds' heads at once when the head is one Linear layer without dropout (GPT-2's
-`score`): AdamW is elementwise, so one optimizer over the seeds' stacked weights computes exactly what one
-optimizer per seed does; gradient clipping is done per seed; each seed's batches are its own Trainer
-dataloader's, drawn right after that seed's `set_seed`, as on the Trainer path. One step then costs about what
-one seed's step costs, which is what brings 5 seeds x 3 epochs close to the cost of the base forward alone.
+`train_many` trains several seeds' heads at once when the head is one Linear layer, after a dropout or not
+(GPT-2's `score`, BERT's `dropout` + `classifier`): AdamW is elementwise, so one optimizer over the seeds'
+stacked weights computes exactly what one optimizer per seed does; gradient clipping is done per seed; each
+seed's batches and dropout masks come from its own dataloader and RNG stream, consumed in its Trainer run's
+order (see SeedStream). One step then costs about what one seed's step costs, which is what brings 5 seeds x
+3 epochs close to the cost of the base forward alone.
 """
 
 import time
@@ -73,27 +74,57 @@ def train(trainer) -> dict:
             "epoch": float(epochs)}
 
 
-def _single_linear(head):
-    """The head's only Linear when it has nothing else that acts in training (no active dropout), else None."""
+def _stackable(head):
+    """(linear, dropout or None) when the head is one Linear, optionally after a dropout (GPT-2's `score`;
+    BERT's `dropout` + `classifier`), else None."""
     linears = [m for m in head.modules() if isinstance(m, nn.Linear)]
-    dropout = any(isinstance(m, nn.Dropout) and m.p > 0 for m in head.modules())
-    return linears[0] if len(linears) == 1 and not dropout and head.rule == "last_non_pad" else None
+    if len(linears) != 1 or head.rule not in ("last_non_pad", "pooler"):
+        return None
+    dropout = head.heads["dropout"] if head.rule == "pooler" else None
+    return linears[0], (dropout if dropout is not None and dropout.p > 0 else None)
+
+
+class SeedStream:
+    """One seed's batches and RNG stream, consumed in exactly the order its own Trainer run consumes them: the
+    global RNG is swapped in around this seed's batch fetch (epoch starts draw from it) and dropout draw."""
+
+    def __init__(self, trainer, epochs, device):
+        self.device = device
+        set_seed(trainer.args.seed)  # the state right after this seed's Trainer.__init__
+        loader = trainer.get_train_dataloader()
+        self.batches = (batch for epoch in range(epochs) for batch in epoch_batches(loader, epoch))
+        self.state = self._rng()
+
+    def _rng(self):
+        return (torch.get_rng_state(), torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None)
+
+    def next(self, features, dropout):
+        torch.set_rng_state(self.state[0])
+        if self.state[1] is not None:
+            torch.cuda.set_rng_state(self.state[1], self.device)
+        index = next(self.batches)["index"]
+        x = features[index.to(features.device)]
+        if dropout is not None:
+            x = dropout(x)
+        self.state = self._rng()
+        return x, index
 
 
 def train_many(trainers) -> list:
     """Train every trainer's CachedHead (one per seed, same arguments but the seed); their metrics in order."""
     args = trainers[0].args
-    linears = [_single_linear(t.model) for t in trainers]
-    if len(trainers) == 1 or not supported(args) or any(lin is None for lin in linears):
+    stackable = [_stackable(t.model) for t in trainers]
+    if len(trainers) == 1 or not supported(args) or any(s is None for s in stackable):
         return [train(t) for t in trainers]
-    epochs = int(args.num_train_epochs)
-    orders = []
-    for t in trainers:  # each seed's batch order, drawn as its own Trainer path would draw it
-        set_seed(t.args.seed)
-        loader = t.get_train_dataloader()
-        orders.append([batch["index"] for epoch in range(epochs) for batch in epoch_batches(loader, epoch)])
+    linears = [lin for lin, _ in stackable]
+    dropout = stackable[0][1]
     head = trainers[0].model
-    features, labels = trainers[0].train_dataset.features, trainers[0].train_dataset.labels
+    head.train()
+    device = linears[0].weight.device
+    features = trainers[0].train_dataset.features.to(device)
+    labels = trainers[0].train_dataset.labels.to(device)
+    epochs = int(args.num_train_epochs)
+    streams = [SeedStream(t, epochs, device) for t in trainers]
     weight = nn.Parameter(torch.stack([lin.weight.detach() for lin in linears]))          # seeds x out x in
     bias = nn.Parameter(torch.stack([lin.bias.detach() for lin in linears])) if linears[0].bias is not None else None
     groups = [{"params": [weight], "weight_decay": args.weight_decay}]  # Trainer: no decay on biases
@@ -101,14 +132,15 @@ def train_many(trainers) -> list:
         groups.append({"params": [bias], "weight_decay": 0.0})
     optimizer_cls, optimizer_kwargs = Trainer.get_optimizer_cls_and_kwargs(args, head)
     optimizer = optimizer_cls(groups, **optimizer_kwargs)
-    steps = len(orders[0])
+    steps = epochs * len(trainers[0].get_train_dataloader())
     scheduler = trainers[0].create_scheduler(num_training_steps=steps, optimizer=optimizer)
     params = [p for p in (weight, bias) if p is not None]
-    losses = torch.zeros(len(trainers))
+    losses = torch.zeros(len(trainers), device=device)
     started = time.time()
-    for step in range(steps):
-        index = torch.stack([order[step] for order in orders])                              # seeds x batch
-        logits = torch.bmm(features[index], weight.transpose(1, 2))                         # seeds x batch x out
+    for _ in range(steps):
+        inputs, indices = zip(*(stream.next(features, dropout) for stream in streams))
+        index = torch.stack(indices).to(device)                                             # seeds x batch
+        logits = torch.bmm(torch.stack(inputs), weight.transpose(1, 2))                     # seeds x batch x out
         if bias is not None:
             logits = logits + bias[:, None, :]
         gold = labels[index]

@@ -21,20 +21,27 @@ def args_for(assets, model, out, task="cola", *extra):
 
 @pytest.mark.parametrize("model", ["gpt2", "bert"])
 def test_cached_path_equals_trainer_path(script, assets, tmp_path, capsys, model):
+    """Two seeds, so the cached path trains them together (stacked; BERT's head dropout included)."""
     trainer_out, cached_out = tmp_path / "trainer", tmp_path / "cached"
-    assert run(script, capsys, *args_for(assets, model, trainer_out), "--seeds", "3")[0] == 0
-    code, out, err = run(script, capsys, *args_for(assets, model, cached_out), "--seeds", "3",
+    assert run(script, capsys, *args_for(assets, model, trainer_out), "--seeds", "3", "4")[0] == 0
+    code, out, err = run(script, capsys, *args_for(assets, model, cached_out), "--seeds", "3", "4",
                          "--feature_cache", tmp_path / "cache")
     assert code == 0, err
-    a, b = results(trainer_out / "seed3"), results(cached_out / "seed3")
-    for key in ("eval_matthews_correlation", "eval_loss"):
-        assert a[key] == pytest.approx(b[key], abs=1e-4)
-    ha, hb = load_file(trainer_out / "seed3" / "head.safetensors"), load_file(cached_out / "seed3" / "head.safetensors")
-    assert set(ha) == set(hb)
-    for k in ha:
-        assert torch.allclose(ha[k], hb[k], atol=1e-4), k
-    assert json.loads((cached_out / "seed3" / "config.json").read_text())["path"] == "cached"
-    assert json.loads((trainer_out / "seed3" / "config.json").read_text())["path"] == "trainer"
+    for seed in ("seed3", "seed4"):
+        a, b = results(trainer_out / seed), results(cached_out / seed)
+        for key in ("eval_matthews_correlation", "eval_loss"):
+            assert a[key] == pytest.approx(b[key], abs=1e-4)
+        ha, hb = load_file(trainer_out / seed / "head.safetensors"), load_file(cached_out / seed / "head.safetensors")
+        assert set(ha) == set(hb) and len(ha) == (1 if model == "gpt2" else 2)
+        for k in ha:
+            assert torch.allclose(ha[k], hb[k], atol=1e-4), (seed, k)
+        assert json.loads((cached_out / seed / "config.json").read_text())["path"] == "cached"
+        assert json.loads((trainer_out / seed / "config.json").read_text())["path"] == "trainer"
+    assert not torch.equal(load_file(cached_out / "seed3" / "head.safetensors")[list(ha)[0]],
+                           load_file(cached_out / "seed4" / "head.safetensors")[list(ha)[0]])
+    # the seeds shared one stacked loop: their train_runtime is the shared time split evenly
+    runtimes = {json.loads((cached_out / s / "train_results.json").read_text())["train_runtime"] for s in ("seed3", "seed4")}
+    assert len(runtimes) == 1
 
 
 def test_second_run_does_no_base_forward(script, assets, tmp_path, capsys):
