@@ -164,9 +164,8 @@ class FeatureDataset(torch.utils.data.Dataset):
     def __getitems__(self, indices):  # one indexing op per batch instead of one per row
         index = torch.as_tensor(indices)
         if self.labels is None:
-            return [{"features": f, "index": i} for f, i in zip(self.features[index], index)]
-        return [{"features": f, "labels": y, "index": i}
-                for f, y, i in zip(self.features[index], self.labels[index], index)]
+            return [{"features": f} for f in self.features[index]]
+        return [{"features": f, "labels": y} for f, y in zip(self.features[index], self.labels[index])]
 
 
 # ------------------------------------------------------------------------------------------------- outputs

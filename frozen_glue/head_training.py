@@ -84,6 +84,20 @@ def _stackable(head):
     return linears[0], (dropout if dropout is not None and dropout.p > 0 else None)
 
 
+class RowIndex(torch.utils.data.Dataset):
+    """Row numbers 0..n-1: the same sampler and RNG draws as the feature dataset of that length (samplers look
+    only at the length), without collating features the stacked loop indexes itself."""
+
+    def __init__(self, n):
+        self.n = n
+
+    def __len__(self):
+        return self.n
+
+    def __getitem__(self, i):
+        return {"index": i}
+
+
 class SeedStream:
     """One seed's batches and RNG stream, consumed in exactly the order its own Trainer run consumes them: the
     global RNG is swapped in around this seed's batch fetch (epoch starts draw from it) and dropout draw."""
@@ -91,7 +105,12 @@ class SeedStream:
     def __init__(self, trainer, epochs, device):
         self.device = device
         set_seed(trainer.args.seed)  # the state right after this seed's Trainer.__init__
-        loader = trainer.get_train_dataloader()
+        features = trainer.train_dataset
+        trainer.train_dataset = RowIndex(len(features))
+        try:
+            loader = trainer.get_train_dataloader()
+        finally:
+            trainer.train_dataset = features
         self.batches = (batch for epoch in range(epochs) for batch in epoch_batches(loader, epoch))
         self.state = self._rng()
 

@@ -53,7 +53,7 @@ def read_models(path) -> list:
             unset = re.search(r"\$\{?(\w+)", value)  # expandvars leaves unset variables in place
             if unset:
                 m.problem = f"model {alias}: {unset.group(1)} is not set; export {unset.group(1)}=/path/to/the/model"
-            elif value.startswith((".", "/", "~")) and not Path(value).expanduser().exists():
+            elif (value.startswith((".", "/", "~")) or value.count("/") > 1) and not Path(value).expanduser().exists():
                 m.problem = f"model {alias}: {value} does not exist"
             elif value and not Path(value).expanduser().exists() and not hub_available(value):
                 m.problem = (f"model {alias}: {value} is a hub id, the hub is unreachable and it is not in the local "
