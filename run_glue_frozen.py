@@ -235,6 +235,7 @@ class Study:
             raise UserError(f"{', '.join(complete)} already hold(s) a complete run; pass --overwrite_output_dir "
                             f"to replace it, or choose another --output_dir")
         self.started = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+        self.provenance = {"versions": layout.versions(), "git_commit": layout.git_commit()}  # once, not per seed
         self.load()
 
     def load(self):
@@ -301,8 +302,8 @@ class Study:
         cuts = {k: getattr(self.data_args, k) for k in ("max_train_samples", "max_eval_samples",
                                                          "max_predict_samples") if getattr(self.data_args, k)}
         layout.atomic_write_json(Path(folder) / layout.CONFIG_FILE, {
-            "task": self.task.name, "seed": seed, "path": path, "args": args, "versions": layout.versions(),
-            "git_commit": layout.git_commit(), "data_fingerprints": self.fingerprints,
+            "task": self.task.name, "seed": seed, "path": path, "args": args, **self.provenance,
+            "data_fingerprints": self.fingerprints,
             "model_fingerprint": self.model_fp, "tokenizer_fingerprint": modeling.tokenizer_fingerprint(self.tokenizer),
             "max_samples": cuts or None, "debug_run": bool(cuts), "start_time": self.started,
             "command": " ".join([Path(sys.argv[0]).name] + sys.argv[1:]),
@@ -376,7 +377,8 @@ class Study:
                                   self.task.is_regression) for s in features}
         trainers = {}
         for seed, folder in self.folders.items():
-            args = dataclasses.replace(self.seed_args(seed, folder), deepspeed=None)
+            # FeatureDataset yields exactly CachedHead's arguments: no column filtering needed
+            args = dataclasses.replace(self.seed_args(seed, folder), deepspeed=None, remove_unused_columns=False)
             modules = copy.deepcopy(modeling.head_modules(self.model))
             modeling.init_head(modules.values(), self.config, seed)
             head = modeling.CachedHead(modules, modeling.pooling_rule(self.config), self.task.num_labels,

@@ -251,9 +251,7 @@ class CachedHead(nn.Module):
         self.heads = nn.ModuleDict(modules)
         self.rule, self.num_labels, self.problem_type = rule, num_labels, problem_type
 
-    def forward(self, features, labels=None, index=None):
-        # `index` (row numbers) is never used here: it is in the signature so that the Trainer's collator keeps
-        # it in the batches that head_training.SeedStream reads the seeds' batch order from
+    def forward(self, features, labels=None):
         if self.rule == "pooler":          # BertForSequenceClassification: dropout, classifier
             logits = self.heads["classifier"](self.heads["dropout"](features))
         elif self.rule == "first_token":   # RobertaClassificationHead reads position 0 of a sequence
