@@ -382,7 +382,7 @@ class Study:
             modules = copy.deepcopy(modeling.head_modules(self.model))
             modeling.init_head(modules.values(), self.config, seed)
             head = modeling.CachedHead(modules, modeling.pooling_rule(self.config), self.task.num_labels,
-                                       self.config.problem_type)
+                                       self.config.problem_type, source_model=self.model)
             trainers[seed] = Trainer(model=head, args=args, train_dataset=data.get("train"))
         metrics = dict(zip(trainers, head_training.train_many(list(trainers.values())))) if self.args.do_train else {}
         for seed, trainer in trainers.items():

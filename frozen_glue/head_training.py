@@ -42,9 +42,10 @@ def supported(args) -> bool:
 def train(trainer) -> dict:
     """Train trainer.model (a CachedHead) and return the Trainer's train metrics."""
     args, model = trainer.args, trainer.model
+    # the RNG state right after this seed's Trainer.__init__ (the seeds' Trainers are all built first)
+    set_seed(args.seed)
     if not supported(args):
         return trainer.train().metrics
-    set_seed(args.seed)  # the RNG state right after Trainer.__init__, as trainer.train() would start from
     dataloader = trainer.get_train_dataloader()
     epochs = int(args.num_train_epochs)
     steps = epochs * len(dataloader)

@@ -8,6 +8,7 @@ in the base, so it is frozen with it.
 
 import contextlib
 import hashlib
+import inspect
 import json
 import logging
 from pathlib import Path
@@ -246,12 +247,18 @@ class CachedHead(nn.Module):
     """The model's own head modules applied to cached pooled features, with the model's own loss.
     Parameter names are the model's (`heads.score.weight` <-> `score.weight`)."""
 
-    def __init__(self, modules: dict, rule: str, num_labels: int, problem_type: str):
+    def __init__(self, modules: dict, rule: str, num_labels: int, problem_type: str, source_model=None):
         super().__init__()
         self.heads = nn.ModuleDict(modules)
         self.rule, self.num_labels, self.problem_type = rule, num_labels, problem_type
+        if source_model is not None:
+            # the Trainer scales the loss under gradient accumulation by whether the model takes loss kwargs;
+            # answer as the full model would, so both paths scale alike
+            self.accepts_loss_kwargs = getattr(source_model, "accepts_loss_kwargs", any(
+                p.kind == inspect.Parameter.VAR_KEYWORD for p in inspect.signature(source_model.forward).parameters.values()))
 
-    def forward(self, features, labels=None):
+    def forward(self, features, labels=None, **loss_kwargs):
+        # loss_kwargs (num_items_in_batch) are ignored, as *ForSequenceClassification's own losses ignore them
         if self.rule == "pooler":          # BertForSequenceClassification: dropout, classifier
             logits = self.heads["classifier"](self.heads["dropout"](features))
         elif self.rule == "first_token":   # RobertaClassificationHead reads position 0 of a sequence

@@ -148,3 +148,15 @@ def test_float16_features_are_stored_as_float16(script, assets, tmp_path, capsys
     assert code == 0 and "MB on disk" in out
     [meta] = (tmp_path / "cache").glob("*/cola/train-*.json")
     assert json.loads(meta.read_text())["dtype"] == "torch.float16"
+
+
+def test_fallback_to_trainer_train_keeps_each_seeds_rng(script, assets, tmp_path, capsys):
+    """Gradient accumulation is not covered by the fast loop: trainer.train() runs, and each seed still starts
+    from its own RNG state (its Trainer was built before the others trained)."""
+    extra = ["--gradient_accumulation_steps", "2"]
+    assert run(script, capsys, *args_for(assets, "gpt2", tmp_path / "t", "cola", *extra), "--seeds", "5", "6")[0] == 0
+    assert run(script, capsys, *args_for(assets, "gpt2", tmp_path / "c", "cola", *extra), "--seeds", "5", "6",
+               "--feature_cache", tmp_path / "cache")[0] == 0
+    for seed in ("seed5", "seed6"):
+        a, b = load_file(tmp_path / "t" / seed / "head.safetensors"), load_file(tmp_path / "c" / seed / "head.safetensors")
+        assert torch.allclose(a["score.weight"], b["score.weight"], atol=1e-4), seed
