@@ -359,7 +359,7 @@ class Study:
         before = feature_cache.stats["base_forward_batches"]
         features = {}
         for split, ds in self.tokenized.items():
-            features[split], _ = feature_cache.cached_features(
+            features[split] = feature_cache.cached_features(
                 self.study_args.feature_cache, self.model, self.model_fp, self.task.name, split, ds, self.collator,
                 self.cache_parts(split), rule=modeling.pooling_rule(self.config),
                 batch_size=self.study_args.extraction_batch_size, device=device, autocast_dtype=self.precision(),

@@ -109,10 +109,10 @@ def cached_features(cache_dir, model, model_fp, task, split, dataset, collator, 
     features = load_entry(cache_dir, model_fp, task, split, key)
     if features is not None:
         logger.info("feature cache: hit for %s/%s (%d rows), no base forward", task, split, features.shape[0])
-        return features, 0
+        return features
     started = time.time()
     features = extract(model, dataset, collator, desc=f"{task}/{split}", **extract_kwargs)
     size = save_entry(cache_dir, model_fp, task, split, key, features, parts)
     print(f"feature cache: {task}/{split} extracted in {time.time() - started:.1f}s, {size / 1e6:.1f} MB on disk",
           flush=True)
-    return features, size
+    return features

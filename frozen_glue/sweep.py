@@ -112,6 +112,8 @@ def validate_ds_config(path):
     except ValueError as e:
         raise UserError(f"DS_CONFIG {path} is not valid JSON: {e}") from None
     try:
+        from deepspeed.runtime.config import DeepSpeedConfig  # here: DeepSpeed is slow to import
+
         DeepSpeedConfig(trainer_filled(config))
     except ImportError:
         raise UserError("DeepSpeed is not installed: pip install -r requirements.txt, or LAUNCHER=python") from None
@@ -138,12 +140,6 @@ def trainer_filled(config, hidden_size=1600, steps=1000):
         return hf.config
     finally:
         unset_hf_deepspeed_config()  # filling registers the config process-wide; this process trains nothing
-
-
-def DeepSpeedConfig(config):  # noqa: N802 - a thin alias so the import stays lazy (DeepSpeed is slow to import)
-    from deepspeed.runtime.config import DeepSpeedConfig as _DeepSpeedConfig
-
-    return _DeepSpeedConfig(config)
 
 
 @dataclass
