@@ -263,6 +263,7 @@ class Study:
                             f"positions; use --max_seq_length {positions} or less")
         self.tokenizer = modeling.load_tokenizer(model_args, self.config)
         modeling.ensure_pad_token(self.tokenizer, model_args.pad_token)
+        self.tokenizer_fp = modeling.tokenizer_fingerprint(self.tokenizer)
         self.tokenized = {k: model_inputs(v, labelled=not k.startswith("test")) for k, v in
                           tokenize(self.raw, task, self.tokenizer, data_args, model_args).items()}
         self.collator = DataCollatorWithPadding(
@@ -304,7 +305,7 @@ class Study:
         layout.atomic_write_json(Path(folder) / layout.CONFIG_FILE, {
             "task": self.task.name, "seed": seed, "path": path, "args": args, **self.provenance,
             "data_fingerprints": self.fingerprints,
-            "model_fingerprint": self.model_fp, "tokenizer_fingerprint": modeling.tokenizer_fingerprint(self.tokenizer),
+            "model_fingerprint": self.model_fp, "tokenizer_fingerprint": self.tokenizer_fp,
             "max_samples": cuts or None, "debug_run": bool(cuts), "start_time": self.started,
             "command": " ".join([Path(sys.argv[0]).name] + sys.argv[1:]),
         })
@@ -331,7 +332,8 @@ class Study:
         modeling.init_head(modeling.head_modules(model).values(), model.config, seed)
         trainer = Trainer(model=model, args=args, train_dataset=self.tokenized.get("train"),
                           processing_class=self.tokenizer, data_collator=self.collator)
-        self.finish(trainer, folder, lambda split: self.tokenized[split],
+        metrics = trainer.train().metrics if self.args.do_train else None
+        self.finish(trainer, folder, metrics, lambda split: self.tokenized[split],
                     lambda: modeling.head_state_dict(model), model)
 
     def precision(self):
@@ -339,7 +341,7 @@ class Study:
 
     def cache_parts(self, split):
         """Everything that changes a split's features: the feature-cache key is the hash of this."""
-        parts = {"model_fp": self.model_fp, "tokenizer": modeling.tokenizer_fingerprint(self.tokenizer),
+        parts = {"model_fp": self.model_fp, "tokenizer": self.tokenizer_fp,
                  "max_seq_length": self.data_args.max_seq_length, "pad_to_max_length": self.data_args.pad_to_max_length,
                  "append_eos": self.model_args.append_eos, "pooling": modeling.pooling_rule(self.config),
                  "pad_token_id": self.config.pad_token_id, "precision": str(self.precision()),
@@ -386,18 +388,18 @@ class Study:
             trainers[seed] = Trainer(model=head, args=args, train_dataset=data.get("train"))
         metrics = dict(zip(trainers, head_training.train_many(list(trainers.values())))) if self.args.do_train else {}
         for seed, trainer in trainers.items():
-            self.finish(trainer, self.folders[seed], data.__getitem__, trainer.model.model_state_dict, None,
-                        lambda t, seed=seed: metrics[seed])
+            self.finish(trainer, self.folders[seed], metrics.get(seed), data.__getitem__,
+                        trainer.model.model_state_dict, None)
             print(f"run complete: {self.folders[seed]}", flush=True)
 
-    def finish(self, trainer, folder, eval_data, head_state, model, train=lambda t: t.train().metrics):
-        """Train, evaluate, dump predictions and head, then all_results.json last (atomically)."""
+    def finish(self, trainer, folder, train_metrics, eval_data, head_state, model):
+        """After training (train_metrics: None without --do_train): the head, evaluation, prediction dumps, then
+        all_results.json last (atomically)."""
         results = {}
-        if self.args.do_train:
-            metrics = train(trainer)
-            results.update(metrics)
+        if train_metrics is not None:
+            results.update(train_metrics)
             results["train_samples"] = len(self.raw["train"])
-            layout.atomic_write_json(Path(folder) / "train_results.json", metrics)
+            layout.atomic_write_json(Path(folder) / "train_results.json", train_metrics)
         if trainer.is_world_process_zero():
             save_file(head_state(), str(Path(folder) / layout.HEAD_FILE))
             if self.model_args.save_full_model and model is not None:

@@ -39,6 +39,12 @@ def supported(args) -> bool:
             and not args.deepspeed and args.report_to in ([], None, "none", ["none"]) and args.world_size == 1)
 
 
+def _metrics(runtime, samples, steps, loss, epochs) -> dict:
+    """The keys and rounding of Trainer.train()'s metrics."""
+    return {"train_runtime": round(runtime, 4), "train_samples_per_second": round(samples / runtime, 3),
+            "train_steps_per_second": round(steps / runtime, 3), "train_loss": loss, "epoch": float(epochs)}
+
+
 def train(trainer) -> dict:
     """Train trainer.model (a CachedHead) and return the Trainer's train metrics."""
     args, model = trainer.args, trainer.model
@@ -68,11 +74,8 @@ def train(trainer) -> dict:
             optimizer.step()
             scheduler.step()
             model.zero_grad()
-    runtime = time.time() - started
-    samples = len(dataloader.dataset) * epochs
-    return {"train_runtime": round(runtime, 4), "train_samples_per_second": round(samples / runtime, 3),
-            "train_steps_per_second": round(steps / runtime, 3), "train_loss": total_loss.item() / max(steps, 1),
-            "epoch": float(epochs)}
+    return _metrics(time.time() - started, len(dataloader.dataset) * epochs, steps,
+                    total_loss.item() / max(steps, 1), epochs)
 
 
 def _stackable(head):
@@ -112,6 +115,7 @@ class SeedStream:
             loader = trainer.get_train_dataloader()
         finally:
             trainer.train_dataset = features
+        self.steps = epochs * len(loader)
         self.batches = (batch for epoch in range(epochs) for batch in epoch_batches(loader, epoch))
         self.state = self._rng()
 
@@ -152,7 +156,7 @@ def train_many(trainers) -> list:
         groups.append({"params": [bias], "weight_decay": 0.0})
     optimizer_cls, optimizer_kwargs = Trainer.get_optimizer_cls_and_kwargs(args, head)
     optimizer = optimizer_cls(groups, **optimizer_kwargs)
-    steps = epochs * len(trainers[0].get_train_dataloader())
+    steps = streams[0].steps
     scheduler = trainers[0].create_scheduler(num_training_steps=steps, optimizer=optimizer)
     params = [p for p in (weight, bias) if p is not None]
     losses = torch.zeros(len(trainers), device=device)
@@ -185,7 +189,4 @@ def train_many(trainers) -> list:
             lin.weight.copy_(weight[i])
             if bias is not None:
                 lin.bias.copy_(bias[i])
-    samples = len(features) * epochs
-    return [{"train_runtime": round(runtime, 4), "train_samples_per_second": round(samples / runtime, 3),
-             "train_steps_per_second": round(steps / runtime, 3), "train_loss": losses[i].item() / steps,
-             "epoch": float(epochs)} for i in range(len(trainers))]
+    return [_metrics(runtime, len(features) * epochs, steps, loss.item() / steps, epochs) for loss in losses]
