@@ -103,10 +103,12 @@ def extract(model, dataset, collator, rule, batch_size, device, autocast_dtype=N
     return out
 
 
-def cached_features(cache_dir, model, model_fp, task, split, dataset, collator, parts, **extract_kwargs):
-    """Features for one split: from the cache when a valid entry exists, else extracted and stored."""
+def cached_features(cache_dir, model, model_fp, task, split, dataset, collator, parts, rebuild=False,
+                    **extract_kwargs):
+    """Features for one split: from the cache when a valid entry exists (unless `rebuild`: --overwrite_cache),
+    else extracted and stored under the same key (atomically, replacing the old entry)."""
     key = feature_key(**parts)
-    features = load_entry(cache_dir, model_fp, task, split, key)
+    features = None if rebuild else load_entry(cache_dir, model_fp, task, split, key)
     if features is not None:
         logger.info("feature cache: hit for %s/%s (%d rows), no base forward", task, split, features.shape[0])
         return features

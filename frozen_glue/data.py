@@ -18,7 +18,7 @@ from pathlib import Path
 import datasets
 
 from .errors import UserError
-from .hub import hub_reachable
+from .hub import hub_offline
 from .layout import sha256_file
 from .tasks import Task
 
@@ -130,28 +130,34 @@ def load_data_files(task: Task, train_file, validation_file, test_file):
     return datasets.DatasetDict(splits), fingerprints
 
 
-def load_hub(task: Task, dataset_name, cache_dir):
-    if not hub_reachable():
-        try:  # the dataset may still be in the local datasets cache
-            raw = datasets.load_dataset(dataset_name, task.name, cache_dir=cache_dir)
-        except Exception:
-            raise UserError(f"the hub is unreachable and {dataset_name}/{task.name} is not cached: pass local data "
-                            f"with --glue_dir DIR (original GLUE .tsv layout) or --train_file/--validation_file "
-                            f"(csv/json)") from None
-    else:
-        raw = datasets.load_dataset(dataset_name, task.name, cache_dir=cache_dir)
+def load_hub(task: Task, dataset_name, config_name, cache_dir):
+    """A hub dataset id or a local dataset repo folder (one config per task, as nyu-mll/glue). Validation and
+    test splits keep the hub's names (MNLI: validation_matched, validation_mismatched, test_matched, ...)."""
+    config_name = config_name or task.name
+    try:
+        raw = datasets.load_dataset(dataset_name, config_name, cache_dir=cache_dir)
+    except Exception as e:  # noqa: BLE001 - datasets raises many types (connection, not found, bad config)
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        why = ("HF_HUB_OFFLINE is set and it is not in the local datasets cache" if hub_offline() and not
+               Path(dataset_name).exists() else first)
+        raise UserError(f"cannot load dataset {dataset_name} (config {config_name}): {why}. Pass local data with "
+                        f"--glue_dir DIR (original GLUE .tsv layout) or --train_file/--validation_file "
+                        f"(csv/json)") from None
+    wanted = {"train", *task.validation_splits, *(s.replace("validation", "test") for s in task.validation_splits)}
+    raw = datasets.DatasetDict({k: v for k, v in raw.items() if k in wanted})
     fingerprints = {split: "datasets:" + ds._fingerprint for split, ds in raw.items()}
     return raw, fingerprints
 
 
-def load_glue(task: Task, args, want_test=False):
+def load_glue(task: Task, args, want_test=False, cache_dir=None):
     """(DatasetDict, {split: fingerprint}) from whichever source the arguments name."""
     if args.glue_dir:
         splits, fingerprints = load_glue_dir(task, args.glue_dir, want_test)
     elif args.train_file or args.validation_file:
         splits, fingerprints = load_data_files(task, args.train_file, args.validation_file, args.test_file)
     else:
-        splits, fingerprints = load_hub(task, args.dataset_name or "nyu-mll/glue", args.cache_dir)
+        splits, fingerprints = load_hub(task, args.dataset_name or "nyu-mll/glue", args.dataset_config_name,
+                                        cache_dir)
     for split, ds in splits.items():
         if len(ds) == 0 and not split.startswith("test"):
             raise UserError(f"the {split} split of {task.name} is empty; check the data file")

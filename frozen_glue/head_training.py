@@ -1,26 +1,25 @@
-"""Head training on cached features, step for step what `Trainer.train()` does, without its per-step
-bookkeeping (callbacks, logging checks, accelerate's wrappers: about 1.5 ms a step, which dominates when the
-model is one Linear layer and a protocol is 16,000 steps).
+"""Heads on cached features: two loops. The fast loop trains every seed's head at once, step for step as
+`Trainer.train()` would, for the flags the allowlist in `arguments.py` names; everything else trains under
+`Trainer.train()` itself, per seed. Must not decide which flags are allowed (arguments.py does).
 
-Parity is by construction, not by imitation: the batches come from the Trainer's own prepared train dataloader
-(same sampler, same per-epoch `set_epoch`, same RNG draws), the optimizer and the lr schedule from the Trainer's
-own `create_optimizer_and_scheduler`, and each step is the Trainer's: train mode, forward, backward, gradient
-clipping to `max_grad_norm`, optimizer step, scheduler step, zero_grad. tests/test_feature_cache.py checks the
-result against the Trainer path to 1e-4. Settings this loop does not cover fall back to `trainer.train()`.
-
-`train_many` trains several seeds' heads at once when the head is one Linear layer, after a dropout or not
-(GPT-2's `score`, BERT's `dropout` + `classifier`): AdamW is elementwise, so one optimizer over the seeds'
-stacked weights computes exactly what one optimizer per seed does; gradient clipping is done per seed; each
-seed's batches and dropout masks come from its own dataloader and RNG stream, consumed in its Trainer run's
-order (see SeedStream). One step then costs about what one seed's step costs, which is what brings 5 seeds x
-3 epochs close to the cost of the base forward alone.
+The fast loop covers heads that are one Linear layer, after a dropout or not (GPT-2's `score`, BERT's `dropout` +
+`classifier`). AdamW and SGD are elementwise, so one optimizer over the seeds' stacked weights computes exactly
+what one optimizer per seed does. Parity is by construction, not by imitation: each seed's batches come from its
+own Trainer's prepared train dataloader (same sampler, same `set_epoch`, same RNG draws), the optimizer class and
+arguments and the lr schedule from the Trainer's own factories, and each update step is the Trainer's: train mode,
+forward over `gradient_accumulation_steps` micro-batches with the Trainer's loss scaling (label smoothing as its
+LabelSmoother), backward, per-seed clipping to `max_grad_norm`, optimizer step, scheduler step, zero_grad. Each
+seed's batch fetches and dropout draws happen on its own RNG stream, in its Trainer run's order (SeedStream).
+One step then costs about what one seed's step costs: 5 seeds x 3 epochs come close to the base forward alone.
 """
 
+import math
 import time
 
 import torch
 from torch import nn
-from transformers import Trainer, set_seed
+from transformers import Trainer, TrainerState, set_seed
+from transformers.trainer_utils import speed_metrics
 
 
 def epoch_batches(loader, epoch):
@@ -34,53 +33,8 @@ def epoch_batches(loader, epoch):
     return iter(loader)
 
 
-def supported(args) -> bool:
-    return (args.gradient_accumulation_steps == 1 and args.max_steps <= 0 and float(args.num_train_epochs).is_integer()
-            and not args.deepspeed and args.report_to in ([], None, "none", ["none"]) and args.world_size == 1)
-
-
-def _metrics(runtime, samples, steps, loss, epochs) -> dict:
-    """The keys and rounding of Trainer.train()'s metrics."""
-    return {"train_runtime": round(runtime, 4), "train_samples_per_second": round(samples / runtime, 3),
-            "train_steps_per_second": round(steps / runtime, 3), "train_loss": loss, "epoch": float(epochs)}
-
-
-def train(trainer) -> dict:
-    """Train trainer.model (a CachedHead) and return the Trainer's train metrics."""
-    args, model = trainer.args, trainer.model
-    # the RNG state right after this seed's Trainer.__init__ (the seeds' Trainers are all built first)
-    set_seed(args.seed)
-    if not supported(args):
-        return trainer.train().metrics
-    dataloader = trainer.get_train_dataloader()
-    epochs = int(args.num_train_epochs)
-    steps = epochs * len(dataloader)
-    trainer.create_optimizer_and_scheduler(num_training_steps=steps)
-    optimizer, scheduler = trainer.optimizer, trainer.lr_scheduler
-    params = [p for p in model.parameters() if p.requires_grad]
-    device = args.device
-    model.to(device)
-    model.zero_grad()
-    total_loss = torch.zeros((), device=device)
-    started = time.time()
-    for epoch in range(epochs):
-        for batch in epoch_batches(dataloader, epoch):
-            model.train()
-            loss = model(features=batch["features"].to(device), labels=batch["labels"].to(device))["loss"]
-            loss.backward()
-            total_loss += loss.detach()
-            if args.max_grad_norm and args.max_grad_norm > 0:
-                torch.nn.utils.clip_grad_norm_(params, args.max_grad_norm)
-            optimizer.step()
-            scheduler.step()
-            model.zero_grad()
-    return _metrics(time.time() - started, len(dataloader.dataset) * epochs, steps,
-                    total_loss.item() / max(steps, 1), epochs)
-
-
-def _stackable(head):
-    """(linear, dropout or None) when the head is one Linear, optionally after a dropout (GPT-2's `score`;
-    BERT's `dropout` + `classifier`), else None."""
+def stackable(head):
+    """(linear, dropout or None) when the head is one Linear, optionally after a dropout, else None."""
     linears = [m for m in head.modules() if isinstance(m, nn.Linear)]
     if len(linears) != 1 or head.rule not in ("last_non_pad", "pooler"):
         return None
@@ -88,9 +42,24 @@ def _stackable(head):
     return linears[0], (dropout if dropout is not None and dropout.p > 0 else None)
 
 
+def train_heads(trainers, fallback: str | None) -> list:
+    """Train every trainer's CachedHead (one per seed, same arguments but the seed); their train metrics, in
+    order. Each trainer's `state` holds its log history afterwards, as after Trainer.train()."""
+    if fallback is None and any(stackable(t.model) is None for t in trainers):
+        fallback = "the head is not one Linear layer"
+    if fallback is None:
+        return FastLoop(trainers).run()
+    print(f"cached path: heads train with Trainer.train(), one seed at a time ({fallback})", flush=True)
+    out = []
+    for trainer in trainers:
+        set_seed(trainer.args.seed)  # the RNG state right after this seed's Trainer.__init__
+        out.append(trainer.train().metrics)
+    return out
+
+
 class RowIndex(torch.utils.data.Dataset):
     """Row numbers 0..n-1: the same sampler and RNG draws as the feature dataset of that length (samplers look
-    only at the length), without collating features the stacked loop indexes itself."""
+    only at the length), without collating features the fast loop indexes itself."""
 
     def __init__(self, n):
         self.n = n
@@ -106,21 +75,23 @@ class SeedStream:
     """One seed's batches and RNG stream, consumed in exactly the order its own Trainer run consumes them: the
     global RNG is swapped in around this seed's batch fetch (epoch starts draw from it) and dropout draw."""
 
-    def __init__(self, trainer, epochs, device):
+    def __init__(self, trainer, device):
         self.device = device
         set_seed(trainer.args.seed)  # the state right after this seed's Trainer.__init__
         features = trainer.train_dataset
         trainer.train_dataset = RowIndex(len(features))
         try:
-            loader = trainer.get_train_dataloader()
+            self.loader = trainer.get_train_dataloader()
         finally:
             trainer.train_dataset = features
-        self.steps = epochs * len(loader)
-        self.batches = (batch for epoch in range(epochs) for batch in epoch_batches(loader, epoch))
+        self.batches = iter(())
         self.state = self._rng()
 
     def _rng(self):
         return (torch.get_rng_state(), torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None)
+
+    def start_epoch(self, epoch):
+        self.batches = epoch_batches(self.loader, epoch)
 
     def next(self, features, dropout):
         torch.set_rng_state(self.state[0])
@@ -131,62 +102,167 @@ class SeedStream:
         if dropout is not None:
             x = dropout(x)
         self.state = self._rng()
-        return x, index
+        return x, index.to(self.device)
 
 
-def train_many(trainers) -> list:
-    """Train every trainer's CachedHead (one per seed, same arguments but the seed); their metrics in order."""
-    args = trainers[0].args
-    stackable = [_stackable(t.model) for t in trainers]
-    if len(trainers) == 1 or not supported(args) or any(s is None for s in stackable):
-        return [train(t) for t in trainers]
-    linears = [lin for lin, _ in stackable]
-    dropout = stackable[0][1]
-    head = trainers[0].model
-    head.train()
-    device = linears[0].weight.device
-    features = trainers[0].train_dataset.features.to(device)
-    labels = trainers[0].train_dataset.labels.to(device)
-    epochs = int(args.num_train_epochs)
-    streams = [SeedStream(t, epochs, device) for t in trainers]
-    weight = nn.Parameter(torch.stack([lin.weight.detach() for lin in linears]))          # seeds x out x in
-    bias = nn.Parameter(torch.stack([lin.bias.detach() for lin in linears])) if linears[0].bias is not None else None
-    groups = [{"params": [weight], "weight_decay": args.weight_decay}]  # Trainer: no decay on biases
-    if bias is not None:
-        groups.append({"params": [bias], "weight_decay": 0.0})
-    optimizer_cls, optimizer_kwargs = Trainer.get_optimizer_cls_and_kwargs(args, head)
-    optimizer = optimizer_cls(groups, **optimizer_kwargs)
-    steps = streams[0].steps
-    scheduler = trainers[0].create_scheduler(num_training_steps=steps, optimizer=optimizer)
-    params = [p for p in (weight, bias) if p is not None]
-    losses = torch.zeros(len(trainers), device=device)
-    started = time.time()
-    for _ in range(steps):
-        inputs, indices = zip(*(stream.next(features, dropout) for stream in streams))
-        index = torch.stack(indices).to(device)                                             # seeds x batch
-        logits = torch.bmm(torch.stack(inputs), weight.transpose(1, 2))                     # seeds x batch x out
-        if bias is not None:
-            logits = logits + bias[:, None, :]
-        gold = labels[index]
-        if head.problem_type == "regression":
-            per_seed = ((logits.squeeze(-1) - gold) ** 2).mean(1)
+class FastLoop:
+    """All seeds' single-Linear heads as one stacked weight (seeds x out x in), trained together."""
+
+    def __init__(self, trainers):
+        self.trainers = trainers
+        self.args = args = trainers[0].args
+        self.head = trainers[0].model
+        pairs = [stackable(t.model) for t in trainers]
+        self.linears, self.dropout = [lin for lin, _ in pairs], pairs[0][1]
+        self.device = args.device
+        data = trainers[0].train_dataset
+        self.features, self.labels = data.features.to(self.device), data.labels.to(self.device)
+        self.streams = [SeedStream(t, self.device) for t in trainers]
+        batches = len(self.streams[0].loader)
+        ga = args.gradient_accumulation_steps
+        # Trainer.set_initial_training_values: update steps per epoch, total steps, epochs, samples
+        self.updates_per_epoch = max(batches // ga + int(batches % ga > 0), 1)
+        self.batches_per_epoch = batches
+        if args.max_steps > 0:
+            self.max_steps = args.max_steps
+            self.epochs = math.ceil(self.max_steps / self.updates_per_epoch)
+            self.samples = self.max_steps * args.per_device_train_batch_size * ga
         else:
-            per_seed = nn.functional.cross_entropy(logits.flatten(0, 1), gold.flatten(), reduction="none") \
-                .view(index.shape).mean(1)
-        per_seed.sum().backward()  # seeds do not interact: each slice gets its own seed's gradient
-        losses += per_seed.detach()
-        if args.max_grad_norm and args.max_grad_norm > 0:  # clip_grad_norm_, per seed
-            norms = torch.linalg.vector_norm(torch.stack([p.grad.flatten(1).norm(dim=1) for p in params]), dim=0)
-            scale = (args.max_grad_norm / (norms + 1e-6)).clamp(max=1.0)
-            for p in params:
-                p.grad.mul_(scale.view(-1, *[1] * (p.dim() - 1)))
-        optimizer.step()
-        scheduler.step()
-        optimizer.zero_grad()
-    runtime = (time.time() - started) / len(trainers)  # shared time, split evenly between the seeds
-    with torch.no_grad():
-        for i, lin in enumerate(linears):
-            lin.weight.copy_(weight[i])
-            if bias is not None:
-                lin.bias.copy_(bias[i])
-    return [_metrics(runtime, len(features) * epochs, steps, loss.item() / steps, epochs) for loss in losses]
+            self.max_steps = math.ceil(args.num_train_epochs * self.updates_per_epoch)
+            self.epochs = math.ceil(args.num_train_epochs)
+            self.samples = len(self.features) * args.num_train_epochs
+
+    def _parameters(self):
+        weight = nn.Parameter(torch.stack([lin.weight.detach() for lin in self.linears]).to(self.device))
+        bias = (nn.Parameter(torch.stack([lin.bias.detach() for lin in self.linears]).to(self.device))
+                if self.linears[0].bias is not None else None)
+        return weight, bias
+
+    def _loss(self, logits, gold, items):
+        """Per-seed loss of one micro-batch, scaled as Trainer.training_step scales it."""
+        head, args = self.head, self.args
+        if head.problem_type == "regression":
+            loss = ((logits.squeeze(-1).float() - gold) ** 2).mean(1)
+        elif args.label_smoothing_factor:
+            # LabelSmoother: (1 - eps) * nll + eps * mean over classes of -log p, over the update's items when
+            # the model takes loss kwargs (Trainer then passes num_items_in_batch), else over this micro-batch
+            logp = -nn.functional.log_softmax(logits.float(), dim=-1)
+            nll = logp.gather(-1, gold[..., None]).squeeze(-1).sum(1)
+            smooth = logp.sum(-1).sum(1) / logits.shape[-1]
+            denominator = items if head.accepts_loss_kwargs else gold.shape[1]
+            eps = args.label_smoothing_factor
+            loss = ((1 - eps) * nll + eps * smooth) / denominator
+        else:
+            loss = nn.functional.cross_entropy(logits.flatten(0, 1).float(), gold.flatten(), reduction="none") \
+                .view(gold.shape).mean(1)
+        return loss
+
+    def run(self) -> list:
+        args, n_seeds = self.args, len(self.trainers)
+        weight, bias = self._parameters()
+        params = [p for p in (weight, bias) if p is not None]
+        groups = [{"params": [weight], "weight_decay": args.weight_decay}]  # Trainer: no decay on biases
+        if bias is not None:
+            groups.append({"params": [bias], "weight_decay": 0.0})
+        optimizer_cls, optimizer_kwargs = Trainer.get_optimizer_cls_and_kwargs(args, self.head)
+        optimizer = optimizer_cls(groups, **optimizer_kwargs)
+        scheduler = self.trainers[0].create_scheduler(num_training_steps=self.max_steps, optimizer=optimizer)
+        states = [self._new_state() for _ in self.trainers]
+        for linear in self.linears:
+            linear.train()
+        if self.dropout is not None:
+            self.dropout.train()
+        ga = args.gradient_accumulation_steps
+        total_loss = torch.zeros(n_seeds, dtype=torch.float64)
+        since_log = torch.zeros(n_seeds, device=self.device)
+        last_logged, global_step, grad_norms = 0, 0, None
+        started = time.time()
+        for epoch in range(self.epochs):
+            for stream in self.streams:
+                stream.start_epoch(epoch)
+            remainder = self.batches_per_epoch % ga or ga
+            step_in_epoch = -1
+            for update in range(self.updates_per_epoch):
+                k = ga if update != self.updates_per_epoch - 1 else remainder
+                micro = [[stream.next(self.features, self.dropout) for stream in self.streams] for _ in range(k)]
+                items = sum(len(batch[0][1]) for batch in micro)
+                for batch in micro:
+                    step_in_epoch += 1
+                    inputs, indices = zip(*batch)
+                    index = torch.stack(indices)                                        # seeds x batch
+                    with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=bool(args.bf16)):
+                        logits = torch.bmm(torch.stack(inputs), weight.transpose(1, 2))  # seeds x batch x out
+                        if bias is not None:
+                            logits = logits + bias[:, None, :]
+                    loss = self._loss(logits, self.labels[index], items)
+                    if not self.head.accepts_loss_kwargs:
+                        loss = loss / k
+                    loss.sum().backward()  # seeds do not interact: each slice gets its own seed's gradient
+                    since_log += loss.detach()
+                # clip_grad_norm_, per seed; the pre-clip norm is what Trainer logs as grad_norm
+                grad_norms = torch.linalg.vector_norm(torch.stack([p.grad.flatten(1).norm(dim=1) for p in params]),
+                                                      dim=0)
+                if args.max_grad_norm and args.max_grad_norm > 0:
+                    scale = (args.max_grad_norm / (grad_norms + 1e-6)).clamp(max=1.0)
+                    for p in params:
+                        p.grad.mul_(scale.view(-1, *[1] * (p.dim() - 1)))
+                optimizer.step()
+                learning_rate = scheduler.get_last_lr()[0]
+                scheduler.step()
+                optimizer.zero_grad()
+                global_step += 1
+                epoch_float = epoch + (step_in_epoch + 1) / self.batches_per_epoch
+                if self._should_log(global_step, end_of_epoch=False):
+                    self._log(states, since_log, total_loss, global_step - last_logged, grad_norms, learning_rate,
+                              global_step, epoch_float)
+                    last_logged = global_step
+                if global_step >= self.max_steps:
+                    break
+            if self._should_log(global_step, end_of_epoch=True) and global_step > last_logged:
+                self._log(states, since_log, total_loss, global_step - last_logged, grad_norms, learning_rate,
+                          global_step, epoch_float)
+                last_logged = global_step
+            if global_step >= self.max_steps:
+                break
+        total_loss += since_log.double().cpu()
+        with torch.no_grad():
+            for i, lin in enumerate(self.linears):
+                lin.weight.copy_(weight[i])
+                if bias is not None:
+                    lin.bias.copy_(bias[i])
+        # the shared time, split evenly between the seeds
+        runtime_start = time.time() - (time.time() - started) / n_seeds
+        flops = float(self.head.floating_point_ops({"features": self.features[:1]}) * self.samples)
+        out = []
+        for trainer, state, loss in zip(self.trainers, states, total_loss.tolist()):
+            metrics = speed_metrics("train", runtime_start, num_samples=self.samples, num_steps=global_step)
+            metrics.update(total_flos=flops, train_loss=loss / max(global_step, 0.001), epoch=epoch_float)
+            state.global_step, state.epoch, state.total_flos = global_step, epoch_float, flops
+            state.log_history.append({**metrics, "step": global_step})
+            trainer.state = state
+            out.append(metrics)
+        return out
+
+    def _new_state(self):
+        state = TrainerState()
+        state.train_batch_size = self.args.per_device_train_batch_size
+        state.compute_steps(self.args, self.max_steps)
+        state.num_train_epochs = self.epochs
+        return state
+
+    def _should_log(self, step, end_of_epoch):
+        """DefaultFlowCallback's rule for when Trainer logs the running loss."""
+        strategy = str(getattr(self.args.logging_strategy, "value", self.args.logging_strategy))
+        if end_of_epoch:
+            return strategy == "epoch"
+        return (strategy == "steps" and step % self.args.logging_steps == 0) or \
+            (self.args.logging_first_step and step == 1)
+
+    @staticmethod
+    def _log(states, since_log, total_loss, steps, grad_norms, learning_rate, step, epoch):
+        losses = since_log.double().cpu()
+        total_loss += losses
+        since_log.zero_()
+        for i, state in enumerate(states):
+            state.log_history.append({"loss": losses[i].item() / steps, "grad_norm": grad_norms[i].item(),
+                                      "learning_rate": learning_rate, "epoch": epoch, "step": step})

@@ -1,33 +1,9 @@
-"""Is the Hugging Face hub reachable? Asked once, quickly, so that offline machines fail in a second with a
-useful message instead of spending 20 s in retries.
-
-`ensure_offline_mode_if_unreachable()` must run before transformers/datasets are imported: both read
-HF_HUB_OFFLINE when they are imported.
-"""
-
-import os
-import socket
-
-_reachable = None
+"""Is the Hugging Face hub off? Decided by huggingface_hub's own rule (HF_HUB_OFFLINE), never by probing the
+network: loading is lazy, and a load that cannot reach the hub fails in the library, where we turn its error into
+one line that names the local alternative. Must not touch the network."""
 
 
-def hub_reachable(timeout: float = 1.5) -> bool:
-    global _reachable
-    if _reachable is None:
-        if os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes"):
-            _reachable = False
-        else:
-            try:
-                host = os.environ.get("HF_ENDPOINT", "https://huggingface.co").split("://")[-1].split("/")[0]
-                socket.create_connection((host, 443), timeout=timeout).close()
-                _reachable = True
-            except OSError:
-                _reachable = False
-    return _reachable
+def hub_offline() -> bool:
+    from huggingface_hub import constants
 
-
-def ensure_offline_mode_if_unreachable():
-    """Switch the HF libraries to their local caches when the hub cannot be reached."""
-    if not hub_reachable():
-        os.environ["HF_HUB_OFFLINE"] = "1"
-        os.environ["HF_DATASETS_OFFLINE"] = "1"
+    return bool(constants.HF_HUB_OFFLINE)

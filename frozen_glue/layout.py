@@ -15,6 +15,14 @@ RESULTS_FILE = "all_results.json"   # written LAST and atomically: its presence 
 CONFIG_FILE = "config.json"         # written FIRST, before any training
 HEAD_FILE = "head.safetensors"
 LOG_FILE = "run.log"                # the launcher sends each run's stdout/stderr here
+TRAIN_RESULTS_FILE = "train_results.json"
+EVAL_RESULTS_FILE = "eval_results.json"
+STATE_FILE = "trainer_state.json"
+MODEL_DIR = "model"                 # only with --save_full_model
+# every output a run writes (config.json aside, which a new run replaces first): cleared before a run starts, so
+# a killed rerun never leaves an old run's files beside the new config.json
+OUTPUT_PATTERNS = (RESULTS_FILE, TRAIN_RESULTS_FILE, EVAL_RESULTS_FILE, STATE_FILE, HEAD_FILE,
+                   "predictions_*.jsonl", "predict_results_*.txt", MODEL_DIR)
 
 
 def run_dir(runs_root, model_alias: str, task: str, seed: int) -> Path:
@@ -33,6 +41,18 @@ def read_results(folder):
 
 def is_complete(folder) -> bool:
     return read_results(folder) is not None
+
+
+def clear_outputs(folder):
+    """Remove every output of a previous run in `folder` (all_results.json first: the run is incomplete from
+    the first removal on)."""
+    import shutil
+
+    folder = Path(folder)
+    (folder / RESULTS_FILE).unlink(missing_ok=True)
+    for pattern in OUTPUT_PATTERNS:
+        for path in folder.glob(pattern):
+            shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
 
 
 def atomic_write_bytes(path, data: bytes):

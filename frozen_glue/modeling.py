@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from .errors import UserError
-from .hub import hub_reachable
+from .hub import hub_offline
 
 logger = logging.getLogger("frozen_glue")
 
@@ -43,8 +43,8 @@ def check_model_location(name: str, what: str = "--model_name_or_path"):
         return
     if _looks_local(name) or name.count("/") > 1:
         raise UserError(f"{what} {name} does not exist; give a local model dir or a hub id such as gpt2-xl")
-    if not hub_reachable():
-        logger.info("hub unreachable: %s must be in the local HF cache", name)
+    if hub_offline():
+        logger.info("HF_HUB_OFFLINE is set: %s must be in the local HF cache", name)
 
 
 def _hub_kwargs(model_args):
@@ -56,8 +56,10 @@ def _from_pretrained(loader, name, what, **kwargs):
     try:
         return loader(name, **kwargs)
     except (OSError, ValueError) as e:
-        hint = (" (the hub is unreachable: download the model and pass its local dir)"
-                if not hub_reachable() and not Path(name).expanduser().exists() else "")
+        hint = ("" if Path(name).expanduser().exists() else
+                " (HF_HUB_OFFLINE is set and it is not in the local HF cache: download the model and pass its "
+                "local dir)" if hub_offline() else
+                " (if the hub cannot be reached, download the model and pass its local dir)")
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise UserError(f"cannot load {what} from {name}: {first}{hint}") from None
 
@@ -112,17 +114,35 @@ def ensure_pad_token(tokenizer, pad_token=None) -> bool:
 
 
 def load_model(model_args, config, tokenizer):
-    """A *ForSequenceClassification with a fresh head; a causal-LM checkpoint (COMET-DISTIL) loads its base."""
+    """(model, head_loaded): a *ForSequenceClassification; head_loaded is True when every head tensor came from
+    the checkpoint (a saved classifier), False when the head is new (a causal-LM checkpoint such as
+    COMET-DISTIL, or a base model)."""
     from transformers import AutoModelForSequenceClassification
 
-    model = _from_pretrained(AutoModelForSequenceClassification.from_pretrained, model_args.model_name_or_path,
-                             "the model", config=config, ignore_mismatched_sizes=model_args.ignore_mismatched_sizes,
-                             **_hub_kwargs(model_args))
+    model, info = _from_pretrained(
+        AutoModelForSequenceClassification.from_pretrained, model_args.model_name_or_path, "the model",
+        config=config, ignore_mismatched_sizes=model_args.ignore_mismatched_sizes, output_loading_info=True,
+        **_hub_kwargs(model_args))
+    fresh = set(info.get("missing_keys", ())) | {k[0] if isinstance(k, tuple) else k
+                                                 for k in info.get("mismatched_keys", ())}
+    head_names = set(head_state_dict(model))
     # resize only when the tokenizer has ids the embedding matrix lacks (a resize changes the fingerprint)
     if len(tokenizer) > model.get_input_embeddings().num_embeddings:
         model.resize_token_embeddings(len(tokenizer), mean_resizing=False)
     model.config.pad_token_id = tokenizer.pad_token_id
-    return model
+    return model, not (head_names & fresh)
+
+
+def load_head(heads: dict, state: dict, where: str):
+    """Put a saved head (tensors under the model's own names) into the head modules; refuse another shape."""
+    own = head_state_dict(heads)
+    if set(state) != set(own) or any(state[k].shape != own[k].shape for k in own):
+        raise UserError(f"{where} holds a head of another shape ({', '.join(f'{k} {tuple(v.shape)}' for k, v in state.items())}"
+                        f"; this model and task need {', '.join(f'{k} {tuple(v.shape)}' for k, v in own.items())})")
+    with torch.no_grad(), gathered((p for m in heads.values() for p in m.parameters()), modify=True):
+        for name, module in heads.items():
+            prefix = f"{name}."
+            module.load_state_dict({k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)})
 
 
 def head_modules(model) -> dict:
@@ -141,9 +161,9 @@ def gathered(params, modify=False):
     return deepspeed.zero.GatheredParameters(params, modifier_rank=0 if modify else None)
 
 
-def head_state_dict(model) -> dict:
-    """The head's tensors under the model's own names."""
-    heads = head_modules(model)
+def head_state_dict(model_or_heads) -> dict:
+    """The head's tensors under the model's own names (from a model, or from its head modules by name)."""
+    heads = model_or_heads if isinstance(model_or_heads, dict) else head_modules(model_or_heads)
     with gathered(p for m in heads.values() for p in m.parameters()):
         return {f"{name}.{k}": v.detach().cpu().clone() for name, m in heads.items() for k, v in m.state_dict().items()}
 
@@ -247,15 +267,20 @@ class CachedHead(nn.Module):
     """The model's own head modules applied to cached pooled features, with the model's own loss.
     Parameter names are the model's (`heads.score.weight` <-> `score.weight`)."""
 
-    def __init__(self, modules: dict, rule: str, num_labels: int, problem_type: str, source_model=None):
+    def __init__(self, modules: dict, rule: str, source_model):
         super().__init__()
         self.heads = nn.ModuleDict(modules)
-        self.rule, self.num_labels, self.problem_type = rule, num_labels, problem_type
-        if source_model is not None:
-            # the Trainer scales the loss under gradient accumulation by whether the model takes loss kwargs;
-            # answer as the full model would, so both paths scale alike
-            self.accepts_loss_kwargs = getattr(source_model, "accepts_loss_kwargs", any(
-                p.kind == inspect.Parameter.VAR_KEYWORD for p in inspect.signature(source_model.forward).parameters.values()))
+        self.rule = rule
+        # the Trainer reads config (label smoothing checks problem_type) and scales the loss under gradient
+        # accumulation by whether the model takes loss kwargs: answer as the full model would
+        self.config = source_model.config
+        self.num_labels, self.problem_type = self.config.num_labels, self.config.problem_type
+        self.accepts_loss_kwargs = getattr(source_model, "accepts_loss_kwargs", any(
+            p.kind == inspect.Parameter.VAR_KEYWORD for p in inspect.signature(source_model.forward).parameters.values()))
+
+    def floating_point_ops(self, inputs) -> int:
+        """What Trainer counts as total_flos: forward + backward of the head (6 x rows x parameters)."""
+        return 6 * inputs["features"].shape[0] * sum(p.numel() for p in self.parameters())
 
     def forward(self, features, labels=None, **loss_kwargs):
         # loss_kwargs (num_items_in_batch) are ignored, as *ForSequenceClassification's own losses ignore them

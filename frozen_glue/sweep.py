@@ -16,6 +16,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from .ds_config import validate_ds_config
 from .errors import UserError
 from .layout import LOG_FILE, is_complete, run_dir
 from .tasks import TASKS, get_task
@@ -98,48 +99,6 @@ def gpu_count():
         return torch.cuda.device_count()
     except Exception:  # noqa: BLE001 - no torch, no GPUs
         return 0
-
-
-def validate_ds_config(path):
-    """Check a DeepSpeed JSON before launching dozens of runs: it must parse, take the values the HF Trainer
-    fills for "auto" (with its own filling code), and then pass DeepSpeed's own config class."""
-    path = Path(path)
-    if not path.is_file():
-        known = ", ".join(sorted(str(p.relative_to(ROOT)) for p in (ROOT / "ds_configs").glob("*.json")))
-        raise UserError(f"DS_CONFIG {path} does not exist; pick one of {known}")
-    try:
-        config = json.loads(path.read_text())
-    except ValueError as e:
-        raise UserError(f"DS_CONFIG {path} is not valid JSON: {e}") from None
-    try:
-        from deepspeed.runtime.config import DeepSpeedConfig  # here: DeepSpeed is slow to import
-
-        DeepSpeedConfig(trainer_filled(config))
-    except ImportError:
-        raise UserError("DeepSpeed is not installed: pip install -r requirements.txt, or LAUNCHER=python") from None
-    except Exception as e:  # noqa: BLE001 - DeepSpeed and transformers raise assorted types for bad configs
-        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
-        raise UserError(f"DS_CONFIG {path} is not a valid DeepSpeed config: {first}") from None
-    return config
-
-
-def trainer_filled(config, hidden_size=1600, steps=1000):
-    """The config as the HF Trainer would hand it to DeepSpeed (its "auto" values filled by its own code)."""
-    import tempfile
-    from types import SimpleNamespace
-
-    from transformers import TrainingArguments
-    from transformers.integrations.deepspeed import HfTrainerDeepSpeedConfig, unset_hf_deepspeed_config
-
-    hf = HfTrainerDeepSpeedConfig(json.loads(json.dumps(config)))
-    try:
-        with tempfile.TemporaryDirectory() as tmp:
-            args = TrainingArguments(output_dir=tmp, report_to="none")
-        hf.trainer_config_process(args)
-        hf.trainer_config_finalize(args, SimpleNamespace(config=SimpleNamespace(hidden_size=hidden_size)), steps)
-        return hf.config
-    finally:
-        unset_hf_deepspeed_config()  # filling registers the config process-wide; this process trains nothing
 
 
 @dataclass

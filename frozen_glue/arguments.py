@@ -1,0 +1,288 @@
+"""The arguments of run_glue_frozen.py (upstream run_glue.py's dataclasses plus ours) and the flag contract:
+which flags the cached fast loop covers, which make it fall back to the Trainer, which are refused.
+
+Must not load data or models: everything here is decided from the arguments alone, before any work starts.
+"""
+
+import dataclasses
+import difflib
+import functools
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from transformers import HfArgumentParser, TrainingArguments
+
+from .errors import UserError
+
+
+@dataclass
+class ModelArguments:
+    model_name_or_path: str = field(metadata={"help": "Hub id (gpt2-xl) or local model dir. A causal-LM checkpoint "
+                                              "(COMET-DISTIL, saved as GPT2LMHeadModel) gets a fresh head."})
+    config_name: str | None = field(default=None, metadata={"help": "Config name or path, if not the model's."})
+    tokenizer_name: str | None = field(default=None, metadata={
+        "help": "Tokenizer name or dir, if not the model's (COMET-DISTIL ships a separate tokenizer dir; a "
+                "tokenizer_config.json without tokenizer_class is fine)."})
+    cache_dir: str | None = field(default=None, metadata={"help": "Where hub downloads are stored."})
+    use_fast_tokenizer: bool = field(default=True, metadata={"help": "Use a fast (tokenizers) tokenizer."})
+    model_revision: str = field(default="main", metadata={"help": "Hub branch, tag or commit of the model."})
+    token: str | None = field(default=None, metadata={"help": "Hub token for private models."})
+    trust_remote_code: bool = field(default=False, metadata={
+        "help": "Run model code from the hub repo. Off unless you trust that repo."})
+    ignore_mismatched_sizes: bool = field(default=False, metadata={
+        "help": "Load a checkpoint whose head has another number of labels (the head is re-initialised)."})
+    freeze_base: bool = field(default=True, metadata={
+        "help": "Freeze every parameter of model.base_model; only the head trains. false: train everything."})
+    unfreeze_top_layers: int = field(default=0, metadata={
+        "help": "With a frozen base, leave the top K transformer blocks trainable."})
+    base_dropout: bool = field(default=False, metadata={
+        "help": "Keep dropout active in the frozen base during training (the thesis' Trainer setup did, since "
+                "Trainer puts the whole model in train mode). Default: frozen base in eval mode."})
+    pad_token: str | None = field(default=None, metadata={
+        "help": "Add this distinct pad token (e.g. '[PAD]') instead of the default pad = EOS."})
+    append_eos: bool = field(default=False, metadata={"help": "Append the EOS token to every input."})
+    save_full_model: bool = field(default=False, metadata={
+        "help": "Also save the whole model (base + trained head) under <output_dir>/model (GBs for GPT-2 XL). "
+                "Default: head only."})
+    head_from: str | None = field(default=None, metadata={
+        "help": "Evaluate (--do_eval/--do_predict without --do_train) with the trained head of this run folder "
+                "(its head.safetensors; with --seeds, <dir>/seed<N>/head.safetensors). The base model and "
+                "tokenizer must be those the run used."})
+
+
+@dataclass
+class DataTrainingArguments:
+    task_name: str | None = field(default=None, metadata={
+        "help": "GLUE task: cola sst2 mrpc stsb qqp mnli qnli rte wnli."})
+    glue_dir: str | None = field(default=None, metadata={
+        "help": "Folder of the original GLUE release (CoLA/train.tsv, MNLI/dev_matched.tsv, ...)."})
+    dataset_name: str | None = field(default=None, metadata={
+        "help": "Hub dataset id or a local dataset repo folder with one config per task (default nyu-mll/glue)."})
+    dataset_config_name: str | None = field(default=None, metadata={
+        "help": "The dataset's config; default: the task name (the GLUE configs are named after the tasks)."})
+    max_seq_length: int = field(default=128, metadata={
+        "help": "Longest input after tokenization; longer ones are truncated."})
+    overwrite_cache: bool = field(default=False, metadata={
+        "help": "Re-extract cached features (the entry is rebuilt under the same key)."})
+    pad_to_max_length: bool = field(default=False, metadata={
+        "help": "Pad every input to max_seq_length (upstream's default). Default here: pad each batch to its "
+                "longest input, which gives the same results far faster."})
+    max_train_samples: int | None = field(default=None, metadata={"help": "Debug: keep the first N train rows."})
+    max_eval_samples: int | None = field(default=None, metadata={"help": "Debug: keep the first N eval rows."})
+    max_predict_samples: int | None = field(default=None, metadata={"help": "Debug: first N test rows."})
+    train_file: str | None = field(default=None, metadata={"help": "csv/json train file (task's text keys + label)."})
+    validation_file: str | None = field(default=None, metadata={"help": "csv/json validation file."})
+    test_file: str | None = field(default=None, metadata={"help": "csv/json test file (no labels needed)."})
+
+
+@dataclass
+class StudyArguments:
+    seeds: list[int] | None = field(default=None, metadata={
+        "help": "Run these seeds, one run folder each: <output_dir>/seed<N>. Default: --seed, into output_dir."})
+    feature_cache: str | None = field(default=None, metadata={
+        "help": "Feature cache dir: with the whole base frozen, extract base features once and train every "
+                "seed's head from them."})
+    feature_dtype: str = field(default="float32", metadata={
+        "help": "float32 (exact parity with the Trainer path) or float16 (half the disk)."})
+    extraction_batch_size: int = field(default=64, metadata={"help": "Batch size of the feature extraction."})
+    overwrite_output_dir: bool = field(default=False, metadata={
+        "help": "Replace a complete run in output_dir (refused otherwise)."})
+
+
+@dataclass
+class FrozenTrainingArguments(TrainingArguments):
+    # a frozen base needs no checkpoints: the head is saved at the end (a few KB), never a 6 GB model
+    save_strategy: str = field(default="no", metadata={
+        "help": "Checkpoint strategy (default no: only head.safetensors is written at the end)."})
+    report_to: None | str | list[str] = field(default="none", metadata={
+        "help": "Integrations to report to, e.g. wandb (WANDB_MODE=offline works). Default: none."})
+    output_dir: str | None = field(default=None, metadata={"help": "The run folder (or the seeds' parent)."})
+
+
+GROUPS = (ModelArguments, DataTrainingArguments, StudyArguments, FrozenTrainingArguments)
+
+
+class Parser(HfArgumentParser):
+    """HfArgumentParser whose argparse errors are one line (UserError) instead of usage text + exit."""
+
+    def error(self, message):
+        raise UserError(f"{message}; see python run_glue_frozen.py --help")
+
+
+def _unknown_flags(rest, parser):
+    known = [s for a in parser._actions for s in a.option_strings if s.startswith("--")]
+    flags = [r for r in rest if r.startswith("-")] or rest
+    hints = []
+    for flag in flags:
+        close = difflib.get_close_matches(flag.split("=")[0], known, n=1, cutoff=0.75)
+        hints.append(f"{flag} (did you mean {close[0]}?)" if close else flag)
+    return UserError(f"unknown argument(s): {', '.join(hints)}; see python run_glue_frozen.py --help")
+
+
+def parse_args(argv):
+    """(model, data, study, training) arguments from a command line or one .json file, validated."""
+    parser = Parser(GROUPS)
+    deepspeed = _flag_value(argv, "deepspeed")
+    if deepspeed:  # TrainingArguments reads the file while parsing: check it first, to name what is wrong
+        from .ds_config import validate_ds_config
+
+        validate_ds_config(deepspeed, "--deepspeed")
+    try:
+        if len(argv) == 1 and argv[0].endswith(".json"):
+            if not Path(argv[0]).is_file():
+                raise UserError(f"args file {argv[0]} does not exist")
+            try:
+                data = json.loads(Path(argv[0]).read_text())
+            except ValueError as e:
+                raise UserError(f"args file {argv[0]} is not valid JSON: {e}") from None
+            if not isinstance(data, dict):
+                raise UserError(f"args file {argv[0]} must hold one JSON object of flag: value")
+            unknown = set(data) - {f.name for g in GROUPS for f in dataclasses.fields(g)}
+            if unknown:
+                raise _unknown_flags([f"--{k}" for k in sorted(unknown)], parser)
+            parsed = parser.parse_dict(data)
+        else:
+            *parsed, rest = parser.parse_args_into_dataclasses(args=argv, return_remaining_strings=True)
+            if rest:
+                raise _unknown_flags(rest, parser)
+    except (ValueError, OSError, TypeError) as e:  # TrainingArguments.__post_init__ rejects bad combinations
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise UserError(f"invalid arguments: {first}") from None
+    validate(*parsed)
+    return tuple(parsed)
+
+
+def validate(model_args, data_args, study_args, args):
+    """Every check that needs only the arguments: done before any data or model is loaded."""
+    if not data_args.task_name:
+        raise UserError("--task_name is required: one of cola sst2 mrpc stsb qqp mnli qnli rte wnli")
+    if not args.output_dir:
+        raise UserError("--output_dir is required (e.g. runs/<model>/<task>/seed<N>)")
+    if Path(args.output_dir).exists() and not Path(args.output_dir).is_dir():
+        raise UserError(f"--output_dir {args.output_dir} is a file; give a folder (it is created if missing)")
+    if not (args.do_train or args.do_eval or args.do_predict):
+        raise UserError("nothing to do: pass --do_train, --do_eval and/or --do_predict")
+    for name in ("max_train_samples", "max_eval_samples", "max_predict_samples", "max_seq_length"):
+        value = getattr(data_args, name)
+        if value is not None and value < 1:
+            raise UserError(f"--{name} {value}: give a positive number")
+    if study_args.feature_dtype not in ("float32", "float16"):
+        raise UserError(f"--feature_dtype {study_args.feature_dtype}: use float32 or float16")
+    if study_args.extraction_batch_size < 1:
+        raise UserError(f"--extraction_batch_size {study_args.extraction_batch_size}: give a positive number")
+    if data_args.glue_dir and (data_args.train_file or data_args.validation_file or data_args.test_file):
+        raise UserError("--glue_dir and --train_file/--validation_file/--test_file name two data sources; "
+                        "pass one of them")
+    if data_args.dataset_name and (data_args.glue_dir or data_args.train_file or data_args.validation_file):
+        raise UserError("--dataset_name and --glue_dir/--train_file name two data sources; pass one of them")
+    if model_args.head_from and args.do_train:
+        raise UserError("--head_from evaluates a trained head; with --do_train the head is trained anew. "
+                        "Drop one of them")
+    for flag, why in refused_flags(args).items():
+        raise UserError(f"--{flag}: {why}")
+
+
+def _flag_value(argv, name):
+    """The value of --name in a command line (or in the one .json args file), without parsing the rest."""
+    if len(argv) == 1 and argv[0].endswith(".json"):
+        try:
+            data = json.loads(Path(argv[0]).read_text())
+            return data.get(name) if isinstance(data, dict) and isinstance(data.get(name), str) else None
+        except (OSError, ValueError):
+            return None
+    for i, arg in enumerate(argv):
+        if arg == f"--{name}" and i + 1 < len(argv):
+            return argv[i + 1]
+        if arg.startswith(f"--{name}="):
+            return arg.split("=", 1)[1]
+    return None
+
+
+# --------------------------------------------------------------------------------------------- flag contract
+# Every TrainingArguments field falls in exactly one of these sets (tests/test_flags.py checks that none is
+# forgotten). A flag set to a non-default value that is in neither FAST_LOOP nor NO_EFFECT makes the cached path
+# train its heads with the Trainer instead of the fast loop; the reason is printed in one line.
+
+# fields that change nothing the run computes (paths, logging, progress bars, loader workers, hub names)
+NO_EFFECT = {
+    "output_dir", "logging_strategy", "logging_steps", "logging_first_step", "log_on_each_node",
+    "logging_nan_inf_filter", "log_level", "log_level_replica", "disable_tqdm", "report_to", "run_name", "project",
+    "trackio_space_id", "trackio_bucket_id", "trackio_static_space_id", "include_num_input_tokens_seen",
+    "skip_memory_metrics", "do_train", "do_eval", "do_predict", "use_cpu", "local_rank",
+    "dataloader_num_workers", "dataloader_pin_memory", "dataloader_persistent_workers", "dataloader_prefetch_factor",
+    "dataloader_multiprocessing_context", "dataloader_in_order", "remove_unused_columns", "label_names",
+    "per_device_eval_batch_size", "eval_do_concat_batches", "eval_accumulation_steps", "eval_use_gather_object",
+    "include_for_metrics", "batch_eval_metrics", "prediction_loss_only", "save_on_each_node", "save_only_model",
+    "save_total_limit", "hub_token", "hub_private_repo", "hub_model_id", "hub_strategy", "hub_always_push",
+    "hub_revision", "ddp_find_unused_parameters", "ddp_bucket_cap_mb", "ddp_broadcast_buffers", "ddp_static_graph",
+    "ddp_backend", "ddp_timeout", "torch_empty_cache_steps", "debug", "full_determinism", "tf32",
+    "accelerator_config", "use_cache", "eval_steps", "eval_delay", "save_steps", "metric_for_best_model",
+    "greater_is_better", "ignore_data_skip", "restore_callback_states_from_checkpoint", "enable_jit_checkpoint",
+    "gradient_checkpointing", "gradient_checkpointing_kwargs", "activation_checkpointing",
+    "activation_checkpointing_kwargs", "deepspeed", "average_tokens_across_devices", "bf16_full_eval",
+    "fp16_full_eval", "liger_kernel_config", "optim_target_modules", "length_column_name", "auto_find_batch_size",
+}
+# what the fast loop (frozen_glue/head_training.py) computes exactly as Trainer.train() does
+FAST_LOOP = {
+    "seed", "data_seed", "learning_rate", "weight_decay", "adam_beta1", "adam_beta2", "adam_epsilon",
+    "max_grad_norm", "num_train_epochs", "max_steps", "lr_scheduler_type", "lr_scheduler_kwargs", "warmup_steps",
+    "per_device_train_batch_size", "gradient_accumulation_steps", "label_smoothing_factor", "optim", "optim_args",
+    "train_sampling_strategy", "dataloader_drop_last", "bf16",
+}
+# elementwise optimizers: one optimizer over the seeds' stacked weights equals one optimizer per seed
+FAST_OPTIMIZERS = {"adamw_torch", "adamw_torch_fused", "sgd"}
+# flags that change the frozen base's features during training: the cached path cannot serve them
+CHANGES_FEATURES = {"neftune_noise_alpha": "NEFTune adds noise to the base's embeddings"}
+# refused on both paths, with the alternative
+REFUSED = {
+    "push_to_hub": "not supported (a run's model is the unchanged base plus a few-KB head); upload the run "
+                   "folder's head.safetensors and config.json yourself, e.g. with `hf upload`",
+    "resume_from_checkpoint": "runs write no checkpoints (only the head, at the end); rerun the seed instead "
+                              "(with --feature_cache a seed costs seconds)",
+    "load_best_model_at_end": "would choose the epoch on the validation split that is then reported; keep "
+                              "the final head, and use --eval_strategy epoch to watch validation scores",
+}
+
+
+@functools.cache
+def _defaults():
+    """The TrainingArguments a command line without training flags resolves to."""
+    return Parser(FrozenTrainingArguments).parse_args_into_dataclasses(args=["--output_dir", "x"])[0]
+
+
+def changed_fields(args) -> dict:
+    """{field: value} of the training arguments that differ from the defaults."""
+    default = _defaults()
+    return {f.name: getattr(args, f.name) for f in dataclasses.fields(args)
+            if f.init and getattr(args, f.name) != getattr(default, f.name)}
+
+
+def refused_flags(args) -> dict:
+    return {flag: why for flag, why in REFUSED.items() if getattr(args, flag, None)}
+
+
+def fast_loop_fallback(args) -> str | None:
+    """Why the cached path's heads must train under Trainer.train() instead of the fast loop, or None."""
+    reasons = []
+    for name, value in changed_fields(args).items():
+        if name in NO_EFFECT:
+            continue
+        if name not in FAST_LOOP:
+            reasons.append(f"--{name} {_show(value)}")
+        elif name == "optim" and str(getattr(value, "value", value)) not in FAST_OPTIMIZERS:
+            reasons.append(f"--optim {_show(value)} (not elementwise)")
+        elif name == "lr_scheduler_type" and str(getattr(value, "value", value)) == "reduce_lr_on_plateau":
+            reasons.append("--lr_scheduler_type reduce_lr_on_plateau (needs evaluation during training)")
+    return ", ".join(dict.fromkeys(reasons)) or None
+
+
+def _show(value):
+    return str(getattr(value, "value", value))
+
+
+def check_against_task(args, task):
+    """Checks that need the task (regression or not)."""
+    if args.label_smoothing_factor and task.is_regression:
+        raise UserError(f"--label_smoothing_factor: {task.name} is a regression task (no classes to smooth); "
+                        f"drop the flag for {task.name}")
