@@ -43,8 +43,6 @@ def check_model_location(name: str, what: str = "--model_name_or_path"):
         return
     if _looks_local(name) or name.count("/") > 1:
         raise UserError(f"{what} {name} does not exist; give a local model dir or a hub id such as gpt2-xl")
-    if hub_offline():
-        logger.info("HF_HUB_OFFLINE is set: %s must be in the local HF cache", name)
 
 
 def _hub_kwargs(model_args):
@@ -79,7 +77,8 @@ def load_config(model_args, task):
 
 def load_tokenizer(model_args, config):
     """AutoTokenizer; for a tokenizer dir whose tokenizer_config.json names no class (COMET-DISTIL ships so),
-    the model's config tells AutoTokenizer which class to build."""
+    the model's config tells AutoTokenizer which class to build. --model_revision applies to the tokenizer only
+    when it comes from the model's own repo (a separate tokenizer repo has revisions of its own)."""
     from transformers import AutoTokenizer
 
     name = model_args.tokenizer_name or model_args.model_name_or_path
@@ -88,15 +87,22 @@ def load_tokenizer(model_args, config):
         raise UserError(f"--tokenizer_name {name} does not exist; give the tokenizer dir (vocab.json + merges.txt, "
                         f"or tokenizer.json, or vocab.txt)")
     kwargs = dict(use_fast=model_args.use_fast_tokenizer, **_hub_kwargs(model_args))
+    if name != model_args.model_name_or_path:
+        kwargs.pop("revision")
+    hint = "A tokenizer dir needs tokenizer.json, or vocab.json + merges.txt (GPT-2), or vocab.txt (BERT)"
     try:
-        return AutoTokenizer.from_pretrained(name, **kwargs)
+        tokenizer = AutoTokenizer.from_pretrained(name, **kwargs)
     except Exception as first_error:  # noqa: BLE001 - AutoTokenizer raises many types here
         try:
-            return AutoTokenizer.from_pretrained(name, config=config, **kwargs)
+            tokenizer = AutoTokenizer.from_pretrained(name, config=config, **kwargs)
         except Exception:  # noqa: BLE001
             first = (str(first_error).strip().splitlines() or [type(first_error).__name__])[0]
-            raise UserError(f"cannot read a tokenizer from {name}: {first}. A tokenizer dir needs tokenizer.json, "
-                            f"or vocab.json + merges.txt (GPT-2), or vocab.txt (BERT)") from None
+            raise UserError(f"cannot read a tokenizer from {name}: {first}. {hint}") from None
+    # transformers 5 builds an empty tokenizer from a dir without vocabulary files instead of failing
+    if len(tokenizer.get_vocab()) <= len(tokenizer.all_special_tokens):
+        raise UserError(f"the tokenizer read from {name} has no vocabulary (no tokenizer files there); {hint}, "
+                        f"or pass --tokenizer_name")
+    return tokenizer
 
 
 def ensure_pad_token(tokenizer, pad_token=None) -> bool:

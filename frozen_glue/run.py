@@ -425,7 +425,9 @@ class Study:
 
 def main(argv=None):
     """The command line of run_glue_frozen.py; returns the exit code (2: a user error, in one line)."""
-    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
+    # progress on stdout; stderr is for what went wrong (a user error is its one line)
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO,
+                        stream=sys.stdout)
     try:
         model_args, data_args, study_args, training_args = arguments.parse_args(
             sys.argv[1:] if argv is None else list(argv))

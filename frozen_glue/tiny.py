@@ -34,30 +34,67 @@ def synthetic_sentences(n: int, seed: int, min_len=4, max_len=12):
     return out
 
 
-def write_glue_dir(root, n_train=400, n_dev=100, seed=0):
-    """A GLUE-release-shaped folder with CoLA (headerless, 4 columns) and SST-2 (header) built on the
-    synthetic rule, so that a frozen random base + trained head can learn them."""
+MNLI_MARKERS = ("yes", "maybe", "no")          # hypothesis' last word decides entailment / neutral / contradiction
+STSB_MARKERS = ("zero", "one", "two", "three", "four", "five")   # pair's last word decides the score 0..5
+
+
+def _task_rows(task, n, seed):
+    """Rows of one synthetic task: (text fields..., label), the label visible in the last word."""
+    rng = random.Random(seed)
+    rows = []
+    for sentence, label in synthetic_sentences(n, seed):
+        if task in ("cola", "sst2"):
+            rows.append((sentence, label))
+        else:
+            first = " ".join(sentence.split()[:-1])
+            markers = MNLI_MARKERS if task == "mnli" else STSB_MARKERS
+            y = rng.randrange(len(markers))
+            second = " ".join(rng.choices(WORDS, k=rng.randint(2, 6)) + [markers[y]])
+            rows.append((first, second, MNLI_LABELS[y] if task == "mnli" else f"{float(y):.1f}"))
+    return rows
+
+
+MNLI_LABELS = ("entailment", "neutral", "contradiction")
+
+
+def write_glue_dir(root, n_train=400, n_dev=100, seed=0, tasks=("cola", "sst2"), test=False):
+    """A GLUE-release-shaped folder built on the synthetic rules, so that a frozen random base + trained head can
+    learn them: CoLA (headerless, 4 columns), SST-2 (header), and on request MNLI (3 labels, matched and
+    mismatched dev files) and STS-B (regression). `test` adds the unlabelled test files."""
     root = Path(root)
-    (root / "CoLA").mkdir(parents=True, exist_ok=True)
-    (root / "SST-2").mkdir(parents=True, exist_ok=True)
-    for split, n, s in (("train", n_train, seed), ("dev", n_dev, seed + 1)):
-        rows = synthetic_sentences(n, s)
-        with open(root / "CoLA" / f"{split}.tsv", "w") as f:
-            f.writelines(f"demo\t{y}\t{'' if y else '*'}\t{x}\n" for x, y in rows)
-        rows = synthetic_sentences(n, s + 100)
-        with open(root / "SST-2" / f"{split}.tsv", "w") as f:
-            f.write("sentence\tlabel\n")
-            f.writelines(f"{x}\t{y}\n" for x, y in rows)
+    folders = {"cola": "CoLA", "sst2": "SST-2", "mnli": "MNLI", "stsb": "STS-B"}
+    offset = {"cola": 0, "sst2": 100, "mnli": 200, "stsb": 300}
+    for task in tasks:
+        folder = root / folders[task]
+        folder.mkdir(parents=True, exist_ok=True)
+        dev = ("dev_matched", "dev_mismatched") if task == "mnli" else ("dev",)
+        files = [("train", n_train, seed)] + [(d, n_dev, seed + 1 + i) for i, d in enumerate(dev)]
+        if test:
+            files += [(d.replace("dev", "test"), n_dev, seed + 10 + i) for i, d in enumerate(dev)]
+        for split, n, s in files:
+            rows = _task_rows(task, n, s + offset[task])
+            labelled = not split.startswith("test")
+            with open(folder / f"{split}.tsv", "w") as f:
+                if task == "cola" and labelled:
+                    f.writelines(f"demo\t{y}\t{'' if y else '*'}\t{x}\n" for x, y in rows)
+                elif task in ("cola", "sst2"):
+                    f.write("sentence\tlabel\n" if labelled else "index\tsentence\n")
+                    f.writelines(f"{x}\t{y}\n" if labelled else f"{i}\t{x}\n" for i, (x, y) in enumerate(rows))
+                else:
+                    label = "gold_label" if task == "mnli" else "score"
+                    f.write("index\tsentence1\tsentence2" + (f"\t{label}\n" if labelled else "\n"))
+                    f.writelines(f"{i}\t{a}\t{b}" + (f"\t{y}\n" if labelled else "\n")
+                                 for i, (a, b, y) in enumerate(rows))
     return root
 
 
 def _corpus():
-    text = [s for s, _ in synthetic_sentences(2000, 123)]
+    text = [s for s, _ in synthetic_sentences(2000, 123)] + [" ".join(MNLI_MARKERS + STSB_MARKERS)] * 5
     text += [f"PersonX {w} PersonY xIntent to {v}" for w, v in zip(WORDS, reversed(WORDS))]
     return text
 
 
-def train_bpe(out_dir, vocab_size=400):
+def train_bpe(out_dir, vocab_size=400, special_tokens=("<|endoftext|>",)):
     """Byte-level BPE (GPT-2's scheme) trained on the generated corpus; writes vocab.json + merges.txt."""
     from tokenizers import ByteLevelBPETokenizer
 
@@ -65,7 +102,7 @@ def train_bpe(out_dir, vocab_size=400):
     out_dir.mkdir(parents=True, exist_ok=True)
     bpe = ByteLevelBPETokenizer()
     bpe.train_from_iterator(_corpus(), vocab_size=vocab_size, min_frequency=1,
-                            special_tokens=["<|endoftext|>"], show_progress=False)
+                            special_tokens=list(special_tokens), show_progress=False)
     bpe.save_model(str(out_dir))
     return out_dir
 
@@ -133,13 +170,33 @@ def build_tiny_bert(out_dir, hidden=32, layers=2, seed=0):
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + sorted(set(WORDS + [POSITIVE, NEGATIVE, "personx"]))
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + sorted(set(
+        WORDS + [POSITIVE, NEGATIVE, "personx", *MNLI_MARKERS, *STSB_MARKERS]))
     (out_dir / "vocab.txt").write_text("\n".join(w.lower() for w in dict.fromkeys(vocab)) + "\n")
     tok = BertTokenizerFast(vocab_file=str(out_dir / "vocab.txt"))
     torch.manual_seed(seed)
+    # initializer_range 0.2, not 0.02: a random 2-layer BERT at 0.02 maps every sentence to nearly the same [CLS]
+    # vector (std 1e-4), which no head can tell apart; at 0.2 sentences differ as in a pretrained model
     config = BertConfig(vocab_size=len(tok), hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=2,
-                        intermediate_size=2 * hidden, max_position_embeddings=128)
+                        intermediate_size=2 * hidden, max_position_embeddings=128, initializer_range=0.2)
     BertModel(config).save_pretrained(out_dir)
+    tok.save_pretrained(out_dir)
+    return out_dir
+
+
+def build_tiny_roberta(out_dir, hidden=32, layers=2, seed=0):
+    """A RoBERTa (first-token pooling; a two-layer classification head) with a byte-level BPE vocab."""
+    from transformers import RobertaConfig, RobertaModel, RobertaTokenizerFast
+
+    out_dir = Path(out_dir)
+    train_bpe(out_dir, special_tokens=("<s>", "<pad>", "</s>", "<unk>", "<mask>"))
+    tok = RobertaTokenizerFast.from_pretrained(out_dir)
+    torch.manual_seed(seed)
+    config = RobertaConfig(vocab_size=len(tok), hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=2,
+                           intermediate_size=2 * hidden, max_position_embeddings=130, pad_token_id=tok.pad_token_id,
+                           bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
+                           initializer_range=0.2)  # as for the tiny BERT: sentences must differ visibly
+    RobertaModel(config).save_pretrained(out_dir)
     tok.save_pretrained(out_dir)
     return out_dir
 

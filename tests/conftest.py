@@ -43,6 +43,7 @@ def assets(tmp_path_factory):
     root = tmp_path_factory.mktemp("assets")
     paths = tiny.build_demo(root)
     paths["bert"] = tiny.build_tiny_bert(root / "models" / "tiny-bert")
+    paths["roberta"] = tiny.build_tiny_roberta(root / "models" / "tiny-roberta")
     return paths
 
 
