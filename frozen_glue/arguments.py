@@ -123,8 +123,12 @@ def _unknown_flags(rest, parser):
 def parse_args(argv):
     """(model, data, study, training) arguments from a command line or one .json file, validated."""
     parser = Parser(GROUPS)
+    for flag, why in REFUSED.items():  # before parsing: TrainingArguments may reject their combinations less clearly
+        value = _flag_value(argv, flag)
+        if value not in (None, False, "false", "False", "0", "no"):
+            raise UserError(f"--{flag}: {why}")
     deepspeed = _flag_value(argv, "deepspeed")
-    if deepspeed:  # TrainingArguments reads the file while parsing: check it first, to name what is wrong
+    if isinstance(deepspeed, str):  # TrainingArguments reads the file while parsing: check it first, to name what is wrong
         from .ds_config import validate_ds_config
 
         validate_ds_config(deepspeed, "--deepspeed")
@@ -179,21 +183,20 @@ def validate(model_args, data_args, study_args, args):
     if model_args.head_from and args.do_train:
         raise UserError("--head_from evaluates a trained head; with --do_train the head is trained anew. "
                         "Drop one of them")
-    for flag, why in refused_flags(args).items():
-        raise UserError(f"--{flag}: {why}")
 
 
 def _flag_value(argv, name):
-    """The value of --name in a command line (or in the one .json args file), without parsing the rest."""
+    """The value of --name in a command line (or in the one .json args file) without parsing the rest: None when
+    absent, True for a bare boolean flag."""
     if len(argv) == 1 and argv[0].endswith(".json"):
         try:
             data = json.loads(Path(argv[0]).read_text())
-            return data.get(name) if isinstance(data, dict) and isinstance(data.get(name), str) else None
+            return data.get(name) if isinstance(data, dict) else None
         except (OSError, ValueError):
             return None
     for i, arg in enumerate(argv):
-        if arg == f"--{name}" and i + 1 < len(argv):
-            return argv[i + 1]
+        if arg == f"--{name}":
+            return argv[i + 1] if i + 1 < len(argv) and not argv[i + 1].startswith("--") else True
         if arg.startswith(f"--{name}="):
             return arg.split("=", 1)[1]
     return None
@@ -256,10 +259,6 @@ def changed_fields(args) -> dict:
     default = _defaults()
     return {f.name: getattr(args, f.name) for f in dataclasses.fields(args)
             if f.init and getattr(args, f.name) != getattr(default, f.name)}
-
-
-def refused_flags(args) -> dict:
-    return {flag: why for flag, why in REFUSED.items() if getattr(args, flag, None)}
 
 
 def fast_loop_fallback(args) -> str | None:

@@ -230,13 +230,13 @@ class FastLoop:
                 lin.weight.copy_(weight[i])
                 if bias is not None:
                     lin.bias.copy_(bias[i])
-        # the shared time, split evenly between the seeds
-        runtime_start = time.time() - (time.time() - started) / n_seeds
+        # the shared time, split evenly between the seeds (speed_metrics measures from a start time)
+        timing = speed_metrics("train", time.time() - (time.time() - started) / n_seeds, num_samples=self.samples,
+                               num_steps=global_step)
         flops = float(self.head.floating_point_ops({"features": self.features[:1]}) * self.samples)
         out = []
         for trainer, state, loss in zip(self.trainers, states, total_loss.tolist()):
-            metrics = speed_metrics("train", runtime_start, num_samples=self.samples, num_steps=global_step)
-            metrics.update(total_flos=flops, train_loss=loss / max(global_step, 0.001), epoch=epoch_float)
+            metrics = {**timing, "total_flos": flops, "train_loss": loss / max(global_step, 0.001), "epoch": epoch_float}
             state.global_step, state.epoch, state.total_flos = global_step, epoch_float, flops
             state.log_history.append({**metrics, "step": global_step})
             trainer.state = state

@@ -423,11 +423,24 @@ class Study:
             layout.atomic_write_json(folder / layout.RESULTS_FILE, results)  # LAST: marks the run complete
 
 
+def quiet_loading():
+    """No progress bars for loading and tokenizing (a second on any model; they would bury a user error's one
+    line on stderr). Training's progress bar stays (--disable_tqdm). The head's load status is printed by
+    resolve_heads, so transformers' load report is not needed either."""
+    import datasets
+    import transformers
+
+    datasets.disable_progress_bars()
+    transformers.utils.logging.disable_progress_bar()
+    logging.getLogger("transformers.modeling_utils").setLevel(logging.ERROR)
+
+
 def main(argv=None):
     """The command line of run_glue_frozen.py; returns the exit code (2: a user error, in one line)."""
     # progress on stdout; stderr is for what went wrong (a user error is its one line)
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO,
                         stream=sys.stdout)
+    quiet_loading()
     try:
         model_args, data_args, study_args, training_args = arguments.parse_args(
             sys.argv[1:] if argv is None else list(argv))

@@ -57,7 +57,7 @@ def read_models(path) -> list:
             elif (value.startswith((".", "/", "~")) or value.count("/") > 1) and not Path(value).expanduser().exists():
                 m.problem = f"model {alias}: {value} does not exist"
             elif value and not Path(value).expanduser().exists() and not hub_available(value):
-                m.problem = (f"model {alias}: {value} is a hub id, the hub is unreachable and it is not in the local "
+                m.problem = (f"model {alias}: {value} is a hub id, HF_HUB_OFFLINE is set and it is not in the local "
                              f"HF cache; download it and put its local dir in {path}")
         models.append(m)
     if not models:
@@ -68,14 +68,13 @@ def read_models(path) -> list:
 
 
 def hub_available(repo_id) -> bool:
-    """Reachable hub, or the model's config already in the local HF cache."""
-    from .hub import hub_reachable
-
-    if hub_reachable():
-        return True
+    """True unless HF_HUB_OFFLINE is set and the model's config is not in the local HF cache (online, whether the
+    hub answers is found out by the run itself, lazily)."""
     from huggingface_hub import try_to_load_from_cache
 
-    return isinstance(try_to_load_from_cache(repo_id, "config.json"), str)
+    from .hub import hub_offline
+
+    return not hub_offline() or isinstance(try_to_load_from_cache(repo_id, "config.json"), str)
 
 
 def parse_tasks(text):

@@ -173,7 +173,7 @@ def build_tiny_bert(out_dir, hidden=32, layers=2, seed=0):
     vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + sorted(set(
         WORDS + [POSITIVE, NEGATIVE, "personx", *MNLI_MARKERS, *STSB_MARKERS]))
     (out_dir / "vocab.txt").write_text("\n".join(w.lower() for w in dict.fromkeys(vocab)) + "\n")
-    tok = BertTokenizerFast(vocab_file=str(out_dir / "vocab.txt"))
+    tok = BertTokenizerFast.from_pretrained(out_dir)  # transformers 5: vocab_file= would give an empty vocabulary
     torch.manual_seed(seed)
     # initializer_range 0.2, not 0.02: a random 2-layer BERT at 0.02 maps every sentence to nearly the same [CLS]
     # vector (std 1e-4), which no head can tell apart; at 0.2 sentences differ as in a pretrained model
@@ -206,5 +206,5 @@ def build_demo(root):
     root = Path(root)
     base = build_base_gpt2(root / "models" / "tiny-gpt2")
     comet, comet_tok = build_comet_style(base, root / "models" / "tiny-comet", root / "tokenizers" / "tiny-comet")
-    glue = write_glue_dir(root / "glue")
+    glue = write_glue_dir(root / "glue", test=True)
     return {"base": base, "comet": comet, "comet_tokenizer": comet_tok, "glue_dir": glue}
