@@ -11,6 +11,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+FORMAT_VERSION = 1                  # of config.json and the run folder; readers check it
 RESULTS_FILE = "all_results.json"   # written LAST and atomically: its presence means "complete"
 CONFIG_FILE = "config.json"         # written FIRST, before any training
 HEAD_FILE = "head.safetensors"

@@ -266,7 +266,8 @@ class Study:
         cuts = {k: getattr(self.data_args, k) for k in ("max_train_samples", "max_eval_samples",
                                                          "max_predict_samples") if getattr(self.data_args, k)}
         layout.atomic_write_json(Path(folder) / layout.CONFIG_FILE, {
-            "task": self.task.name, "seed": seed, "path": path, "args": args, **self.provenance,
+            "format_version": layout.FORMAT_VERSION, "task": self.task.name, "seed": seed, "path": path,
+            "args": args, **self.provenance, "pooling_rule": modeling.POOLING.get(self.config.model_type),
             "data_fingerprints": self.fingerprints,
             "model_fingerprint": self.model_fp, "tokenizer_fingerprint": self.tokenizer_fp,
             "max_samples": cuts or None, "debug_run": bool(cuts), "start_time": self.started,
