@@ -273,6 +273,9 @@ def fast_loop_fallback(args) -> str | None:
             reasons.append(f"--optim {_show(value)} (not elementwise)")
         elif name == "lr_scheduler_type" and str(getattr(value, "value", value)) == "reduce_lr_on_plateau":
             reasons.append("--lr_scheduler_type reduce_lr_on_plateau (needs evaluation during training)")
+    others = [r for r in args.report_to if r not in ("wandb", "none")]  # wandb: tracking.py, from the records
+    if others:
+        reasons.append(f"--report_to {' '.join(others)} (its callback reports during training)")
     return ", ".join(dict.fromkeys(reasons)) or None
 
 
@@ -285,3 +288,47 @@ def check_against_task(args, task):
     if args.label_smoothing_factor and task.is_regression:
         raise UserError(f"--label_smoothing_factor: {task.name} is a regression task (no classes to smooth); "
                         f"drop the flag for {task.name}")
+
+
+# ------------------------------------------------------------------------------------------------- protocol
+# A run's protocol: every argument that can change its numbers. Not where things are (paths: the folder's alias
+# names the model), not which seed, not how the run is launched, not what NO_EFFECT lists. Complete runs of one
+# model x task must share it before a sweep skips them or a report averages them.
+NOT_PROTOCOL = {
+    "model_name_or_path", "config_name", "tokenizer_name", "cache_dir", "token", "head_from", "save_full_model",
+    "glue_dir", "dataset_name", "train_file", "validation_file", "test_file", "overwrite_cache",
+    "seeds", "feature_cache", "extraction_batch_size", "overwrite_output_dir", "seed",
+}
+
+
+def protocol(model_args, data_args, study_args, training_args, deepspeed=None) -> dict:
+    """{argument: value} of everything in the arguments that can change a run's numbers. `deepspeed`: the config
+    the run uses (the sweep parses its commands without it, so that no distributed set-up starts)."""
+    out = {}
+    for group in (model_args, data_args, study_args):
+        for f in dataclasses.fields(group):
+            if f.name not in NOT_PROTOCOL:
+                out[f.name] = getattr(group, f.name)
+    for name, value in training_args.to_dict().items():
+        if name not in NO_EFFECT and name not in NOT_PROTOCOL:
+            out[name] = value
+    # a DeepSpeed config that brings its own optimizer or schedule changes the numbers; one that leaves them to
+    # the Trainer (ours) does not
+    deepspeed = deepspeed or training_args.deepspeed
+    config = json.loads(Path(deepspeed).read_text()) if deepspeed else {}
+    out["deepspeed"] = {k: config[k] for k in ("optimizer", "scheduler") if k in config} or None
+    return json.loads(json.dumps(out, sort_keys=True, default=str))
+
+
+def protocol_hash(proto: dict) -> str:
+    import hashlib
+
+    return hashlib.sha256(json.dumps(proto, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def protocol_diff(old: dict | None, new: dict) -> str:
+    """'learning_rate 0.02 -> 0.05, num_train_epochs 2.0 -> 6.0': what differs between two protocols."""
+    if old is None:
+        return "made without a recorded protocol (an older frozen-GLUE)"
+    keys = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+    return ", ".join(f"{k} {old.get(k)} -> {new.get(k)}" for k in keys) or "no argument differs"

@@ -3,6 +3,7 @@
 Everything that reads or writes a run folder (the script, the launcher, the analysis) goes through here.
 """
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -15,6 +16,7 @@ FORMAT_VERSION = 1                  # of config.json and the run folder; readers
 RESULTS_FILE = "all_results.json"   # written LAST and atomically: its presence means "complete"
 CONFIG_FILE = "config.json"         # written FIRST, before any training
 HEAD_FILE = "head.safetensors"
+LOCK_FILE = ".lock"                 # one owner per run folder: pid, host, start time
 LOG_FILE = "run.log"                # the launcher sends each run's stdout/stderr here
 TRAIN_RESULTS_FILE = "train_results.json"
 EVAL_RESULTS_FILE = "eval_results.json"
@@ -28,6 +30,114 @@ OUTPUT_PATTERNS = (RESULTS_FILE, TRAIN_RESULTS_FILE, EVAL_RESULTS_FILE, STATE_FI
 
 def run_dir(runs_root, model_alias: str, task: str, seed: int) -> Path:
     return Path(runs_root) / model_alias / task / f"seed{seed}"
+
+
+@dataclasses.dataclass(frozen=True)
+class Run:
+    """One complete run folder as readers see it."""
+
+    model: str
+    task: str
+    seed: int
+    folder: Path
+    results: dict
+    config: dict
+
+    @property
+    def protocol(self):
+        return self.config.get("protocol")
+
+    @property
+    def protocol_hash(self):
+        return self.config.get("protocol_hash")
+
+
+def iter_runs(runs_root, model=None, task=None):
+    """(complete runs under runs_root, sorted; warnings naming every run folder skipped as incomplete or
+    corrupt). The one way readers (summarize, disagreements, figures) find runs."""
+    from .tasks import TASKS
+
+    root = Path(runs_root)
+    runs, skipped = [], []
+    for folder in sorted(root.glob(f"{model or '*'}/{task or '*'}/seed*")):
+        alias, name, seed = folder.parent.parent.name, folder.parent.name, folder.name.removeprefix("seed")
+        if name not in TASKS or not seed.isdigit() or not folder.is_dir():
+            continue
+        results = read_results(folder)
+        if results is None:
+            why = "corrupt" if (folder / RESULTS_FILE).exists() else "incomplete (no all_results.json)"
+            skipped.append(f"{why} run, not counted: {folder}")
+            continue
+        try:
+            config = json.loads((folder / CONFIG_FILE).read_text())
+        except (OSError, ValueError):
+            config = {}
+        runs.append(Run(alias, name, int(seed), folder, results, config))
+    return runs, skipped
+
+
+class RunLock:
+    """A run folder's owner: `.lock` holds pid, host and start time, created exclusively. A second process is
+    refused in one line; a lock whose process is gone (same host) is named and taken over."""
+
+    def __init__(self, folder):
+        self.path = Path(folder) / LOCK_FILE
+        self.held = False
+
+    def __enter__(self):
+        import socket
+        import time
+
+        from .errors import UserError
+
+        # folders made just for the lock are removed again if the run leaves nothing in them (a user error)
+        self.made = [p for p in (self.path.parent, *self.path.parent.parents) if not p.exists()]
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        me = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+        for _ in range(2):
+            try:
+                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                owner = self._owner()
+                if owner and owner.get("host") == me["host"] and not _alive(owner.get("pid")):
+                    print(f"stale lock {self.path} (pid {owner.get('pid')} on {owner.get('host')}, started "
+                          f"{owner.get('started')}, no longer running): taking it over", flush=True)
+                    self.path.unlink(missing_ok=True)
+                    continue
+                raise UserError(f"{self.path.parent} is in use by another run (pid {owner.get('pid')} on host "
+                                f"{owner.get('host')}, started {owner.get('started')}); wait for it, or if that "
+                                f"process is gone remove {self.path}") from None
+            with os.fdopen(fd, "w") as f:
+                json.dump(me, f)
+            self.held = True
+            return self
+        raise UserError(f"cannot take the lock {self.path}; remove it if no run uses that folder")
+
+    def _owner(self):
+        try:
+            return json.loads(self.path.read_text())
+        except (OSError, ValueError):
+            return {}
+
+    def __exit__(self, *exc):
+        if self.held:
+            self.path.unlink(missing_ok=True)
+            self.held = False
+            for folder in self.made:  # deepest first
+                try:
+                    folder.rmdir()
+                except OSError:
+                    break
+
+
+def _alive(pid) -> bool:
+    try:
+        os.kill(int(pid), 0)
+    except (TypeError, ValueError, ProcessLookupError):
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def read_results(folder):

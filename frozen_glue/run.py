@@ -2,8 +2,10 @@
 the run folders of docs/DESIGN.md. Must not decide flag policy (arguments.py) or the folder layout (layout.py).
 """
 
+import contextlib
 import copy
 import dataclasses
+import io
 import json
 import logging
 import os
@@ -14,9 +16,13 @@ from pathlib import Path
 import numpy as np
 import torch
 from safetensors.torch import load_file, save
-from transformers import DataCollatorWithPadding, Trainer, set_seed
 
-from . import arguments, head_training, layout, modeling
+# transformers prints "[INFO] Running in WANDB offline mode" when its integrations are imported and WANDB_MODE is
+# offline, whether or not the run reports to W&B; keep W&B silent unless --report_to wandb
+with contextlib.redirect_stdout(io.StringIO()):
+    from transformers import DataCollatorWithPadding, Trainer, set_seed
+
+from . import arguments, head_training, layout, modeling, tracking
 from . import cache as feature_cache
 from .data import load_glue, rows_digest, select_rows
 from .errors import UserError
@@ -128,6 +134,14 @@ def trainer_metrics_fn(task):
 # --------------------------------------------------------------------------------------------------- a run
 
 
+def seed_folders(study_args, training_args) -> dict:
+    """{seed: run folder}: --seeds puts each seed in <output_dir>/seed<N>; --seed writes into output_dir."""
+    out = Path(training_args.output_dir)
+    if study_args.seeds:
+        return {s: out / f"seed{s}" for s in study_args.seeds}
+    return {training_args.seed: out}
+
+
 class Study:
     """Everything shared by the seeds of one model x task invocation."""
 
@@ -137,9 +151,9 @@ class Study:
         arguments.check_against_task(training_args, self.task)
         # decided before any Trainer exists: resolving the default arguments resets accelerate's state
         self.fast_loop_fallback = arguments.fast_loop_fallback(training_args)
-        self.seeds = study_args.seeds or [training_args.seed]
-        out = Path(training_args.output_dir)
-        self.folders = {s: out / f"seed{s}" for s in self.seeds} if study_args.seeds else {self.seeds[0]: out}
+        self.folders = seed_folders(study_args, training_args)
+        self.seeds = list(self.folders)
+        self.protocol = arguments.protocol(model_args, data_args, study_args, training_args)
         complete = [str(f) for f in self.folders.values() if layout.is_complete(f)]
         if complete and not study_args.overwrite_output_dir:
             raise UserError(f"{', '.join(complete)} already hold(s) a complete run; pass --overwrite_output_dir "
@@ -255,7 +269,20 @@ class Study:
         return None
 
     def seed_args(self, seed, folder):
-        return dataclasses.replace(self.args, seed=seed, output_dir=str(folder))
+        """The Trainer's arguments for one seed. W&B is left to tracking.py (one W&B run per seed, both paths):
+        the Trainer's own callback would put every seed of this process into one W&B run."""
+        return dataclasses.replace(self.args, seed=seed, output_dir=str(folder),
+                                   report_to=[r for r in self.args.report_to if r != "wandb"] or "none")
+
+    def report(self, seed, folder, history, results):
+        """--report_to wandb: this seed's W&B run, named <model alias>/<task>/seed<N>."""
+        if "wandb" not in self.args.report_to:
+            return
+        folder = Path(folder).resolve()
+        alias = folder.parent.parent.name if folder.parent.name == self.task.name else folder.parent.name
+        group = self.args.run_name or f"{alias}/{self.task.name}"
+        config = json.loads((folder / layout.CONFIG_FILE).read_text())
+        tracking.log_to_wandb(f"{group}/seed{seed}", group, config, history, results)
 
     def write_config(self, seed, folder, path):
         args = {"model": dataclasses.asdict(self.model_args), "data": dataclasses.asdict(self.data_args),
@@ -267,6 +294,7 @@ class Study:
                                                          "max_predict_samples") if getattr(self.data_args, k)}
         layout.atomic_write_json(Path(folder) / layout.CONFIG_FILE, {
             "format_version": layout.FORMAT_VERSION, "task": self.task.name, "seed": seed, "path": path,
+            "protocol": self.protocol, "protocol_hash": arguments.protocol_hash(self.protocol),
             "args": args, **self.provenance, "pooling_rule": modeling.POOLING.get(self.config.model_type),
             "data_fingerprints": self.fingerprints,
             "model_fingerprint": self.model_fp, "tokenizer_fingerprint": self.tokenizer_fp,
@@ -311,7 +339,7 @@ class Study:
                           compute_metrics=trainer_metrics_fn(self.task) if args.eval_strategy != "no" else None,
                           processing_class=self.tokenizer, data_collator=self.collator)
         metrics = trainer.train().metrics if self.args.do_train else None
-        self.finish(trainer, folder, metrics, self.tokenized.__getitem__, lambda: modeling.head_state_dict(model),
+        self.finish(seed, trainer, folder, metrics, self.tokenized.__getitem__, lambda: modeling.head_state_dict(model),
                     lambda path: trainer.save_model(path))
 
     def precision(self):
@@ -368,7 +396,7 @@ class Study:
             trained = head_training.train_heads(list(trainers.values()), self.fast_loop_fallback)
             metrics = dict(zip(trainers, trained))
         for seed, trainer in trainers.items():
-            self.finish(trainer, self.folders[seed], metrics.get(seed), data.__getitem__,
+            self.finish(seed, trainer, self.folders[seed], metrics.get(seed), data.__getitem__,
                         trainer.model.model_state_dict, lambda path, t=trainer: self.save_full_model(t.model, path))
             print(f"run complete: {self.folders[seed]}", flush=True)
 
@@ -379,7 +407,7 @@ class Study:
         model.save_pretrained(path)
         self.tokenizer.save_pretrained(path)
 
-    def finish(self, trainer, folder, train_metrics, eval_data, head_state, save_model):
+    def finish(self, seed, trainer, folder, train_metrics, eval_data, head_state, save_model):
         """After training (train_metrics: None without --do_train): the head, evaluation, prediction dumps, then
         all_results.json last (atomically). The files and keys are upstream run_glue.py's."""
         folder = Path(folder)
@@ -422,6 +450,7 @@ class Study:
                 layout.atomic_write_json(folder / layout.EVAL_RESULTS_FILE, {**eval_only, **epoch})
             results.update(epoch)
             layout.atomic_write_json(folder / layout.RESULTS_FILE, results)  # LAST: marks the run complete
+            self.report(seed, folder, trainer.state.log_history if train_metrics is not None else [], results)
 
 
 def quiet_loading():
@@ -446,7 +475,11 @@ def main(argv=None):
         model_args, data_args, study_args, training_args = arguments.parse_args(
             sys.argv[1:] if argv is None else list(argv))
         set_seed(training_args.seed)
-        Study(model_args, data_args, study_args, training_args).run()
+        with contextlib.ExitStack() as locks:
+            if int(os.environ.get("RANK", "0")) == 0:  # one owner per folder, also under a multi-process launcher
+                for folder in seed_folders(study_args, training_args).values():
+                    locks.enter_context(layout.RunLock(folder))
+            Study(model_args, data_args, study_args, training_args).run()
     except UserError as e:
         print(f"error: {e}", file=sys.stderr, flush=True)
         return e.exit_code

@@ -16,9 +16,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import arguments
+from .arguments import protocol_diff, protocol_hash
 from .ds_config import validate_ds_config
 from .errors import UserError
-from .layout import LOG_FILE, is_complete, run_dir
+from .layout import CONFIG_FILE, LOG_FILE, is_complete, run_dir
 from .tasks import TASKS, get_task
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -111,27 +113,62 @@ class Job:
 
 
 def plan(models, tasks, seeds, runs, settings):
-    """(jobs to run, run folders skipped as complete). With the feature cache, one job per model x task."""
-    jobs, skipped = [], []
+    """(jobs to run, run folders skipped as complete). A complete run is skipped only when its recorded protocol
+    equals the one this sweep would run; otherwise the sweep is refused (REDO_CHANGED=1 redoes such runs). With
+    the feature cache, one job per model x task."""
+    jobs, skipped, changed = [], [], []
     grouped = bool(settings["feature_cache"])
     for m in models:
         for task in tasks:
-            todo = []
+            todo, expected = [], None
             for seed in seeds:
                 folder = run_dir(runs, m.alias, task, seed)
-                if is_complete(folder):
-                    skipped.append(folder)
-                else:
+                if not is_complete(folder):
                     todo.append((seed, folder))
+                    continue
+                if expected is None:
+                    expected = expected_protocol(m, task, runs, settings)
+                recorded = read_config(folder)
+                if recorded.get("protocol_hash") == protocol_hash(expected):
+                    skipped.append(folder)
+                elif settings["redo_changed"]:
+                    todo.append((seed, folder))
+                else:
+                    changed.append(f"{folder}: {protocol_diff(recorded.get('protocol'), expected)}")
             groups = [todo] if grouped and todo else [[t] for t in todo]
             for group in groups:
                 jobs.append(make_job(m, task, group, runs, settings))
+    if changed:
+        raise UserError(f"{len(changed)} complete run(s) were made with other settings than this sweep's and would "
+                        f"be mixed with new ones ({'; '.join(changed)}); REDO_CHANGED=1 redoes them with these "
+                        f"settings, or choose another RUNS")
     return jobs, skipped
 
 
-def make_job(m, task, group, runs, settings):
+def read_config(folder) -> dict:
+    try:
+        return json.loads((Path(folder) / CONFIG_FILE).read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def expected_protocol(m, task, runs, settings) -> dict:
+    """The protocol of the runs this sweep would start for model m on task (their command, parsed)."""
+    args = job_args(m, task, [(0, run_dir(runs, m.alias, task, 0))], runs, settings)
+    try:
+        parsed = arguments.parse_args(args)
+    except UserError as e:
+        raise UserError(f"model {m.alias}, task {task}: {e}") from None
+    return arguments.protocol(*parsed, deepspeed=settings["ds_config"] if uses_deepspeed(settings) else None)
+
+
+def uses_deepspeed(settings) -> bool:
+    return settings["launcher"] == "deepspeed" and not settings["feature_cache"]
+
+
+def job_args(m, task, group, runs, settings) -> list:
+    """run_glue_frozen.py's arguments for one job (one seed, or a group of seeds with the feature cache)."""
     seeds = [s for s, _ in group]
-    folders = [f for _, f in group]
     args = ["--model_name_or_path", m.path, "--task_name", task, "--do_train", "--do_eval"]
     if m.tokenizer:
         args += ["--tokenizer_name", m.tokenizer]
@@ -140,12 +177,19 @@ def make_job(m, task, group, runs, settings):
     if settings["feature_cache"]:
         args += ["--feature_cache", settings["feature_cache"], "--seeds", *map(str, seeds),
                  "--output_dir", str(Path(runs) / m.alias / task)]
-        log = Path(runs) / m.alias / task / LOG_FILE
     else:
-        args += ["--seed", str(seeds[0]), "--output_dir", str(folders[0])]
-        log = folders[0] / LOG_FILE
-    args += m.flags + settings["extra"]
-    if settings["launcher"] == "deepspeed" and not settings["feature_cache"]:
+        args += ["--seed", str(seeds[0]), "--output_dir", str(group[0][1])]
+    if settings["redo_changed"]:
+        args.append("--overwrite_output_dir")
+    return args + m.flags + settings["extra"]
+
+
+def make_job(m, task, group, runs, settings):
+    seeds = [s for s, _ in group]
+    folders = [f for _, f in group]
+    args = job_args(m, task, group, runs, settings)
+    log = (Path(runs) / m.alias / task if settings["feature_cache"] else folders[0]) / LOG_FILE
+    if uses_deepspeed(settings):
         gpus = settings["num_gpus"]
         # the launcher beside this interpreter (a venv's bin/), else the one on PATH
         launcher = Path(sys.executable).parent / "deepspeed"
@@ -158,12 +202,18 @@ def make_job(m, task, group, runs, settings):
     return Job(m, task, seeds, folders, log, command)
 
 
+def _path(value):
+    """A setting's path, relative to the caller's directory (not the repo's), made absolute; None if unset."""
+    return str(Path(value).expanduser().resolve()) if value else None
+
+
 def settings_from_env(env):
     settings = {
-        "glue_dir": env.get("GLUE_DIR") or None,
-        "feature_cache": env.get("FEATURE_CACHE") or None,
+        "glue_dir": _path(env.get("GLUE_DIR")),
+        "feature_cache": _path(env.get("FEATURE_CACHE")),
         "extra": shlex.split(env.get("EXTRA_ARGS", "")),
         "port": int(env.get("MASTER_PORT", "29512")),
+        "redo_changed": env.get("REDO_CHANGED", "0") not in ("", "0"),
     }
     available = gpu_count()
     wanted = env.get("NUM_GPUS", "")
@@ -181,6 +231,7 @@ def settings_from_env(env):
     if launcher == "auto":
         launcher = "python" if ds_config in ("", "none") else "deepspeed"
     if launcher == "deepspeed":
+        ds_config = _path(ds_config)
         validate_ds_config(ds_config)
     settings.update(launcher=launcher, ds_config=ds_config)
     return settings
@@ -191,7 +242,7 @@ def run_job(job, env):
     with open(job.log, "a") as log:  # append: a rerun after a crash keeps the first attempt's log
         log.write(f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')} {shlex.join(job.command)}\n")
         log.flush()
-        code = subprocess.call(job.command, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, env=env)
+        code = subprocess.call(job.command, stdout=log, stderr=subprocess.STDOUT, env=env)
     return code == 0 and all(is_complete(f) for f in job.folders)
 
 
@@ -208,16 +259,16 @@ def main(argv=None):
     env = dict(os.environ)
     passthrough = list(sys.argv[1:] if argv is None else argv)
     try:
-        models = read_models(env.get("MODELS", str(ROOT / "launch" / "models.tsv")))
+        models = read_models(_path(env.get("MODELS")) or ROOT / "launch" / "models.tsv")
         tasks = parse_tasks(env.get("TASKS", ""))
         seeds = parse_seeds(env.get("SEEDS", "1 2 3 4 5"))
-        runs = env.get("RUNS", "runs")
+        runs = _path(env.get("RUNS", "runs"))
         settings = settings_from_env(env)
         settings["extra"] += passthrough
+        jobs, skipped = plan(models, tasks, seeds, runs, settings)
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    jobs, skipped = plan(models, tasks, seeds, runs, settings)
     for folder in skipped:
         print(f"skip (complete): {folder}")
     if env.get("DRY_RUN", "0") not in ("", "0"):

@@ -372,13 +372,3 @@ def test_killed_run_leaves_no_results(assets, tmp_path):
     proc.kill()
     proc.wait()
     assert (out / "config.json").exists() and not (out / "all_results.json").exists()
-
-
-def test_report_to_wandb_offline(script, assets, tmp_path, capsys, monkeypatch):
-    monkeypatch.setenv("WANDB_MODE", "offline")
-    monkeypatch.setenv("WANDB_DIR", str(tmp_path))
-    monkeypatch.setenv("WANDB_SILENT", "true")
-    code, _, err = run(script, capsys, *base_args(assets, tmp_path / "run"), "--report_to", "wandb",
-                       "--run_name", "frozen-glue-test")
-    assert code == 0, err
-    assert list((tmp_path / "wandb").glob("offline-run-*")), "no offline W&B run was written"

@@ -73,7 +73,7 @@ def test_kill_and_resume_completes_every_run_exactly_once(tmp_path, assets):
     os.killpg(proc.pid, signal.SIGKILL)  # the sweep and its run, mid-run
     proc.wait()
     assert is_complete(first) and (second / "config.json").exists() and not is_complete(second)
-    code, out = sweep(tmp_path, assets, TASKS="cola", SEEDS="1 2")
+    code, out = sweep(tmp_path, assets, TASKS="cola", SEEDS="1 2", EXTRA_ARGS=env["EXTRA_ARGS"])
     assert code == 0, out
     assert f"skip (complete): {first}" in out
     assert "3 complete, 1 skipped, 0 failed" in out
