@@ -3,6 +3,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 RUNS   ?= runs
+MODELS ?= launch/models.tsv
 REPORTS ?= reports
 # the thesis protocol; override e.g. `make cola TRAIN_ARGS="--num_train_epochs 3 --learning_rate 1e-3"`
 TRAIN_ARGS ?=
@@ -33,12 +34,14 @@ test: venv
 
 # the real study (needs the hub or local models; see README)
 cola: venv
-	TASKS=cola RUNS=$(RUNS) PYTHON=$(PY) bash launch/all_tasks.sh $(TRAIN_ARGS)
-	$(PY) analysis/summarize.py --runs $(RUNS) --out $(REPORTS) --reference analysis/thesis_reference.csv
+	TASKS=cola RUNS=$(RUNS) MODELS=$(MODELS) PYTHON=$(PY) bash launch/all_tasks.sh $(TRAIN_ARGS)
+	$(PY) analysis/summarize.py --runs $(RUNS) --out $(REPORTS) --reference analysis/thesis_reference.csv \
+	  --models $(MODELS)
 
 all: venv
-	RUNS=$(RUNS) PYTHON=$(PY) bash launch/all_tasks.sh $(TRAIN_ARGS)
-	$(PY) analysis/summarize.py --runs $(RUNS) --out $(REPORTS) --reference analysis/thesis_reference.csv
+	RUNS=$(RUNS) MODELS=$(MODELS) PYTHON=$(PY) bash launch/all_tasks.sh $(TRAIN_ARGS)
+	$(PY) analysis/summarize.py --runs $(RUNS) --out $(REPORTS) --reference analysis/thesis_reference.csv \
+	  --models $(MODELS)
 
 summarize: venv
 	$(PY) analysis/summarize.py --runs $(RUNS) --out $(REPORTS)

@@ -41,6 +41,9 @@ def main(argv=None):
         a, b = args.models
         pa = compare.read_predictions(args.runs, a, task.name, split, seed=args.seed)
         pb = compare.read_predictions(args.runs, b, task.name, split, seed=args.seed)
+        if pa.attrs["protocol"] != pb.attrs["protocol"]:
+            print(f"warning: {a} and {b} were run with different settings: "
+                  f"{layout.protocol_diff(pa.attrs['protocol'], pb.attrs['protocol'])}", file=sys.stderr)
         result, table = compare.disagreement(task.name, pa, pb, (a, b), n_resamples=args.n_resamples)
         sl = compare.slices(task.name, pa, pb, (a, b), args.slice)
     except UserError as e:

@@ -19,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a ch
 
 import pandas as pd  # noqa: E402
 
-from frozen_glue import compare, figures, layout, results  # noqa: E402
+from frozen_glue import compare, figures, layout, results, sweep  # noqa: E402
 from frozen_glue.errors import UserError  # noqa: E402
 from frozen_glue.tasks import TASKS  # noqa: E402
 
@@ -49,8 +49,9 @@ def numeric_wide(summary, pairs):
     return table.reset_index()
 
 
-def reference_table(path, summary):
-    """Published numbers beside ours; 'within 2 std' compares our mean with the reference mean ± 2 std."""
+def reference_table(path, summary, aliases):
+    """Published numbers beside ours; 'within 2 std' compares our mean with the reference mean ± 2 std.
+    `aliases` maps our model aliases to the reference's model names (the models file's 5th column)."""
     try:
         ref = pd.read_csv(path)
     except (OSError, ValueError) as e:
@@ -59,10 +60,16 @@ def reference_table(path, summary):
     missing = {"model", "task", "metric", "mean", "std"} - set(ref.columns)
     if missing:
         raise UserError(f"--reference {path} lacks column(s) {sorted(missing)}; need model,task,metric,mean,std")
-    ours = summary.astype({"task": str})[["model", "task", "metric", "mean", "std", "n"]]
+    ours = summary.astype({"task": str})[["model", "task", "metric", "mean", "std", "n", "debug"]].copy()
+    ours.insert(0, "ours", ours["model"])
+    ours["model"] = ours["model"].map(lambda m: aliases.get(m, m))
     merged = ref.merge(ours, on=["model", "task", "metric"], how="left", suffixes=("_ref", "_ours"))
     within = (merged["mean_ours"] - merged["mean_ref"]).abs() <= 2 * merged["std_ref"]
     merged["within_2std"] = within.astype("boolean").mask(merged["mean_ours"].isna())  # NA: we have no such run
+    if merged["mean_ours"].isna().all():
+        print(f"warning: --reference {path} names models {', '.join(dict.fromkeys(ref['model']))}, and none of "
+              f"this run tree's models ({', '.join(dict.fromkeys(summary['model']))}) maps to them: put the "
+              f"reference name in the 5th column of your models file and pass --models FILE", file=sys.stderr)
     return merged
 
 
@@ -75,6 +82,8 @@ def main(argv=None):
     ap.add_argument("--runs", default="runs", help="runs root (runs/<model>/<task>/seed<N>/)")
     ap.add_argument("--out", default="reports", help="output dir for tables, figures and report.md")
     ap.add_argument("--reference", help="csv of published numbers: model,task,metric,mean,std")
+    ap.add_argument("--models", help="models file whose 5th column maps run aliases to the --reference's model "
+                                     "names (default: an alias is its own reference name)")
     ap.add_argument("--slice", action="append", default=[], metavar="NAME=REGEX",
                     help="an extra example slice (regex on the example's text); repeatable")
     ap.add_argument("--n_resamples", type=int, default=2000, help="bootstrap resamples")
@@ -121,6 +130,8 @@ def summarize(args):
                     pa = compare.read_predictions(args.runs, a, task, split)
                     pb = compare.read_predictions(args.runs, b, task, split)
                     res, table = compare.disagreement(task, pa, pb, (a, b), n_resamples=args.n_resamples)
+                    if pa.attrs["protocol"] != pb.attrs["protocol"]:
+                        res["settings_differ"] = layout.protocol_diff(pa.attrs["protocol"], pb.attrs["protocol"])
                     sl = compare.slices(task, pa, pb, (a, b), args.slice, n_resamples=min(args.n_resamples, 1000))
                 except UserError as e:
                     print(f"warning: {task}/{split} {a} vs {b}: {e}", file=sys.stderr)
@@ -134,7 +145,8 @@ def summarize(args):
     if len(dis):
         write_text(out / "disagreements.csv", dis.to_csv(index=False))
 
-    ref = reference_table(args.reference, summary) if args.reference else None
+    aliases = {m.alias: m.reference for m in sweep.read_models(args.models) if m.reference} if args.models else {}
+    ref = reference_table(args.reference, summary, aliases) if args.reference else None
     if ref is not None:
         write_text(out / "reference.csv", ref.to_csv(index=False))
 
@@ -147,17 +159,22 @@ def summarize(args):
                "Tables: [summary.md](summary.md), [summary.csv](summary.csv), [summary.tex](summary.tex).\n",
                "## Figures\n", "![summary](fig_summary.png)\n", *[f"![{f}]({f})" for f in figs], ""]
     if len(dis):
-        cols = [c for c in ("task", "split", "model_a", "model_b", "n", "disagree", "both_right", "only_a_right",
-                            "only_b_right", "both_wrong", "mcnemar_p", "metric", "difference", "ci_low", "ci_high")
-                if c in dis.columns]
+        cols = [c for c in ("task", "split", "model_a", "model_b", "n", "disagree", "a_better", "b_better", "test",
+                            "test_p", "metric", "difference", "ci_low", "ci_high", "settings_differ") if c in dis.columns]
+        shown = dis[cols].astype({c: "Int64" for c in ("n", "disagree", "a_better", "b_better")})
+        shown["test_p"] = shown["test_p"].map(results.fmt_p)
         report += ["## Example-level comparison\n",
-                   "Predictions combined over seeds by majority vote (STS-B: mean score). McNemar: exact test on "
-                   "the discordant pairs. CI: paired bootstrap 95% of the main-metric difference over examples.\n",
-                   md_table(dis[cols]), "", "Disagreeing examples: " +
+                   "Predictions combined over seeds by majority vote (STS-B: mean score). a_better / b_better: "
+                   "examples only that model gets right (STS-B: where its score is closer to the gold one). Test: "
+                   "exact McNemar on the discordant pairs; STS-B: Wilcoxon signed-rank on the paired absolute "
+                   "errors. CI: paired bootstrap 95% of the main-metric difference over examples.\n",
+                   md_table(shown), "", "Disagreeing examples: " +
                    ", ".join(f"[{f}]({f})" for f in dis["file"]), ""]
         report += ["## Slices\n", "Significant after Holm correction first.\n"]
         for task, split, a, b, sl in slice_tables:
-            report += [f"### {task} ({split}): {a} vs {b}\n", md_table(sl), ""]
+            shown = sl.astype({"n": "Int64"})
+            shown[["p", "p_holm"]] = shown[["p", "p_holm"]].map(results.fmt_p)
+            report += [f"### {task} ({split}): {a} vs {b}\n", md_table(shown), ""]
     if ref is not None:
         report += ["## Published numbers\n", f"From `{args.reference}`; within_2std: |ours − published| ≤ 2 × "
                    f"published std.\n", md_table(ref), ""]

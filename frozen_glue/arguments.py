@@ -318,17 +318,3 @@ def protocol(model_args, data_args, study_args, training_args, deepspeed=None) -
     config = json.loads(Path(deepspeed).read_text()) if deepspeed else {}
     out["deepspeed"] = {k: config[k] for k in ("optimizer", "scheduler") if k in config} or None
     return json.loads(json.dumps(out, sort_keys=True, default=str))
-
-
-def protocol_hash(proto: dict) -> str:
-    import hashlib
-
-    return hashlib.sha256(json.dumps(proto, sort_keys=True).encode()).hexdigest()[:16]
-
-
-def protocol_diff(old: dict | None, new: dict) -> str:
-    """'learning_rate 0.02 -> 0.05, num_train_epochs 2.0 -> 6.0': what differs between two protocols."""
-    if old is None:
-        return "made without a recorded protocol (an older frozen-GLUE)"
-    keys = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
-    return ", ".join(f"{k} {old.get(k)} -> {new.get(k)}" for k in keys) or "no argument differs"

@@ -10,25 +10,27 @@ import numpy as np
 import pandas as pd
 
 from .errors import UserError
-from .layout import run_dir
-from .stats import FAST_METRICS, holm, mcnemar_exact, paired_bootstrap
+from .layout import iter_runs
+from .stats import FAST_METRICS, holm, mcnemar_exact, paired_bootstrap, wilcoxon_p
 from .tasks import get_task
 
 
-def read_predictions(runs_root, model, task, split, seed=None, vote=None):
-    """One model's predictions on a split, indexed by idx: from one seed, or combined over all its complete
-    seeds (majority vote of classes, ties to the lowest class id; mean score for STS-B)."""
+def read_predictions(runs_root, model, task, split, seed=None):
+    """One model's predictions on a split, indexed by idx, from its complete runs only (layout.iter_runs): one
+    seed, or all its seeds combined (majority vote of classes, ties to the lowest class id; mean score for
+    STS-B). Seeds made with different settings are refused, not combined."""
     task = get_task(task)
     name = task.prediction_file(split)
-    if seed is not None:
-        files = [run_dir(runs_root, model, task.name, seed) / name]
-    else:
-        files = sorted((Path(runs_root) / model / task.name).glob(f"seed*/{name}"))
-        files = [f for f in files if (f.parent / "all_results.json").exists()]
-    files = [f for f in files if f.exists()]
+    runs, skipped = iter_runs(runs_root, model=model, task=task.name)
+    runs = [r for r in runs if seed is None or r.seed == seed]
+    files = [r.folder / name for r in runs if (r.folder / name).exists()]
     if not files:
-        raise UserError(f"no {name} for model {model} on {task.name}"
-                        f"{f' seed {seed}' if seed is not None else ''} under {runs_root}")
+        which = f"model {model} on {task.name}" + (f" seed {seed}" if seed is not None else "")
+        raise UserError(f"no complete run with {name} for {which} under {runs_root}"
+                        + (f" ({len(skipped)} incomplete run(s) skipped)" if skipped else ""))
+    if len({r.protocol_hash for r in runs}) > 1:
+        raise UserError(f"the {task.name} runs of {model} were made with different settings; compare one seed "
+                        f"(--seed) or redo the others with the same settings")
     frames = [pd.read_json(f, lines=True).set_index("idx") for f in files]
     first = frames[0]
     for f, frame in zip(files[1:], frames[1:]):
@@ -42,6 +44,7 @@ def read_predictions(runs_root, model, task, split, seed=None, vote=None):
         out["prediction"] = [np.bincount(col.astype(int)).argmax() for col in preds.T]
         out["probs"] = list(np.mean([np.stack(fr["probs"].to_numpy()) for fr in frames], axis=0).round(4).tolist())
     out.attrs["seeds"] = [f.parent.name for f in files]
+    out.attrs["protocol"] = runs[0].protocol
     return out
 
 
@@ -71,13 +74,20 @@ def disagreement(task_name, a, b, names, n_resamples=2000):
     table = pd.DataFrame({"idx": a.index, **{c: a[c].to_numpy() for c in text_cols}, "gold": gold,
                           f"pred_{names[0]}": pa, f"pred_{names[1]}": pb})
     if task.is_regression:
-        disagree = np.abs(pa - pb) > 1.0  # STS-B: scores more than one point apart (0-5 scale)
+        # STS-B: which model is closer to the gold score, example by example, and a Wilcoxon signed-rank test
+        # of the paired absolute errors (McNemar's counterpart for scores)
+        ea, eb = np.abs(pa - gold), np.abs(pb - gold)
+        result.update(a_better=int(np.sum(ea < eb)), b_better=int(np.sum(eb < ea)),
+                      disagree=int(np.sum(np.abs(pa - pb) > 1.0)), test="Wilcoxon signed-rank, |error|",
+                      test_p=wilcoxon_p(ea, eb))
+        disagree = np.abs(pa - pb) > 1.0  # scores more than one point apart (0-5 scale)
     else:
         ra, rb = pa == gold, pb == gold
         counts = {"both_right": int(np.sum(ra & rb)), "only_a_right": int(np.sum(ra & ~rb)),
                   "only_b_right": int(np.sum(~ra & rb)), "both_wrong": int(np.sum(~ra & ~rb))}
-        result.update(counts, disagree=int(np.sum(pa != pb)),
-                      mcnemar_p=mcnemar_exact(counts["only_a_right"], counts["only_b_right"]))
+        p = mcnemar_exact(counts["only_a_right"], counts["only_b_right"])
+        result.update(counts, disagree=int(np.sum(pa != pb)), mcnemar_p=p, a_better=counts["only_a_right"],
+                      b_better=counts["only_b_right"], test="exact McNemar", test_p=p)
         table[f"probs_{names[0]}"] = [json.dumps(p) for p in a["probs"]]
         table[f"probs_{names[1]}"] = [json.dumps(p) for p in b["probs"]]
         disagree = pa != pb
@@ -147,9 +157,10 @@ def slices(task_name, a, b, names, user_slices=(), min_size=10, n_resamples=1000
         rows.append({"slice": name, "n": n, names[0]: float(metric(pa[mask].astype(float), gold[mask].astype(float))),
                      names[1]: float(metric(pb[mask].astype(float), gold[mask].astype(float))),
                      "difference": diff, "ci_low": low, "ci_high": high, "p": p})
-    out = pd.DataFrame(rows)
-    if "p" in out:
-        out["p_holm"] = holm(out["p"])
-        out["significant"] = out["p_holm"] < 0.05
-        out = out.sort_values(["significant", "p_holm"], ascending=[False, True], na_position="last", kind="stable")
+    # one column order whatever the slices: a small first slice must not reorder the table
+    out = pd.DataFrame(rows).reindex(columns=["slice", "n", names[0], names[1], "difference", "ci_low", "ci_high",
+                                              "p", "p_holm", "significant", "note"])
+    out["p_holm"] = holm(out["p"])
+    out["significant"] = out["p_holm"] < 0.05  # False where there is no test (too few examples)
+    out = out.sort_values(["significant", "p_holm"], ascending=[False, True], na_position="last", kind="stable")
     return out.reset_index(drop=True)

@@ -65,8 +65,9 @@ def iter_runs(runs_root, model=None, task=None):
             continue
         results = read_results(folder)
         if results is None:
-            why = "corrupt" if (folder / RESULTS_FILE).exists() else "incomplete (no all_results.json)"
-            skipped.append(f"{why} run, not counted: {folder}")
+            skipped.append(f"corrupt {RESULTS_FILE}, run skipped: {folder / RESULTS_FILE}"
+                           if (folder / RESULTS_FILE).exists() else
+                           f"incomplete run (no {RESULTS_FILE}), not counted: {folder}")
             continue
         try:
             config = json.loads((folder / CONFIG_FILE).read_text())
@@ -225,3 +226,15 @@ def versions() -> dict:
         except md.PackageNotFoundError:
             out[pkg] = None
     return out
+
+
+def protocol_hash(proto: dict) -> str:
+    return hashlib.sha256(json.dumps(proto, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def protocol_diff(old: dict | None, new: dict) -> str:
+    """'learning_rate 0.02 -> 0.05, num_train_epochs 2.0 -> 6.0': what differs between two protocols."""
+    if old is None:
+        return "made without a recorded protocol (an older frozen-GLUE)"
+    keys = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+    return ", ".join(f"{k} {old.get(k)} -> {new.get(k)}" for k in keys) or "no argument differs"

@@ -7,50 +7,53 @@ from pathlib import Path
 import pandas as pd
 
 from .errors import UserError
-from .layout import CONFIG_FILE, RESULTS_FILE
+from .layout import RESULTS_FILE, iter_runs
 from .stats import mean_std, welch_p
 from .tasks import TASKS
 
 
 def load_runs(runs_root):
-    """(DataFrame of complete runs, one row per run x reported metric; list of warnings)."""
+    """(DataFrame of complete runs, one row per run x reported metric; list of warnings). Runs come from
+    layout.iter_runs (complete ones only); each row carries its protocol hash, and the table's attrs hold
+    {hash: protocol} so that mixed cells can name what differs."""
     root = Path(runs_root)
     if not root.is_dir():
         raise UserError(f"runs dir {root} does not exist; run a study first (make demo, bash launch/all_tasks.sh) "
                         f"or pass --runs DIR")
-    rows, warnings = [], []
-    for folder in sorted(root.glob("*/*/seed*")):
-        model, task, seed = folder.parent.parent.name, folder.parent.name, folder.name.removeprefix("seed")
-        if task not in TASKS or not seed.isdigit() or not folder.is_dir():
-            continue
-        results_path = folder / RESULTS_FILE
-        if not results_path.exists():
-            warnings.append(f"incomplete run (no {RESULTS_FILE}), not counted: {folder}")
-            continue
-        try:
-            results = json.loads(results_path.read_text())
-            assert isinstance(results, dict)
-        except (ValueError, AssertionError):
-            warnings.append(f"corrupt {RESULTS_FILE}, run skipped: {results_path}")
-            continue
-        try:
-            config = json.loads((folder / CONFIG_FILE).read_text())
-        except (OSError, ValueError):
-            config = {}
-        debug = bool(config.get("debug_run"))
+    found, warnings = iter_runs(root)
+    rows, protocols = [], {}
+    for run in found:
+        debug = bool(run.config.get("debug_run"))
         if debug:
-            warnings.append(f"debug run (max_*_samples {config.get('max_samples')}), labelled in tables: {folder}")
-        for metric in TASKS[task].report_metrics:
-            value = results.get(f"eval_{metric}")
+            warnings.append(f"debug run (max_*_samples {run.config.get('max_samples')}), labelled in tables: "
+                            f"{run.folder}")
+        protocols[run.protocol_hash] = run.protocol
+        for metric in TASKS[run.task].report_metrics:
+            value = run.results.get(f"eval_{metric}")
             if value is not None:
-                rows.append({"model": model, "task": task, "seed": int(seed), "metric": metric, "value": float(value),
-                             "debug": debug, "path": config.get("path"), "folder": str(folder)})
-    columns = ["model", "task", "seed", "metric", "value", "debug", "path", "folder"]
+                rows.append({"model": run.model, "task": run.task, "seed": run.seed, "metric": metric,
+                             "value": float(value), "debug": debug, "path": run.config.get("path"),
+                             "protocol": run.protocol_hash, "folder": str(run.folder)})
+    columns = ["model", "task", "seed", "metric", "value", "debug", "path", "protocol", "folder"]
     runs = pd.DataFrame(rows, columns=columns)
     if runs.empty:
         raise UserError(f"no complete run under {root} (a run is complete once its {RESULTS_FILE} exists)"
                         + (f"; {len(warnings)} incomplete or corrupt" if warnings else ""))
+    runs.attrs["protocols"] = protocols
+    for (model, task), g in runs.groupby(["model", "task"]):
+        if g["protocol"].nunique(dropna=False) > 1:
+            warnings.append(f"{model}/{task} mixes runs made with different settings ({mixed_protocols(runs, g)}); "
+                            f"its cells are shown as mixed, not averaged")
     return runs, warnings
+
+
+def mixed_protocols(runs, group) -> str:
+    """What differs between the protocols of a group of rows: 'learning_rate 0.02/0.05, ...'."""
+    protos = [runs.attrs.get("protocols", {}).get(h) for h in dict.fromkeys(group["protocol"])]
+    if any(p is None for p in protos):
+        return "some runs have no recorded protocol"
+    keys = sorted(k for k in set().union(*protos) if len({json.dumps(p.get(k)) for p in protos}) > 1)
+    return ", ".join(f"{k} {'/'.join(str(p.get(k)) for p in protos)}" for k in keys)
 
 
 def task_order(tasks):
@@ -61,30 +64,50 @@ def summarize(runs: pd.DataFrame) -> pd.DataFrame:
     """One row per task x metric x model: mean, sample std (ddof=1), n seeds, debug flag."""
     rows = []
     for (task, metric, model), g in runs.groupby(["task", "metric", "model"], sort=False):
-        mean, std, n = mean_std(g["value"])
+        mixed = mixed_protocols(runs, g) if g["protocol"].nunique(dropna=False) > 1 else ""
+        mean, std, n = mean_std(g["value"]) if not mixed else (float("nan"), float("nan"), len(g))
         rows.append({"task": task, "metric": metric, "model": model, "mean": mean, "std": std, "n": n,
-                     "seeds": " ".join(map(str, sorted(g["seed"]))), "debug": bool(g["debug"].any())})
+                     "seeds": " ".join(map(str, sorted(g["seed"]))), "debug": bool(g["debug"].any()),
+                     "mixed": mixed, "protocol": g["protocol"].iloc[0] if not mixed else None})
     out = pd.DataFrame(rows)
+    out.attrs = runs.attrs
     out["task"] = pd.Categorical(out["task"], task_order(out["task"]), ordered=True)
     out["order"] = [TASKS[t].report_metrics.index(m) for t, m in zip(out["task"], out["metric"])]
     return out.sort_values(["task", "order"], kind="stable").drop(columns="order").reset_index(drop=True)
 
 
 def pairwise(runs: pd.DataFrame) -> pd.DataFrame:
-    """Every pair of models on every task x metric: difference of means and Welch's t-test p across seeds."""
+    """Every pair of models on every task x metric: difference of means and Welch's t-test p across seeds. A
+    model whose runs mix protocols is not compared; a pair made with different protocols says which arguments
+    differ (`protocols_differ`)."""
     rows = []
     models = list(dict.fromkeys(runs["model"]))
     for (task, metric), g in runs.groupby(["task", "metric"], sort=False):
         for a, b in itertools.combinations(models, 2):
-            va, vb = g.loc[g.model == a, "value"].tolist(), g.loc[g.model == b, "value"].tolist()
-            if va and vb:
-                rows.append({"task": task, "metric": metric, "model_a": a, "model_b": b,
-                             "diff": sum(va) / len(va) - sum(vb) / len(vb), "welch_p": welch_p(va, vb),
-                             "n_a": len(va), "n_b": len(vb)})
-    return pd.DataFrame(rows, columns=["task", "metric", "model_a", "model_b", "diff", "welch_p", "n_a", "n_b"])
+            ga, gb = g[g.model == a], g[g.model == b]
+            if not len(ga) or not len(gb) or ga["protocol"].nunique(dropna=False) > 1 \
+                    or gb["protocol"].nunique(dropna=False) > 1:
+                continue
+            va, vb = ga["value"].tolist(), gb["value"].tolist()
+            differ = mixed_protocols(runs, pd.concat([ga, gb])) if ga["protocol"].iloc[0] != gb["protocol"].iloc[0] \
+                else ""
+            rows.append({"task": task, "metric": metric, "model_a": a, "model_b": b,
+                         "diff": sum(va) / len(va) - sum(vb) / len(vb), "welch_p": welch_p(va, vb),
+                         "n_a": len(va), "n_b": len(vb), "protocols_differ": differ})
+    return pd.DataFrame(rows, columns=["task", "metric", "model_a", "model_b", "diff", "welch_p", "n_a", "n_b",
+                                       "protocols_differ"])
 
 
-def fmt(mean, std, n, debug=False):
+def fmt_p(p) -> str:
+    """A p-value as tables print it: 3 significant digits, '< 0.001' below that resolution, 'nan' when undefined."""
+    if p != p:
+        return "nan"
+    return "< 0.001" if p < 0.001 else f"{p:.3g}"
+
+
+def fmt(mean, std, n, debug=False, mixed=""):
+    if mixed:
+        return f"mixed settings, not averaged: {mixed} (n={n})"
     text = f"{mean:.3f} ± {std:.3f}" if std == std else f"{mean:.3f}"
     return f"{text} (n={n})" + (" †debug" if debug else "")
 
@@ -98,8 +121,11 @@ def wide_table(summary: pd.DataFrame, pairs: pd.DataFrame) -> pd.DataFrame:
         row = {"task": task, "metric": metric}
         for m in models:
             hit = g[g.model == m]
-            row[m] = fmt(*hit.iloc[0][["mean", "std", "n", "debug"]]) if len(hit) else "—"
+            row[m] = fmt(*hit.iloc[0][["mean", "std", "n", "debug", "mixed"]]) if len(hit) else "—"
         for _, p in pairs[(pairs.task == task) & (pairs.metric == metric)].iterrows():
-            row[f"{p.model_a} − {p.model_b}"] = f"{p['diff']:+.3f} (p={p.welch_p:.3g})"
+            p_text = fmt_p(p.welch_p)
+            row[f"{p.model_a} − {p.model_b}"] = (f"{p['diff']:+.3f} (p{'' if p_text.startswith('<') else '='}"
+                                                 f"{p_text})" + (f" ‡settings differ: {p.protocols_differ}"
+                                                                 if p.protocols_differ else ""))
         out.append(row)
     return pd.DataFrame(out)

@@ -170,13 +170,15 @@ class Study:
         want_test = self.args.do_predict
         splits, fingerprints = load_glue(task, data_args, want_test=want_test, cache_dir=model_args.cache_dir)
         cuts = {"train": data_args.max_train_samples, "test": data_args.max_predict_samples}
-        self.raw, self.fingerprints = {}, {}
+        self.raw, self.fingerprints, self.cut = {}, {}, {}
         for name, ds in splits.items():
             wanted = (name == "train" and self.args.do_train) or (name in task.validation_splits and self.args.do_eval) \
                 or (name.startswith("test") and want_test)
             if wanted:
                 limit = cuts.get(name.split("_")[0], data_args.max_eval_samples)
                 self.raw[name], self.fingerprints[name] = select_rows(ds, limit, fingerprints[name])
+                if len(self.raw[name]) < len(ds):  # a debug run is one whose cut removed rows
+                    self.cut[name] = f"{len(self.raw[name])} of {len(ds)} rows"
         if self.args.do_train and "train" not in self.raw:
             raise UserError(f"--do_train needs a train split; {task.name}'s data has none (pass --train_file)")
         if self.args.do_eval and not any(s in self.raw for s in task.validation_splits):
@@ -294,11 +296,12 @@ class Study:
                                                          "max_predict_samples") if getattr(self.data_args, k)}
         layout.atomic_write_json(Path(folder) / layout.CONFIG_FILE, {
             "format_version": layout.FORMAT_VERSION, "task": self.task.name, "seed": seed, "path": path,
-            "protocol": self.protocol, "protocol_hash": arguments.protocol_hash(self.protocol),
+            "protocol": self.protocol, "protocol_hash": layout.protocol_hash(self.protocol),
             "args": args, **self.provenance, "pooling_rule": modeling.POOLING.get(self.config.model_type),
             "data_fingerprints": self.fingerprints,
             "model_fingerprint": self.model_fp, "tokenizer_fingerprint": self.tokenizer_fp,
-            "max_samples": cuts or None, "debug_run": bool(cuts), "start_time": self.started,
+            "max_samples": cuts or None, "cut_splits": self.cut or None, "debug_run": bool(self.cut),
+            "start_time": self.started,
             "command": " ".join([Path(sys.argv[0]).name] + sys.argv[1:]),
         })
 

@@ -31,6 +31,14 @@ def mcnemar_exact(only_a_right: int, only_b_right: int) -> float:
     return float(mcnemar(table, exact=True).pvalue)
 
 
+def wilcoxon_p(errors_a, errors_b) -> float:
+    """Two-sided Wilcoxon signed-rank p of paired errors (NaN when the two are identical everywhere)."""
+    diff = np.asarray(errors_a, dtype=float) - np.asarray(errors_b, dtype=float)
+    if not np.any(diff != 0):
+        return float("nan")
+    return float(sps.wilcoxon(errors_a, errors_b).pvalue)
+
+
 # Vectorized forms of the GLUE metrics over the last axis, for the bootstrap's thousands of resamples
 # (sklearn's versions cost ~3 ms a call in input checks alone). tests/test_stats.py checks them against
 # sklearn/scipy on random inputs.

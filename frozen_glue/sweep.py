@@ -17,10 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import arguments
-from .arguments import protocol_diff, protocol_hash
 from .ds_config import validate_ds_config
 from .errors import UserError
-from .layout import CONFIG_FILE, LOG_FILE, is_complete, run_dir
+from .layout import CONFIG_FILE, LOG_FILE, is_complete, protocol_diff, protocol_hash, run_dir
 from .tasks import TASKS, get_task
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -33,11 +32,13 @@ class Model:
     path: str
     tokenizer: str | None
     flags: list
+    reference: str | None = None  # its name in a --reference csv of published numbers (5th column), if any
     problem: str | None = None   # why this model cannot run (unset variable, missing dir), or None
 
 
 def read_models(path) -> list:
-    """`alias<TAB>model<TAB>tokenizer or -<TAB>extra flags` per line; blank lines and # comments skipped."""
+    """`alias<TAB>model<TAB>tokenizer or -<TAB>extra flags<TAB>reference name or -` per line (the last two
+    optional); blank lines and # comments skipped."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"models file {path} does not exist; set MODELS=FILE (see launch/models.tsv)")
@@ -46,12 +47,14 @@ def read_models(path) -> list:
         if not line.strip() or line.lstrip().startswith("#"):
             continue
         fields = line.split("\t")
-        if len(fields) not in (3, 4) or not all(f.strip() for f in fields[:3]):
-            raise UserError(f"{path}:{line_no}: expected 3 or 4 tab-separated fields (alias, model, tokenizer or -, "
-                            f"extra flags), found {len(fields)}: {line!r}")
+        if len(fields) not in (3, 4, 5) or not all(f.strip() for f in fields[:3]):
+            raise UserError(f"{path}:{line_no}: expected 3 to 5 tab-separated fields (alias, model, tokenizer or -, "
+                            f"extra flags, reference name or -), found {len(fields)}: {line!r}")
         alias, model, tokenizer = (f.strip() for f in fields[:3])
-        flags = shlex.split(os.path.expandvars(fields[3])) if len(fields) == 4 else []
-        m = Model(alias, os.path.expandvars(model), None if tokenizer == "-" else os.path.expandvars(tokenizer), flags)
+        flags = shlex.split(os.path.expandvars(fields[3])) if len(fields) >= 4 else []
+        reference = fields[4].strip() if len(fields) == 5 and fields[4].strip() not in ("", "-") else None
+        m = Model(alias, os.path.expandvars(model), None if tokenizer == "-" else os.path.expandvars(tokenizer), flags,
+                  reference=reference)
         for value in (m.path, m.tokenizer or ""):
             unset = re.search(r"\$\{?(\w+)", value)  # expandvars leaves unset variables in place
             if unset:
