@@ -129,23 +129,6 @@ def test_invalid_ds_configs_are_refused(tmp_path):
         validate_ds_config(tmp_path / "stage.json")
 
 
-def test_real_deepspeed_zero2_run_on_cpu(tmp_path, assets):
-    """One real run through the `deepspeed` launcher on CPU (gloo), ZeRO-2, a few steps."""
-    models = tmp_path / "m.tsv"
-    models.write_text(f"gpt2\t{assets['base']}\t-\t\n")
-    code, out = sweep(tmp_path, assets, models=models, TASKS="cola", SEEDS="1", LAUNCHER="deepspeed",
-                      DS_CONFIG=str(ROOT / "ds_configs" / "zero2.json"),
-                      EXTRA_ARGS=FAST + " --max_train_samples 64 --max_eval_samples 32",
-                      TORCH_EXTENSIONS_DIR=str(Path.home() / ".cache" / "frozen_glue" / "torch_extensions"))
-    folder = tmp_path / "runs" / "gpt2" / "cola" / "seed1"
-    assert code == 0, out + (folder / "run.log").read_text()[-3000:]
-    assert is_complete(folder)
-    assert {"config.json", "head.safetensors", "predictions_validation.jsonl"} <= {p.name for p in folder.iterdir()}
-    config = json.loads((folder / "config.json").read_text())
-    assert config["args"]["training"]["deepspeed"].endswith("zero2.json")
-    assert "deepspeed --num_gpus 1" in (folder / "run.log").read_text()
-
-
 def test_hub_model_without_hub_is_reported_once_up_front(tmp_path, assets):
     models = tmp_path / "m.tsv"
     models.write_text("gpt2-xl\tgpt2-xl\t-\t\n")
