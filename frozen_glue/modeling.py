@@ -105,18 +105,37 @@ def load_tokenizer(model_args, config):
     return tokenizer
 
 
-def ensure_pad_token(tokenizer, pad_token=None) -> bool:
-    """Give a tokenizer without a pad token one. Default: pad = EOS (adding an EOS token first if there is
-    none); `pad_token` adds that distinct token instead. Returns True when the vocabulary grew."""
+DISTINCT_PAD = "<|pad|>"  # added when the EOS must be pooled and the pad would otherwise be the EOS
+
+
+def ensure_pad_token(tokenizer, pad_token=None, append_eos=False) -> bool:
+    """Give the tokenizer the pad that makes the head read the position of the pooling rule. Returns True when
+    the vocabulary grew.
+
+    Without --append_eos the head reads the last token of the text, whatever the pad: a tokenizer without one
+    gets pad = EOS (an EOS is added first if there is none). With --append_eos the head must read the appended
+    EOS, and a GPT-2-style head reads the rightmost token that is *not* the pad: with pad = EOS it would read the
+    token before the EOS. So then a tokenizer whose pad is missing or equals the EOS gets a distinct pad
+    (`pad_token`, else DISTINCT_PAD). Both models of a comparison (GPT-2 XL without a pad, COMET-DISTIL with its
+    own) then read the same position of the same text."""
     before = len(tokenizer)
-    if tokenizer.pad_token is None:
+    if tokenizer.eos_token is None and (append_eos or (tokenizer.pad_token is None and not pad_token)):
+        tokenizer.add_special_tokens({"eos_token": "<|endoftext|>"})
+    if append_eos and (tokenizer.pad_token is None or tokenizer.pad_token_id == tokenizer.eos_token_id):
+        tokenizer.add_special_tokens({"pad_token": pad_token or DISTINCT_PAD})
+    elif tokenizer.pad_token is None:
         if pad_token:
             tokenizer.add_special_tokens({"pad_token": pad_token})
         else:
-            if tokenizer.eos_token is None:
-                tokenizer.add_special_tokens({"eos_token": "<|endoftext|>"})
             tokenizer.pad_token = tokenizer.eos_token
     return len(tokenizer) > before
+
+
+def pooled_position(rule: str, append_eos: bool) -> str:
+    """The position the head reads, in words (config.json records it)."""
+    return {"last_non_pad": "the appended EOS" if append_eos else "the last token of the text",
+            "pooler": "the first token ([CLS]) through the pooler", "first_token": "the first token"}.get(
+        rule, "the model's own choice")
 
 
 def load_model(model_args, config, tokenizer):
@@ -132,9 +151,14 @@ def load_model(model_args, config, tokenizer):
     fresh = set(info.get("missing_keys", ())) | {k[0] if isinstance(k, tuple) else k
                                                  for k in info.get("mismatched_keys", ())}
     head_names = set(head_state_dict(model))
-    # resize only when the tokenizer has ids the embedding matrix lacks (a resize changes the fingerprint)
-    if len(tokenizer) > model.get_input_embeddings().num_embeddings:
+    # resize only when the tokenizer has ids the embedding matrix lacks (a resize changes the fingerprint); the new
+    # rows (a pad, an EOS we added) start at zero, not random: the same model loads with the same fingerprint
+    # whatever the seed, and a pad row is never read at the pooled position anyway
+    rows = model.get_input_embeddings().num_embeddings
+    if len(tokenizer) > rows:
         model.resize_token_embeddings(len(tokenizer), mean_resizing=False)
+        with torch.no_grad():
+            model.get_input_embeddings().weight[rows:] = 0
     model.config.pad_token_id = tokenizer.pad_token_id
     return model, not (head_names & fresh)
 

@@ -192,7 +192,11 @@ class Study:
             raise UserError(f"--max_seq_length {data_args.max_seq_length} exceeds the model's {positions} "
                             f"positions; use --max_seq_length {positions} or less")
         self.tokenizer = modeling.load_tokenizer(model_args, self.config)
-        modeling.ensure_pad_token(self.tokenizer, model_args.pad_token)
+        pad_before = self.tokenizer.pad_token
+        modeling.ensure_pad_token(self.tokenizer, model_args.pad_token, model_args.append_eos)
+        if model_args.append_eos and self.tokenizer.pad_token != pad_before and not model_args.pad_token:
+            print(f"--append_eos: the pad token is now a distinct {self.tokenizer.pad_token} (it was "
+                  f"{pad_before or 'unset'}), so that the head reads the appended EOS", flush=True)
         self.tokenizer_fp = modeling.tokenizer_fingerprint(self.tokenizer)
         self.tokenized = {k: model_inputs(v, labelled=not k.startswith("test")) for k, v in
                           tokenize(self.raw, task, self.tokenizer, data_args, model_args).items()}
@@ -297,7 +301,11 @@ class Study:
         layout.atomic_write_json(Path(folder) / layout.CONFIG_FILE, {
             "format_version": layout.FORMAT_VERSION, "task": self.task.name, "seed": seed, "path": path,
             "protocol": self.protocol, "protocol_hash": layout.protocol_hash(self.protocol),
-            "args": args, **self.provenance, "pooling_rule": modeling.POOLING.get(self.config.model_type),
+            "args": args, **self.provenance, "pooling": {
+                "rule": modeling.POOLING.get(self.config.model_type),
+                "position": modeling.pooled_position(modeling.POOLING.get(self.config.model_type),
+                                                     self.model_args.append_eos),
+                "pad_token": self.tokenizer.pad_token, "eos_token": self.tokenizer.eos_token},
             "data_fingerprints": self.fingerprints,
             "model_fingerprint": self.model_fp, "tokenizer_fingerprint": self.tokenizer_fp,
             "max_samples": cuts or None, "cut_splits": self.cut or None, "debug_run": bool(self.cut),

@@ -129,13 +129,20 @@ def build_base_gpt2(out_dir, n_layer=2, n_embd=32, n_head=2, seed=0):
     return out_dir
 
 
-def build_comet_style(base_dir, model_dir, tokenizer_dir, steps=20, seed=0):
-    """The base after a few LM steps on triples, shipped like COMET-DISTIL (see module docstring)."""
+RELATIONS = ("<xIntent>", "<xNeed>", "<xWant>", "<oEffect>")  # COMET-style relation tokens (not in the GLUE text)
+
+
+def build_comet_style(base_dir, model_dir, tokenizer_dir, steps=20, seed=0, pad=False, relations=()):
+    """The base after `steps` LM steps on triples, shipped like COMET-DISTIL (see module docstring): its
+    tokenizer adds its own EOS, and with `pad` its own pad, and `relations` tokens; the embeddings are resized
+    for them. steps=0 gives a copy whose weights equal the base's (only tokens added)."""
     from transformers import GPT2LMHeadModel
 
     model_dir, tokenizer_dir = Path(model_dir), Path(tokenizer_dir)
     tok = _gpt2_tokenizer(base_dir)
-    tok.add_special_tokens({"eos_token": "[EOS]"})
+    special = {"eos_token": "[EOS]", **({"pad_token": "[PAD]"} if pad else {})}
+    tok.add_special_tokens(special)
+    tok.add_tokens(list(relations))
     torch.manual_seed(seed)
     model = GPT2LMHeadModel.from_pretrained(base_dir)
     model.resize_token_embeddings(len(tok))
@@ -156,11 +163,12 @@ def build_comet_style(base_dir, model_dir, tokenizer_dir, steps=20, seed=0):
     tokenizer_dir.mkdir(parents=True, exist_ok=True)
     for name in ("vocab.json", "merges.txt"):
         (tokenizer_dir / name).write_bytes((Path(base_dir) / name).read_bytes())
-    (tokenizer_dir / "added_tokens.json").write_text(json.dumps({"[EOS]": tok.eos_token_id}))
+    added = {t: tok.convert_tokens_to_ids(t) for t in [*special.values(), *relations]}
+    (tokenizer_dir / "added_tokens.json").write_text(json.dumps(added))
     (tokenizer_dir / "special_tokens_map.json").write_text(json.dumps(
-        {"bos_token": "<|endoftext|>", "unk_token": "<|endoftext|>", "eos_token": "[EOS]"}))
+        {"bos_token": "<|endoftext|>", "unk_token": "<|endoftext|>", **special}))
     (tokenizer_dir / "tokenizer_config.json").write_text(json.dumps(
-        {"model_max_length": 1024, "add_prefix_space": False, "eos_token": "[EOS]"}))
+        {"model_max_length": 1024, "add_prefix_space": False, **special}))
     return model_dir, tokenizer_dir
 
 

@@ -44,6 +44,14 @@ def assets(tmp_path_factory):
     paths = tiny.build_demo(root)
     paths["bert"] = tiny.build_tiny_bert(root / "models" / "tiny-bert")
     paths["roberta"] = tiny.build_tiny_roberta(root / "models" / "tiny-roberta")
+    # COMET-DISTIL as it may ship: its own EOS, pad and relation tokens, resized embeddings
+    paths["comet_pad"], paths["comet_pad_tokenizer"] = tiny.build_comet_style(
+        paths["base"], root / "models" / "comet-pad", root / "tokenizers" / "comet-pad", pad=True,
+        relations=tiny.RELATIONS)
+    # the same, but no training: only tokens added, so its weights equal the base's
+    paths["copy"], paths["copy_tokenizer"] = tiny.build_comet_style(
+        paths["base"], root / "models" / "copy", root / "tokenizers" / "copy", steps=0, pad=True,
+        relations=tiny.RELATIONS)
     return paths
 
 
