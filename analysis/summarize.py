@@ -110,7 +110,8 @@ def summarize(args):
     wide = results.wide_table(summary, pairs)
     write_text(out / "summary.csv", numeric_wide(summary, pairs).to_csv(index=False))
     write_text(out / "summary.md", md_table(wide) + "\n\nmean ± sample std (ddof=1) over seeds, n = seeds; "
-               "differences are model − model with Welch's t-test p across seeds; †debug = used max_*_samples.\n")
+               "differences are model − model with Welch's t-test p across seeds; †debug = used max_*_samples; "
+               "⚠ collapsed = heads that learnt nothing (all one class, or no better than the label prior).\n")
     write_text(out / "summary.tex", wide.to_latex(index=False, escape=True))
     write_text(out / "significance.csv", pairs.to_csv(index=False))
 
@@ -154,6 +155,13 @@ def summarize(args):
               f"complete runs of {len(models)} model(s): {', '.join(models)}.\n"]
     if warnings:
         report += ["## Warnings\n", *[f"- {w}" for w in warnings], ""]
+    dead = runs[runs["collapsed"]].drop_duplicates(["model", "task", "seed"])
+    if len(dead):
+        report += ["## Collapsed heads\n", f"{len(dead)} run(s) whose head learnt nothing: every validation "
+                   "prediction one class (STS-B: one score), or a validation loss no better than always predicting "
+                   "the train label prior (STS-B: the train mean). Their numbers say nothing about the model; they "
+                   "are marked ⚠ in the tables and drawn as red crosses. Rerun them with another learning rate "
+                   "or more epochs.\n", *[f"- `{f}`" for f in dead["folder"]], ""]
     report += ["## Main metric per task\n", md_table(wide), "",
                "mean ± sample std (ddof=1) over seeds; n = seeds. Differences: Welch's t-test across seeds.",
                "Tables: [summary.md](summary.md), [summary.csv](summary.csv), [summary.tex](summary.tex).\n",

@@ -23,13 +23,21 @@ def task_figure(runs, task, models, path=None):
     data = main_metric_runs(runs, task)
     fig, ax = plt.subplots(figsize=(1.2 + 0.9 * len(models), 3.0))
     rng = np.random.default_rng(0)
+    crosses = None
     for i, model in enumerate(models):
-        values = data.loc[data.model == model, "value"].to_numpy()
+        rows = data[data.model == model]
+        values = rows["value"].to_numpy()
+        dead = rows["collapsed"].to_numpy(dtype=bool) if "collapsed" in rows else np.zeros(len(rows), dtype=bool)
         if not len(values):
             continue
         std = values.std(ddof=1) if len(values) > 1 else 0.0
         ax.bar(i, values.mean(), yerr=std, capsize=4, color=f"C{i}", alpha=0.8, label=model)
-        ax.scatter(i + rng.uniform(-0.15, 0.15, len(values)), values, s=10, color="black", zorder=3)
+        x = i + rng.uniform(-0.15, 0.15, len(values))
+        ax.scatter(x[~dead], values[~dead], s=10, color="black", zorder=3)
+        if dead.any():  # a collapsed head is no evidence about the model: drawn as a red cross
+            crosses = ax.scatter(x[dead], values[dead], s=24, color="red", marker="x", zorder=4, label="collapsed head")
+    if crosses is not None:
+        ax.legend(handles=[crosses], fontsize=7, frameon=False)
     ax.set_xticks(range(len(models)), models, rotation=20, ha="right")
     ax.set_ylabel(METRIC_LABEL.get(TASKS[task].report_metrics[0], TASKS[task].main_metric))
     ax.set_title(task.upper() if len(task) <= 4 else task)

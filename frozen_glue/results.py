@@ -33,8 +33,12 @@ def load_runs(runs_root):
             if value is not None:
                 rows.append({"model": run.model, "task": run.task, "seed": run.seed, "metric": metric,
                              "value": float(value), "debug": debug, "path": run.config.get("path"),
-                             "protocol": run.protocol_hash, "folder": str(run.folder)})
-    columns = ["model", "task", "seed", "metric", "value", "debug", "path", "protocol", "folder"]
+                             "protocol": run.protocol_hash, "collapsed": bool(run.results.get("head_collapsed")),
+                             "folder": str(run.folder)})
+        if run.results.get("head_collapsed"):
+            warnings.append(f"collapsed head ({run.results.get('head_collapse_reason')}), marked in tables and "
+                            f"figures: {run.folder}")
+    columns = ["model", "task", "seed", "metric", "value", "debug", "path", "protocol", "collapsed", "folder"]
     runs = pd.DataFrame(rows, columns=columns)
     if runs.empty:
         raise UserError(f"no complete run under {root} (a run is complete once its {RESULTS_FILE} exists)"
@@ -68,7 +72,8 @@ def summarize(runs: pd.DataFrame) -> pd.DataFrame:
         mean, std, n = mean_std(g["value"]) if not mixed else (float("nan"), float("nan"), len(g))
         rows.append({"task": task, "metric": metric, "model": model, "mean": mean, "std": std, "n": n,
                      "seeds": " ".join(map(str, sorted(g["seed"]))), "debug": bool(g["debug"].any()),
-                     "mixed": mixed, "protocol": g["protocol"].iloc[0] if not mixed else None})
+                     "mixed": mixed, "protocol": g["protocol"].iloc[0] if not mixed else None,
+                     "collapsed": int(g["collapsed"].sum())})
     out = pd.DataFrame(rows)
     out.attrs = runs.attrs
     out["task"] = pd.Categorical(out["task"], task_order(out["task"]), ordered=True)
@@ -93,9 +98,10 @@ def pairwise(runs: pd.DataFrame) -> pd.DataFrame:
                 else ""
             rows.append({"task": task, "metric": metric, "model_a": a, "model_b": b,
                          "diff": sum(va) / len(va) - sum(vb) / len(vb), "welch_p": welch_p(va, vb),
-                         "n_a": len(va), "n_b": len(vb), "protocols_differ": differ})
+                         "n_a": len(va), "n_b": len(vb), "protocols_differ": differ,
+                         "collapsed": int(ga["collapsed"].sum() + gb["collapsed"].sum())})
     return pd.DataFrame(rows, columns=["task", "metric", "model_a", "model_b", "diff", "welch_p", "n_a", "n_b",
-                                       "protocols_differ"])
+                                       "protocols_differ", "collapsed"])
 
 
 def fmt_p(p) -> str:
@@ -105,11 +111,11 @@ def fmt_p(p) -> str:
     return "< 0.001" if p < 0.001 else f"{p:.3g}"
 
 
-def fmt(mean, std, n, debug=False, mixed=""):
+def fmt(mean, std, n, debug=False, mixed="", collapsed=0):
     if mixed:
         return f"mixed settings, not averaged: {mixed} (n={n})"
     text = f"{mean:.3f} ± {std:.3f}" if std == std else f"{mean:.3f}"
-    return f"{text} (n={n})" + (" †debug" if debug else "")
+    return f"{text} (n={n})" + (" †debug" if debug else "") + (f" ⚠{collapsed}/{n} collapsed" if collapsed else "")
 
 
 def wide_table(summary: pd.DataFrame, pairs: pd.DataFrame) -> pd.DataFrame:
@@ -121,11 +127,13 @@ def wide_table(summary: pd.DataFrame, pairs: pd.DataFrame) -> pd.DataFrame:
         row = {"task": task, "metric": metric}
         for m in models:
             hit = g[g.model == m]
-            row[m] = fmt(*hit.iloc[0][["mean", "std", "n", "debug", "mixed"]]) if len(hit) else "—"
+            row[m] = fmt(*hit.iloc[0][["mean", "std", "n", "debug", "mixed", "collapsed"]]) if len(hit) else "—"
         for _, p in pairs[(pairs.task == task) & (pairs.metric == metric)].iterrows():
             p_text = fmt_p(p.welch_p)
             row[f"{p.model_a} − {p.model_b}"] = (f"{p['diff']:+.3f} (p{'' if p_text.startswith('<') else '='}"
                                                  f"{p_text})" + (f" ‡settings differ: {p.protocols_differ}"
-                                                                 if p.protocols_differ else ""))
+                                                                 if p.protocols_differ else "")
+                                                 + (f" ⚠{p.collapsed} collapsed head(s): not a model difference"
+                                                    if p.collapsed else ""))
         out.append(row)
     return pd.DataFrame(out)

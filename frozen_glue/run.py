@@ -22,7 +22,7 @@ from safetensors.torch import load_file, save
 with contextlib.redirect_stdout(io.StringIO()):
     from transformers import DataCollatorWithPadding, Trainer, set_seed
 
-from . import arguments, head_training, layout, modeling, tracking
+from . import arguments, diagnostics, head_training, layout, modeling, tracking
 from . import cache as feature_cache
 from .data import load_glue, rows_digest, select_rows
 from .errors import UserError
@@ -439,12 +439,17 @@ class Study:
             if self.model_args.save_full_model:
                 save_model(str(folder / layout.MODEL_DIR))
         epoch = {"epoch": trainer.state.epoch} if train_metrics is not None and trainer.state.epoch else {}
+        collapsed = []
         for split in self.task.validation_splits if self.args.do_eval else ():
             if split not in self.raw:
                 continue
             output = trainer.predict(eval_data(split), metric_key_prefix="eval")
             metrics, rows = eval_outputs(self.task, split, self.raw[split], output)
             results.update(metrics)
+            reason = diagnostics.collapse_reason(self.task, output.predictions, self.raw[split]["label"],
+                                                 self.raw["train"]["label"] if "train" in self.raw else None)
+            if reason:
+                collapsed.append(reason + (f" ({split})" if len(self.task.validation_splits) > 1 else ""))
             for k in ("eval_runtime", "eval_samples_per_second", "eval_steps_per_second"):
                 if k in output.metrics:
                     results[k + self.task.metric_suffix(split)] = output.metrics[k]
@@ -455,6 +460,10 @@ class Study:
             output = trainer.predict(eval_data(split), metric_key_prefix="predict")
             if main:
                 write_predict_results(folder, self.task, split, self.raw[split], output.predictions)
+        if self.args.do_eval:  # a dead head must not be read as a model difference (analysis marks it)
+            results.update(head_collapsed=bool(collapsed), head_collapse_reason="; ".join(collapsed) or None)
+            if collapsed:
+                print(f"warning: the head learnt nothing: {'; '.join(collapsed)}", flush=True)
         if main:
             eval_only = {k: v for k, v in results.items() if k.startswith("eval_")}
             if eval_only:
