@@ -308,6 +308,8 @@ class Study:
                 "pad_token": self.tokenizer.pad_token, "eos_token": self.tokenizer.eos_token},
             "data_fingerprints": self.fingerprints,
             "model_fingerprint": self.model_fp, "tokenizer_fingerprint": self.tokenizer_fp,
+            "global_batch_size": self.args.per_device_train_batch_size * self.args.world_size
+            * self.args.gradient_accumulation_steps,
             "max_samples": cuts or None, "cut_splits": self.cut or None, "debug_run": bool(self.cut),
             "start_time": self.started,
             "command": " ".join([Path(sys.argv[0]).name] + sys.argv[1:]),

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from . import arguments
 from .ds_config import validate_ds_config
+from .protocols import PROTOCOLS
 from .errors import UserError
 from .layout import CONFIG_FILE, LOG_FILE, is_complete, protocol_diff, protocol_hash, run_dir
 from .tasks import TASKS, get_task
@@ -233,6 +234,16 @@ def settings_from_env(env):
         raise UserError(f"LAUNCHER={launcher!r}: use auto, deepspeed or python")
     if launcher == "auto":
         launcher = "python" if ds_config in ("", "none") else "deepspeed"
+    protocol = env.get("PROTOCOL", "")
+    if protocol:
+        if protocol not in PROTOCOLS:
+            raise UserError(f"PROTOCOL={protocol!r}: known protocols are {', '.join(PROTOCOLS)}")
+        if settings["feature_cache"]:
+            raise UserError(f"PROTOCOL={protocol} runs each seed as its own DeepSpeed run with dropout in the base, "
+                            f"as the thesis did; unset FEATURE_CACHE")
+        launcher = "deepspeed"  # the thesis ran under DeepSpeed
+        # the protocol's flags come first: EXTRA_ARGS and command-line arguments can still override them
+        settings["extra"] = PROTOCOLS[protocol](max(settings["num_gpus"], 1)) + settings["extra"]
     if launcher == "deepspeed":
         ds_config = _path(ds_config)
         validate_ds_config(ds_config)
