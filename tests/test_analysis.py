@@ -66,6 +66,70 @@ def test_holm_matches_statsmodels_order():
     assert list(stats.holm([0.01, 0.04, 0.03])) == pytest.approx([0.03, 0.06, 0.06])
 
 
+# known answers computed by hand: a wrong statistic (sklearn against itself, Student for Welch, an unpaired
+# bootstrap, Bonferroni for Holm) fails them
+
+def test_glue_metrics_known_answers():
+    from frozen_glue.tasks import TASKS, compute_metrics
+
+    # TP 3 (0, 3, 5), TN 1 (1), FP 1 (2), FN 1 (4)
+    pred, gold = [1, 0, 1, 1, 0, 1], [1, 0, 0, 1, 1, 1]
+    mrpc = compute_metrics(TASKS["mrpc"], pred, gold)
+    assert mrpc["accuracy"] == pytest.approx(4 / 6) and mrpc["f1"] == pytest.approx(6 / 8)  # 2TP / (2TP + FP + FN)
+    assert mrpc["combined_score"] == pytest.approx((4 / 6 + 6 / 8) / 2)
+    # (TP TN - FP FN) / sqrt((TP+FP)(TP+FN)(TN+FP)(TN+FN)) = (3 - 1) / sqrt(4 * 4 * 2 * 2)
+    assert compute_metrics(TASKS["cola"], pred, gold)["matthews_correlation"] == pytest.approx(0.25)
+    assert compute_metrics(TASKS["mnli"], [0, 1, 2, 2], [0, 1, 1, 2])["accuracy"] == pytest.approx(0.75)
+    # pearson: centred p [-1.5 -.5 .5 1.5], g [-1.75 .25 1.25 .25]: 3.5 / sqrt(5 * 4.75)
+    # spearman: ranks of g [1 2.5 4 2.5]: 3 / sqrt(5 * 4.5)
+    stsb = compute_metrics(TASKS["stsb"], [1.0, 2.0, 3.0, 4.0], [2.0, 4.0, 5.0, 4.0])
+    assert stsb["pearson"] == pytest.approx(3.5 / np.sqrt(5 * 4.75)) and stsb["pearson"] == pytest.approx(0.718185)
+    assert stsb["spearmanr"] == pytest.approx(3 / np.sqrt(5 * 4.5)) and stsb["spearmanr"] == pytest.approx(0.632456)
+    for name, value in (("accuracy", 4 / 6), ("f1", 0.75), ("matthews_correlation", 0.25)):
+        assert stats.FAST_METRICS[name](np.array(pred, float), np.array(gold, float)) == pytest.approx(value)
+    assert stats.FAST_METRICS["pearson"](np.array([1.0, 2, 3, 4]), np.array([2.0, 4, 5, 4])) == pytest.approx(0.718185)
+    assert stats.FAST_METRICS["spearmanr"](np.array([1.0, 2, 3, 4]), np.array([2.0, 4, 5, 4])) == pytest.approx(
+        0.632456)
+
+
+def test_welch_known_answer_that_student_gets_wrong():
+    a, b = [1.0, 2.0, 3.0, 4.0, 5.0], [10.0, 20.0, 30.0]  # variances 2.5 and 100
+    se2 = 2.5 / 5 + 100 / 3
+    t = (3.0 - 20.0) / np.sqrt(se2)
+    df = se2 ** 2 / ((2.5 / 5) ** 2 / 4 + (100 / 3) ** 2 / 2)  # Welch-Satterthwaite
+    welch = 2 * sps.t.sf(abs(t), df)
+    pooled = (4 * 2.5 + 2 * 100) / 6
+    student = 2 * sps.t.sf(abs((3.0 - 20.0) / np.sqrt(pooled * (1 / 5 + 1 / 3))), 6)
+    assert df == pytest.approx(2.0602, abs=1e-4) and welch == pytest.approx(0.09644, abs=1e-5)
+    assert stats.welch_p(a, b) == pytest.approx(welch, rel=1e-9)
+    assert student == pytest.approx(0.00767, abs=1e-5)  # Student's p would pass as significant at 0.05
+
+
+def test_paired_bootstrap_is_paired():
+    """B equals A except on 8 of 200 examples: the paired CI of the difference is narrow and excludes 0, where
+    resampling the two models independently (unpaired) gives a CI that includes 0."""
+    rng = np.random.default_rng(3)
+    gold = rng.integers(0, 2, 200)
+    a = np.where(np.arange(200) < 120, gold, 1 - gold)   # accuracy 0.60
+    b = a.copy()
+    b[:8] = 1 - b[:8]                                      # 8 of A's right answers wrong: 0.56
+    diff, low, high, p = stats.paired_bootstrap("accuracy", a, b, gold, n_resamples=2000)
+    assert diff == pytest.approx(0.04) and 0 < low < high < 0.08 and p < 0.05
+    right_a, right_b = a == gold, b == gold
+    unpaired = [right_a[rng.integers(0, 200, 200)].mean() - right_b[rng.integers(0, 200, 200)].mean()
+                for _ in range(2000)]
+    assert np.percentile(unpaired, 2.5) < 0 < np.percentile(unpaired, 97.5)
+
+
+def test_holm_differs_from_raw_and_from_bonferroni():
+    p = [0.01, 0.02, 0.045]
+    holm = stats.holm(p)
+    assert list(holm) == pytest.approx([0.03, 0.04, 0.045])      # step-down: 3p, 2p, 1p, kept monotone
+    assert list(np.minimum(np.array(p) * 3, 1)) != pytest.approx(list(holm))  # Bonferroni: 0.03, 0.06, 0.135
+    raw_significant, holm_significant = [x < 0.05 for x in [0.01, 0.03, 0.04]], stats.holm([0.01, 0.03, 0.04]) < 0.05
+    assert raw_significant == [True, True, True] and list(holm_significant) == [True, False, False]
+
+
 # ------------------------------------------------------------------------------------------- a run tree
 
 SCORES = {  # model: task: metric: values over seeds 1-5
@@ -303,3 +367,33 @@ def test_figures_draw_one_bar_per_model(run_tree, tmp_path):
     fig = figures.summary_figure(runs, ["big", "small"], tmp_path / "summary.png")
     assert len(fig.axes[0].patches) == 2 * 3  # one bar per model per task
     png_size(tmp_path / "summary.png")
+
+
+def test_summarize_two_models_disagreements_and_slices_end_to_end(tmp_path):
+    """A run tree of two models on SST-2 whose predictions differ exactly on the negated sentences: the report's
+    disagreement counts, McNemar p, bootstrap difference and negation slice are the hand-computed ones."""
+    root = tmp_path / "runs"
+    texts = [f"this is not good {i}" for i in range(20)] + [f"a fine day {i}" for i in range(20)]
+    gold = [i % 2 for i in range(40)]
+    for model, wrong in (("A", set()), ("B", set(range(20)))):
+        for seed in (1, 2, 3):
+            rows = [{"idx": i, "label": g, "prediction": 1 - g if i in wrong else g, "probs": [0.5, 0.5],
+                     "sentence": t} for i, (t, g) in enumerate(zip(texts, gold))]
+            write_run(root, model, "sst2", seed, {"accuracy": 0.5 if wrong else 1.0}, preds={"validation": rows})
+    code, log = summarize_cli("--runs", root, "--out", tmp_path / "rep", "--n_resamples", "500")
+    assert code == 0, log
+    table = pd.read_csv(tmp_path / "rep" / "disagreements_sst2.tsv", sep="\t")
+    assert sorted(table["idx"]) == list(range(20))
+    dis = pd.read_csv(tmp_path / "rep" / "disagreements.csv").iloc[0]
+    assert (dis.both_right, dis.only_a_right, dis.only_b_right, dis.both_wrong) == (20, 20, 0, 0)
+    assert dis.mcnemar_p == pytest.approx(2 * 0.5 ** 20) and dis.difference == pytest.approx(0.5)
+    slices = pd.read_csv(tmp_path / "rep" / "slices_sst2.csv").set_index("slice")
+    assert list(pd.read_csv(tmp_path / "rep" / "slices_sst2.csv").columns) == [
+        "slice", "n", "A", "B", "difference", "ci_low", "ci_high", "p", "p_holm", "significant", "note"]
+    neg = slices.loc["negation"]
+    assert (neg.n, neg.A, neg.B, neg.difference) == (20, 1.0, 0.0, 1.0) and bool(neg.significant)
+    assert slices.loc["length 1-5", "difference"] == pytest.approx(0.5)  # every sentence has 4-5 words
+    assert list(slices["significant"]) == sorted(slices["significant"], reverse=True)  # significant first
+    report = (tmp_path / "rep" / "report.md").read_text()
+    assert "| sst2   | validation | A         | B         |  40 |         20 |         20 |          0 | exact McNemar" \
+           " | < 0.001" in report

@@ -59,10 +59,34 @@ def test_unfreeze_top_layer_changes_exactly_top_block_and_head(script, assets, t
     assert "score.weight" in changed
     assert changed - {"score.weight"} and all(k.startswith("transformer.h.1.") for k in changed - {"score.weight"})
     trainable = {n for n, p in s.model.named_parameters() if p.requires_grad}
-    assert trainable == {n for n in before if n.startswith("transformer.h.1.") or n == "score.weight"} & trainable
+    assert trainable == {n for n in before if n.startswith("transformer.h.1.") or n == "score.weight"}
     s.model.train()
     assert s.model.transformer.h[1].training and s.model.transformer.h[1].attn.attn_dropout.training
     assert not s.model.transformer.h[0].training and not s.model.transformer.drop.training
+
+
+# the exact trainable parameters with the top block unfrozen, written out: block 1 of 2 and the head, nothing of
+# the embeddings, block 0, GPT-2's final layer norm or BERT's pooler
+BLOCK = {"gpt2": ["attn.c_attn.weight", "attn.c_attn.bias", "attn.c_proj.weight", "attn.c_proj.bias", "ln_1.weight",
+                  "ln_1.bias", "ln_2.weight", "ln_2.bias", "mlp.c_fc.weight", "mlp.c_fc.bias", "mlp.c_proj.weight",
+                  "mlp.c_proj.bias"],
+         "bert": ["attention.self.query.weight", "attention.self.query.bias", "attention.self.key.weight",
+                  "attention.self.key.bias", "attention.self.value.weight", "attention.self.value.bias",
+                  "attention.output.dense.weight", "attention.output.dense.bias", "attention.output.LayerNorm.weight",
+                  "attention.output.LayerNorm.bias", "intermediate.dense.weight", "intermediate.dense.bias",
+                  "output.dense.weight", "output.dense.bias", "output.LayerNorm.weight", "output.LayerNorm.bias"]}
+TRAINABLE = {
+    "base": {f"transformer.h.1.{n}" for n in BLOCK["gpt2"]} | {"score.weight"},
+    "bert": {f"bert.encoder.layer.1.{n}" for n in BLOCK["bert"]} | {"classifier.weight", "classifier.bias"},
+    "roberta": {f"roberta.encoder.layer.1.{n}" for n in BLOCK["bert"]}
+    | {"classifier.dense.weight", "classifier.dense.bias", "classifier.out_proj.weight", "classifier.out_proj.bias"},
+}
+
+
+@pytest.mark.parametrize("model", list(TRAINABLE))
+def test_unfreeze_top_layers_trains_exactly_these_parameters(script, assets, tmp_path, model):
+    s = study(script, *base_args(assets, tmp_path / "run", model=model), "--unfreeze_top_layers", "1")
+    assert {n for n, p in s.model.named_parameters() if p.requires_grad} == TRAINABLE[model]
 
 
 def test_freeze_base_false_trains_everything(script, assets, tmp_path, capsys):

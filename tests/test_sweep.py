@@ -13,6 +13,7 @@ from conftest import ROOT
 
 from frozen_glue.errors import UserError
 from frozen_glue.layout import is_complete
+from frozen_glue.sweep import gpu_count
 from frozen_glue.ds_config import validate_ds_config
 
 FAST = "--num_train_epochs 2 --learning_rate 1e-2 --per_device_train_batch_size 16 --disable_tqdm true"
@@ -55,8 +56,9 @@ def test_dry_run_uses_the_deepspeed_launcher(tmp_path, assets):
     code, out = sweep(tmp_path, assets, DRY_RUN="1", LAUNCHER="auto", TASKS="cola", SEEDS="1")
     commands = [ln for ln in out.splitlines() if "run_glue_frozen.py" in ln]
     assert code == 0 and len(commands) == 2
-    assert all("deepspeed --num_gpus 1" in c and "ds_configs/zero2.json" in c and c.endswith("--use_cpu")
-               for c in commands)
+    gpus = gpu_count()  # no assumption about the machine: a CPU box runs one CPU process, a GPU box all its GPUs
+    assert all(f"deepspeed --num_gpus {max(gpus, 1)}" in c and "ds_configs/zero2.json" in c
+               and c.endswith("--use_cpu") == (gpus == 0) for c in commands)
 
 
 def test_kill_and_resume_completes_every_run_exactly_once(tmp_path, assets):
@@ -100,7 +102,7 @@ def test_failed_run_is_reported_and_others_complete(tmp_path, assets):
 
 @pytest.mark.parametrize("env,message", [
     ({"TASKS": "cola colaa"}, "unknown task 'colaa'"),
-    ({"NUM_GPUS": "4"}, "NUM_GPUS=4 but this machine has 0 GPU(s)"),
+    ({"NUM_GPUS": str(gpu_count() + 1)}, f"NUM_GPUS={gpu_count() + 1} but this machine has {gpu_count()} GPU(s)"),
     ({"LAUNCHER": "deepspeed", "DS_CONFIG": "nope.json"}, f"DS_CONFIG {ROOT / 'nope.json'} does not exist"),
 ])
 def test_bad_settings(tmp_path, assets, env, message):
