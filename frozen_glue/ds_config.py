@@ -24,7 +24,11 @@ def validate_ds_config(path, what="DS_CONFIG"):
     try:
         from deepspeed.runtime.config import DeepSpeedConfig  # here: DeepSpeed is slow to import
 
-        DeepSpeedConfig(trainer_filled(config))
+        filled = trainer_filled(config)
+        # the global batch follows from micro-batch x accumulation x processes: let DeepSpeed derive it with the
+        # process count it sees, not the one of the throw-away arguments used for filling
+        filled.pop("train_batch_size", None)
+        DeepSpeedConfig(filled)
     except ImportError:
         raise UserError("DeepSpeed is not installed: pip install -r requirements.txt, or LAUNCHER=python") from None
     except Exception as e:  # noqa: BLE001 - DeepSpeed and transformers raise assorted types for bad configs

@@ -323,9 +323,10 @@ class Study:
         if self.study_args.feature_cache and not cached:
             print(f"feature cache not used: {reason}; running the Trainer path", flush=True)
         for seed, folder in self.folders.items():  # config.json first, before extraction or training
-            Path(folder).mkdir(parents=True, exist_ok=True)
-            layout.clear_outputs(folder)  # no file of an earlier run stays beside the new config.json
-            self.write_config(seed, folder, "cached" if cached else "trainer")
+            if int(os.environ.get("RANK", "0")) == 0:  # one writer under a multi-process launcher
+                Path(folder).mkdir(parents=True, exist_ok=True)
+                layout.clear_outputs(folder)  # no file of an earlier run stays beside the new config.json
+                self.write_config(seed, folder, "cached" if cached else "trainer")
         if cached:
             self.run_cached(self.extract_all())
         else:
@@ -487,15 +488,27 @@ def quiet_loading():
     logging.getLogger("transformers.modeling_utils").setLevel(logging.ERROR)
 
 
+def start_cpu_deepspeed(argv):
+    """DeepSpeed on CPU over several processes (gloo): with --use_cpu the Trainer builds a plain CPU state and never
+    starts DeepSpeed's communication, so DeepSpeed would count one process where the Trainer counts all of them
+    (and refuse the batch sizes). Start DeepSpeed's process group first; on GPUs the Trainer does it itself."""
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and arguments._flag_value(argv, "deepspeed") and \
+            arguments._flag_value(argv, "use_cpu") not in (None, False, "false", "False", "0"):
+        import deepspeed
+
+        deepspeed.init_distributed(dist_backend="gloo")
+
+
 def main(argv=None):
     """The command line of run_glue_frozen.py; returns the exit code (2: a user error, in one line)."""
     # progress on stdout; stderr is for what went wrong (a user error is its one line)
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO,
                         stream=sys.stdout)
     quiet_loading()
+    argv = sys.argv[1:] if argv is None else list(argv)
     try:
-        model_args, data_args, study_args, training_args = arguments.parse_args(
-            sys.argv[1:] if argv is None else list(argv))
+        start_cpu_deepspeed(argv)
+        model_args, data_args, study_args, training_args = arguments.parse_args(argv)
         set_seed(training_args.seed)
         with contextlib.ExitStack() as locks:
             if int(os.environ.get("RANK", "0")) == 0:  # one owner per folder, also under a multi-process launcher

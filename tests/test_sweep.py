@@ -139,3 +139,29 @@ def test_hub_model_without_hub_is_reported_once_up_front(tmp_path, assets):
     assert code == 1 and "0 complete, 0 skipped, 2 failed" in out
     assert "gpt2-xl is a hub id, HF_HUB_OFFLINE is set and it is not in the local HF cache" in out
     assert not (tmp_path / "runs").exists()  # nothing was launched
+
+
+def test_zero3_on_two_cpu_processes_saves_the_head_only(tmp_path, assets):
+    """A real ZeRO-3 run, two processes over gloo (torchrun): the parameters are partitioned, the head is gathered
+    and saved whole, and nothing else of the model is written."""
+    from safetensors.torch import load_file
+
+    env = {**os.environ, "HF_HUB_OFFLINE": "1",
+           "TORCH_EXTENSIONS_DIR": str(Path.home() / ".cache" / "frozen_glue" / "torch_extensions")}
+    out = tmp_path / "run"
+    proc = subprocess.run([str(Path(sys.executable).parent / "torchrun"), "--nproc_per_node", "2", "--master_port",
+                           "29613", str(ROOT / "run_glue_frozen.py"), "--model_name_or_path", str(assets["base"]),
+                           "--task_name", "cola", "--glue_dir", str(assets["glue_dir"]), "--output_dir", str(out),
+                           "--do_train", "--do_eval", *FAST.split(), "--use_cpu", "true", "--deepspeed",
+                           str(ROOT / "ds_configs" / "zero3.json")],
+                          capture_output=True, text=True, env=env, timeout=600, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert is_complete(out)
+    assert sorted(p.name for p in out.iterdir()) == [
+        "all_results.json", "config.json", "eval_results.json", "head.safetensors", "predictions_validation.jsonl",
+        "train_results.json", "trainer_state.json"]
+    head = load_file(out / "head.safetensors")
+    assert list(head) == ["score.weight"] and tuple(head["score.weight"].shape) == (2, 32)
+    config = json.loads((out / "config.json").read_text())
+    assert config["args"]["training"]["deepspeed"].endswith("zero3.json") and config["global_batch_size"] == 32
+    assert json.loads((out / "all_results.json").read_text())["eval_matthews_correlation"] > 0.5
