@@ -27,13 +27,13 @@ def models_file(tmp_path, assets, *extra_lines):
     return path
 
 
-def sweep(tmp_path, assets, models=None, args=(), **env):
+def sweep(tmp_path, assets, models=None, args=(), cwd=ROOT, **env):
     """Run `bash launch/all_tasks.sh` with a test environment: (exit code, stdout+stderr)."""
     full_env = {**os.environ, "PYTHON": sys.executable, "MODELS": str(models or models_file(tmp_path, assets)),
                 "RUNS": str(tmp_path / "runs"), "GLUE_DIR": str(assets["glue_dir"]), "TASKS": "cola sst2",
                 "SEEDS": "1 2 3", "LAUNCHER": "python", "EXTRA_ARGS": FAST, **env}
     proc = subprocess.run(["bash", str(ROOT / "launch" / "all_tasks.sh"), *args], capture_output=True, text=True,
-                          env=full_env, timeout=900, cwd=ROOT)
+                          env=full_env, timeout=900, cwd=cwd)
     return proc.returncode, proc.stdout + proc.stderr
 
 
@@ -61,31 +61,52 @@ def test_dry_run_uses_the_deepspeed_launcher(tmp_path, assets):
                and c.endswith("--use_cpu") == (gpus == 0) for c in commands)
 
 
-def test_kill_and_resume_completes_every_run_exactly_once(tmp_path, assets):
-    env = {**os.environ, "PYTHON": sys.executable, "MODELS": str(models_file(tmp_path, assets)),
+KILL_MODES = {
+    # launcher settings, epochs long enough to kill mid-run
+    "python": ({"LAUNCHER": "python"}, 20),
+    "deepspeed": ({"LAUNCHER": "deepspeed", "DS_CONFIG": str(ROOT / "ds_configs" / "zero2.json")}, 20),
+    "cached": ({"LAUNCHER": "python", "FEATURE_CACHE": "cache"}, 120),  # seeds grouped in one process, ~3 s
+}
+
+
+@pytest.mark.parametrize("mode", list(KILL_MODES))
+def test_kill_and_resume_completes_every_run_exactly_once(tmp_path, assets, mode):
+    """kill -9 of the whole sweep mid-run, then the same sweep again: every run is complete, and each ran to its end
+    exactly once (a killed attempt never counts, a complete run is never redone)."""
+    settings, epochs = KILL_MODES[mode]
+    extra = FAST.replace("--num_train_epochs 2", f"--num_train_epochs {epochs}")
+    models = tmp_path / "one.tsv"
+    models.write_text(f"gpt2\t{assets['base']}\t-\t\n")
+    env = {**os.environ, "PYTHON": sys.executable, "MODELS": str(models),
            "RUNS": str(tmp_path / "runs"), "GLUE_DIR": str(assets["glue_dir"]), "TASKS": "cola", "SEEDS": "1 2",
-           "LAUNCHER": "python", "EXTRA_ARGS": FAST.replace("--num_train_epochs 2", "--num_train_epochs 40")}
+           "EXTRA_ARGS": extra, **settings,
+           "TORCH_EXTENSIONS_DIR": str(Path.home() / ".cache" / "frozen_glue" / "torch_extensions")}
     runs = tmp_path / "runs"
     first, second = runs / "gpt2" / "cola" / "seed1", runs / "gpt2" / "cola" / "seed2"
     proc = subprocess.Popen(["bash", str(ROOT / "launch" / "all_tasks.sh")], env=env, start_new_session=True,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp_path)
+    grouped = mode == "cached"
     deadline = time.time() + 300
-    while time.time() < deadline and not (is_complete(first) and (second / "config.json").exists()):
+    while time.time() < deadline and not ((second / "config.json").exists() if grouped else
+                                          (is_complete(first) and (second / "config.json").exists())):
         time.sleep(0.05)
     os.killpg(proc.pid, signal.SIGKILL)  # the sweep and its run, mid-run
     proc.wait()
-    assert is_complete(first) and (second / "config.json").exists() and not is_complete(second)
-    code, out = sweep(tmp_path, assets, TASKS="cola", SEEDS="1 2", EXTRA_ARGS=env["EXTRA_ARGS"])
+    assert (second / "config.json").exists() and not is_complete(second)
+    assert is_complete(first) != grouped  # a grouped job trains its seeds together: neither was done
+    code, out = sweep(tmp_path, assets, models=models, TASKS="cola", SEEDS="1 2", EXTRA_ARGS=extra, cwd=tmp_path,
+                      **{k: v for k, v in env.items() if k in settings or k == "TORCH_EXTENSIONS_DIR"})
     assert code == 0, out
-    assert f"skip (complete): {first}" in out
-    assert "3 complete, 1 skipped, 0 failed" in out
-    folders = [runs / m / "cola" / f"seed{s}" for m in ("gpt2", "comet") for s in (1, 2)]
+    assert (f"skip (complete): {first}" in out) != grouped
+    assert ("1 complete, 1 skipped, 0 failed" if not grouped else "2 complete, 0 skipped, 0 failed") in out
+    folders = [first, second]
     assert all(is_complete(f) for f in folders)
     for f in folders:
-        log = (f / "run.log").read_text()
-        assert log.count("run complete:") == 1, f
-    assert (second / "run.log").read_text().count("=== ") == 2  # killed attempt + redo, in one appended log
-    assert not list(runs.rglob("*.tmp"))
+        log = ((f.parent if grouped else f) / "run.log").read_text()
+        assert log.count(f"run complete: {f}") == 1, f
+    log = ((second.parent if grouped else second) / "run.log").read_text()
+    assert log.count("=== ") == 2  # killed attempt + redo, in one appended log
+    assert not list(runs.rglob("*.tmp")) and not list(runs.rglob(".lock"))
 
 
 def test_failed_run_is_reported_and_others_complete(tmp_path, assets):
