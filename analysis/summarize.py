@@ -178,7 +178,8 @@ def summarize(args):
                    "errors. CI: paired bootstrap 95% of the main-metric difference over examples.\n",
                    md_table(shown), "", "Disagreeing examples: " +
                    ", ".join(f"[{f}]({f})" for f in dis["file"]), ""]
-        report += ["## Slices\n", "Significant after Holm correction first.\n"]
+        report += ["## Slices\n", f"Significant after Holm correction first. Past tense: "
+                   f"{compare.past_tense_method()}.\n"]
         for task, split, a, b, sl in slice_tables:
             shown = sl.astype({"n": "Int64"})
             shown[["p", "p_holm"]] = shown[["p", "p_holm"]].map(results.fmt_p)

@@ -99,24 +99,72 @@ def disagreement(task_name, a, b, names, n_resamples=2000):
 NEGATION = re.compile(r"\b(not|no|never|nobody|nothing|none|neither|nor|nowhere|cannot)\b|n't\b", re.I)
 WORD = re.compile(r"[A-Za-z']+")
 LENGTH_BUCKETS = ((1, 5), (6, 10), (11, 20), (21, 10_000))
+# The past-tense slice. A sentence is past tense when a finite verb in it is in the simple past, or it has
+# was/were/had/did. Present perfect ("has walked"), present passive ("is parked"), participial adjectives ("a used
+# car", "seems tired") and modals ("would have walked") are not. spaCy's tagger decides when an English model is
+# installed; otherwise this rule does, on lemminflect's inflection tables plus the word before the verb form.
 _AUX_PAST = {"was", "were", "had", "did", "wasn't", "weren't", "hadn't", "didn't"}
+_MODALS = {"will", "would", "shall", "should", "can", "could", "may", "might", "must"}
+# before a form that is both past tense and participle, these make it a participle or an adjective
+_NOT_FINITE_BEFORE = _MODALS | {
+    "is", "are", "am", "be", "been", "being", "'s", "'re", "has", "have", "having", "'ve", "get", "gets", "getting",
+    "seem", "seems", "look", "looks", "feel", "feels", "become", "becomes", "remain", "remains", "appear", "appears",
+    "a", "an", "the", "this", "that", "these", "those", "my", "your", "his", "her", "its", "our", "their", "some",
+    "no", "every", "each", "any", "very", "so", "too", "newly", "well"}
+PAST_TENSE_RULE = ("rule: lemminflect inflection tables (past forms that are not also present forms) and the word "
+                   "before a past-or-participle form (be/have/get, a linking verb, a modal or a determiner make it "
+                   "a participle or an adjective)")
+
+
+def _spacy_tagger():
+    """spaCy's English tagger when a model is installed (en_core_web_sm), else None."""
+    try:
+        import spacy
+
+        return spacy.load("en_core_web_sm", disable=["parser", "ner", "lemmatizer"])
+    except Exception:  # noqa: BLE001 - no spaCy, or no English model: the rule decides
+        return None
+
+
+_TAGGER = []
+
+
+def past_tense_method() -> str:
+    """Which method the past-tense slice uses here (the report names it)."""
+    if not _TAGGER:
+        _TAGGER.append(_spacy_tagger())
+    return "spaCy en_core_web_sm tagger (VBD, or a past auxiliary)" if _TAGGER[0] else PAST_TENSE_RULE
 
 
 def is_past_tense(text: str) -> bool:
-    """Past tense by lemminflect's English inflection tables (shipped in its PyPI package, no model download):
-    a word is past tense when it is the VBD form of a verb lemma and not also a present form of it (which
-    drops ambiguous 'read', 'put', 'cut'). Precision is checked on a hand-labelled sample in the tests."""
+    """Past tense as defined above: by spaCy's tagger when available, else by the rule."""
+    if past_tense_method() != PAST_TENSE_RULE:
+        return any(t.tag_ == "VBD" or t.lower_ in _AUX_PAST for t in _TAGGER[0](text))
     from lemminflect import getAllInflections, getAllLemmas
 
-    for word in WORD.findall(text.lower()):
+    words = WORD.findall(text.lower())
+    for i, word in enumerate(words):
         if word in _AUX_PAST:
             return True
+        if word in _MODALS:  # 'should' is shall's past form in the tables, but a modal here
+            continue
         for lemma in getAllLemmas(word, upos="VERB").get("VERB", ()):
             forms = getAllInflections(lemma, upos="VERB")
             present = set(forms.get("VB", ())) | set(forms.get("VBP", ())) | set(forms.get("VBZ", ()))
-            if word in forms.get("VBD", ()) and word not in present:
-                return True
+            if word not in forms.get("VBD", ()) or word in present:  # drops ambiguous 'read', 'put', 'cut'
+                continue
+            if word not in (forms.get("VBN") or forms.get("VBD", ())):  # regular verbs: the tables list no VBN
+                return True  # a form only the past tense has: 'went', 'ate', 'wrote'
+            before = [w for w in words[:i] if not w.endswith("ly")][-1:]  # skipping adverbs: 'quickly closed'
+            if before and before[0] in _NOT_FINITE_BEFORE:
+                continue
+            after = words[i + 1:i + 2]
+            if not before and after and getAllLemmas(after[0], upos="NOUN"):
+                continue  # 'Used cars are ...': a sentence-initial participle before a noun is an adjective
+            return True
     return False
+
+
 
 
 def slice_masks(texts, user_slices=()):
