@@ -74,7 +74,10 @@ def reference_table(path, summary, aliases):
 
 
 def md_table(df):
-    return df.to_markdown(index=False, floatfmt=".4g", missingval="—") if len(df) else "_(none)_"
+    """A markdown table; missing values (NaN too) print as —."""
+    if not len(df):
+        return "_(none)_"
+    return df.astype(object).where(df.notna(), None).to_markdown(index=False, floatfmt=".4g", missingval="—")
 
 
 def main(argv=None):

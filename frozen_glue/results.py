@@ -105,9 +105,9 @@ def pairwise(runs: pd.DataFrame) -> pd.DataFrame:
 
 
 def fmt_p(p) -> str:
-    """A p-value as tables print it: 3 significant digits, '< 0.001' below that resolution, 'nan' when undefined."""
+    """A p-value as tables print it: 3 significant digits, '< 0.001' below that resolution, '—' when undefined."""
     if p != p:
-        return "nan"
+        return "—"
     return "< 0.001" if p < 0.001 else f"{p:.3g}"
 
 
