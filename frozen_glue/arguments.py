@@ -124,10 +124,10 @@ def parse_args(argv):
     """(model, data, study, training) arguments from a command line or one .json file, validated."""
     parser = Parser(GROUPS)
     for flag, why in REFUSED.items():  # before parsing: TrainingArguments may reject their combinations less clearly
-        value = _flag_value(argv, flag)
+        value = flag_value(argv, flag)
         if value not in (None, False, "false", "False", "0", "no"):
             raise UserError(f"--{flag}: {why}")
-    deepspeed = _flag_value(argv, "deepspeed")
+    deepspeed = flag_value(argv, "deepspeed")
     if isinstance(deepspeed, str):  # TrainingArguments reads the file while parsing: check it first, to name what is wrong
         from .ds_config import validate_ds_config
 
@@ -185,7 +185,7 @@ def validate(model_args, data_args, study_args, args):
                         "Drop one of them")
 
 
-def _flag_value(argv, name):
+def flag_value(argv, name):
     """The value of --name in a command line (or in the one .json args file) without parsing the rest: None when
     absent, True for a bare boolean flag."""
     if len(argv) == 1 and argv[0].endswith(".json"):

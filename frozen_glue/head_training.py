@@ -73,7 +73,7 @@ class RowIndex(torch.utils.data.Dataset):
 
 class SeedStream:
     """One seed's batches and RNG stream, consumed in exactly the order its own Trainer run consumes them: the
-    global RNG is swapped in around this seed's batch fetch (epoch starts draw from it) and dropout draw."""
+    global RNG is swapped in around this seed's epoch start (the sampler draws its seed) and dropout draws."""
 
     def __init__(self, trainer, device):
         self.device = device
@@ -90,18 +90,25 @@ class SeedStream:
     def _rng(self):
         return (torch.get_rng_state(), torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None)
 
-    def start_epoch(self, epoch):
-        self.batches = epoch_batches(self.loader, epoch)
-
-    def next(self, features, dropout):
+    def _swap_in(self):
         torch.set_rng_state(self.state[0])
         if self.state[1] is not None:
             torch.cuda.set_rng_state(self.state[1], self.device)
-        index = next(self.batches)["index"]
-        x = features[index.to(features.device)]
-        if dropout is not None:
-            x = dropout(x)
+
+    def start_epoch(self, epoch):
+        """All of this epoch's batches at once: only the first fetch draws from the global RNG (the sampler's
+        seed for the epoch); the later fetches use the sampler's own generator."""
+        self._swap_in()
+        self.batches = iter([batch["index"] for batch in epoch_batches(self.loader, epoch)])
         self.state = self._rng()
+
+    def next(self, features, dropout):
+        index = next(self.batches)
+        x = features[index.to(features.device)]
+        if dropout is not None:  # this seed's dropout mask, from its own RNG stream
+            self._swap_in()
+            x = dropout(x)
+            self.state = self._rng()
         return x, index.to(self.device)
 
 
