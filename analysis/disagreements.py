@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Where two models disagree on one task, example by example, and whether it is more than noise.
 
-    python analysis/disagreements.py --task cola --models gpt2-xl comet-distil [--seed 1 | --vote majority]
+    python analysis/disagreements.py --task cola --models gpt2-xl comet-distil [--seed 1]
 
 Prints both right / only A right / only B right / both wrong, the exact McNemar p on the discordant pairs, and
 a paired bootstrap 95% CI of the main-metric difference; writes <out>/disagreements_<task>.tsv (texts, gold,
@@ -13,42 +13,38 @@ import json
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout without installing
-
-from frozen_glue import compare, layout  # noqa: E402
-from frozen_glue.errors import UserError  # noqa: E402
-from frozen_glue.tasks import get_task  # noqa: E402
+from frozen_glue import compare, layout
+from frozen_glue.errors import ArgumentParser, UserError, run_cli
+from frozen_glue.tasks import get_task
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    return run_cli(disagreements, argv)
+
+
+def disagreements(argv):
+    ap = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--task", required=True, help="GLUE task name")
     ap.add_argument("--models", nargs=2, required=True, metavar=("A", "B"), help="two model aliases under --runs")
     ap.add_argument("--runs", default="runs", help="runs root")
     ap.add_argument("--out", default="reports", help="where the .tsv/.csv go")
-    group = ap.add_mutually_exclusive_group()
-    group.add_argument("--seed", type=int, help="compare this seed's runs")
-    group.add_argument("--vote", choices=["majority"], help="combine all seeds (default)")
+    ap.add_argument("--seed", type=int, help="compare this seed's runs (default: all seeds, majority vote)")
     ap.add_argument("--split", help="validation split (MNLI: validation_matched or validation_mismatched)")
     ap.add_argument("--slice", action="append", default=[], metavar="NAME=REGEX", help="extra slice; repeatable")
     ap.add_argument("--n_resamples", type=int, default=2000, help="bootstrap resamples")
     args = ap.parse_args(argv)
-    try:
-        task = get_task(args.task)
-        split = args.split or task.validation_splits[0]
-        if split not in task.validation_splits:
-            raise UserError(f"--split {split}: {task.name} has {', '.join(task.validation_splits)}")
-        a, b = args.models
-        pa = compare.read_predictions(args.runs, a, task.name, split, seed=args.seed)
-        pb = compare.read_predictions(args.runs, b, task.name, split, seed=args.seed)
-        if pa.attrs["protocol"] != pb.attrs["protocol"]:
-            print(f"warning: {a} and {b} were run with different settings: "
-                  f"{layout.protocol_diff(pa.attrs['protocol'], pb.attrs['protocol'])}", file=sys.stderr)
-        result, table = compare.disagreement(task.name, pa, pb, (a, b), n_resamples=args.n_resamples)
-        sl = compare.slices(task.name, pa, pb, (a, b), args.slice)
-    except UserError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    task = get_task(args.task)
+    split = args.split or task.validation_splits[0]
+    if split not in task.validation_splits:
+        raise UserError(f"--split {split}: {task.name} has {', '.join(task.validation_splits)}")
+    a, b = args.models
+    pa = compare.read_predictions(args.runs, a, task.name, split, seed=args.seed)
+    pb = compare.read_predictions(args.runs, b, task.name, split, seed=args.seed)
+    if pa.attrs["protocol"] != pb.attrs["protocol"]:
+        print(f"warning: {a} and {b} were run with different settings: "
+              f"{layout.protocol_diff(pa.attrs['protocol'], pb.attrs['protocol'])}", file=sys.stderr)
+    result, table = compare.disagreement(task.name, pa, pb, (a, b), n_resamples=args.n_resamples)
+    sl = compare.slices(task.name, pa, pb, (a, b), args.slice)
     out = Path(args.out)
     suffix = "" if split == "validation" else f"_{split}"
     layout.atomic_write_bytes(out / f"disagreements_{task.name}{suffix}.tsv", table.to_csv(sep="\t", index=False).encode())

@@ -15,13 +15,11 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout without installing
+import pandas as pd
 
-import pandas as pd  # noqa: E402
-
-from frozen_glue import compare, figures, layout, results, sweep  # noqa: E402
-from frozen_glue.errors import UserError  # noqa: E402
-from frozen_glue.tasks import TASKS  # noqa: E402
+from frozen_glue import compare, figures, layout, results, sweep
+from frozen_glue.errors import ArgumentParser, UserError, run_cli
+from frozen_glue.tasks import TASKS
 
 
 def write_text(path, text):
@@ -81,7 +79,11 @@ def md_table(df):
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    return run_cli(lambda a: summarize(parse(a)), argv)
+
+
+def parse(argv):
+    ap = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--runs", default="runs", help="runs root (runs/<model>/<task>/seed<N>/)")
     ap.add_argument("--out", default="reports", help="output dir for tables, figures and report.md")
     ap.add_argument("--reference", help="csv of published numbers: model,task,metric,mean,std")
@@ -90,12 +92,7 @@ def main(argv=None):
     ap.add_argument("--slice", action="append", default=[], metavar="NAME=REGEX",
                     help="an extra example slice (regex on the example's text); repeatable")
     ap.add_argument("--n_resamples", type=int, default=2000, help="bootstrap resamples")
-    args = ap.parse_args(argv)
-    try:
-        return summarize(args)
-    except UserError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    return ap.parse_args(argv)
 
 
 def summarize(args):

@@ -25,8 +25,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from frozen_glue.errors import ArgumentParser, run_cli  # noqa: E402
 
 SEEDS, EPOCHS = 5, 3
 COLA_TRAIN, COLA_DEV = 8551, 1043
@@ -200,8 +201,12 @@ def gpu_bench(args):
     print(f"device: {torch.cuda.get_device_name()}")
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def main(argv=None):
+    return run_cli(bench, argv)
+
+
+def bench(argv):
+    ap = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--glue_dir", default=str(ROOT.parent / "shared" / "data" / "glue"))
     ap.add_argument("--models", nargs="+", default=["gpt2-6x512", "minilm"], choices=["gpt2-6x512", "minilm"])
     ap.add_argument("--trainer_rows", type=int, default=1000, help="train rows timed for the Trainer paths")
@@ -211,7 +216,7 @@ def main():
     ap.add_argument("--measure", help=argparse.SUPPRESS)
     ap.add_argument("--model_path", help=argparse.SUPPRESS)
     ap.add_argument("--work", help=argparse.SUPPRESS)
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     if args.measure:
         return child(args)
     return gpu_bench(args) if args.gpu else cpu_bench(args)

@@ -3,11 +3,12 @@
 import sys
 from pathlib import Path
 
+from .errors import run_cli
 from .tiny import build_demo
 
 
-def main(root="demo"):
-    root = Path(root)
+def build(argv):
+    root = Path(argv[0] if argv else "demo")
     stamp = root / ".built"
     if stamp.exists():
         print(f"demo assets: {root} (already built)")
@@ -19,5 +20,9 @@ def main(root="demo"):
     return 0
 
 
+def main(argv=None) -> int:
+    return run_cli(build, list(sys.argv[1:] if argv is None else argv))
+
+
 if __name__ == "__main__":
-    sys.exit(main(*sys.argv[1:]))
+    sys.exit(main())

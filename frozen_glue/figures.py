@@ -7,11 +7,12 @@ matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from .tasks import TASKS  # noqa: E402
+from .tasks import METRIC_NAMES, TASKS  # noqa: E402
 
 DPI = 300  # readable in a paper
-METRIC_LABEL = {"matthews_correlation": "Matthews correlation", "accuracy": "accuracy", "f1": "F1",
-                "pearson": "Pearson r", "spearmanr": "Spearman ρ", "accuracy_mm": "accuracy (mismatched)"}
+
+def metric_label(name):
+    return METRIC_NAMES.get(name, name)
 
 
 def main_metric_runs(runs, task):
@@ -39,7 +40,7 @@ def task_figure(runs, task, models, path=None):
     if crosses is not None:
         ax.legend(handles=[crosses], fontsize=7, frameon=False)
     ax.set_xticks(range(len(models)), models, rotation=20, ha="right")
-    ax.set_ylabel(METRIC_LABEL.get(TASKS[task].report_metrics[0], TASKS[task].main_metric))
+    ax.set_ylabel(metric_label(TASKS[task].report_metrics[0]))
     ax.set_title(task.upper() if len(task) <= 4 else task)
     fig.tight_layout()
     if path:
@@ -61,7 +62,7 @@ def summary_figure(runs, models, path=None):
                 means.append(values.mean())
                 stds.append(values.std(ddof=1) if len(values) > 1 else 0.0)
         ax.bar(xs, means, width, yerr=stds, capsize=3, color=f"C{i}", alpha=0.8, label=model)
-    ax.set_xticks(range(len(tasks)), [f"{t}\n({METRIC_LABEL.get(TASKS[t].main_metric, TASKS[t].main_metric)})"
+    ax.set_xticks(range(len(tasks)), [f"{t}\n({metric_label(TASKS[t].main_metric)})"
                                       for t in tasks], fontsize=7)
     ax.set_ylabel("main metric (mean ± std over seeds)")
     ax.legend(fontsize=7, frameon=False, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=min(len(models), 4))

@@ -332,6 +332,26 @@ class CachedHead(nn.Module):
         return {k.removeprefix("heads."): v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
 
 
+class FeatureDataset(torch.utils.data.Dataset):
+    """Cached features (+ labels, absent for test splits) in the shape the Trainer feeds to CachedHead."""
+
+    def __init__(self, features, labels, regression):
+        self.features = features.float()
+        self.labels = None if labels is None else torch.tensor(labels, dtype=torch.float32 if regression else torch.long)
+
+    def __len__(self):
+        return len(self.features)
+
+    def __getitem__(self, i):
+        return self.__getitems__([i])[0]
+
+    def __getitems__(self, indices):  # one indexing op per batch instead of one per row
+        index = torch.as_tensor(indices)
+        if self.labels is None:
+            return [{"features": f} for f in self.features[index]]
+        return [{"features": f, "labels": y} for f, y in zip(self.features[index], self.labels[index])]
+
+
 def model_fingerprint(model) -> str:
     """sha256 of the base weights as loaded (after any resize) and the model type: hub id, local dir or a
     copy of the same weights all give the same fingerprint, and any changed weight gives another."""

@@ -25,7 +25,7 @@ with contextlib.redirect_stdout(io.StringIO()):
 from . import arguments, diagnostics, head_training, layout, modeling, tracking
 from . import cache as feature_cache
 from .data import load_glue, rows_digest, select_rows
-from .errors import UserError
+from .errors import UserError, run_cli
 from .tasks import compute_metrics, get_task
 
 logger = logging.getLogger("frozen_glue")
@@ -54,26 +54,6 @@ def tokenize(splits, task, tokenizer, data_args, model_args):
 def model_inputs(ds, labelled=True):
     keep = {"input_ids", "attention_mask", "token_type_ids"} | ({"label"} if labelled else set())
     return ds.remove_columns([c for c in ds.column_names if c not in keep])
-
-
-class FeatureDataset(torch.utils.data.Dataset):
-    """Cached features (+ labels, absent for test splits) in the shape the Trainer feeds to CachedHead."""
-
-    def __init__(self, features, labels, regression):
-        self.features = features.float()
-        self.labels = None if labels is None else torch.tensor(labels, dtype=torch.float32 if regression else torch.long)
-
-    def __len__(self):
-        return len(self.features)
-
-    def __getitem__(self, i):
-        return self.__getitems__([i])[0]
-
-    def __getitems__(self, indices):  # one indexing op per batch instead of one per row
-        index = torch.as_tensor(indices)
-        if self.labels is None:
-            return [{"features": f} for f in self.features[index]]
-        return [{"features": f, "labels": y} for f, y in zip(self.features[index], self.labels[index])]
 
 
 # ------------------------------------------------------------------------------------------------- outputs
@@ -392,8 +372,8 @@ class Study:
     def run_cached(self, features):
         """Every seed's head from the cached features (head_training.train_heads), then each seed evaluated and
         written like a Trainer-path run."""
-        data = {s: FeatureDataset(features[s], None if s.startswith("test") else list(self.raw[s]["label"]),
-                                  self.task.is_regression) for s in features}
+        data = {s: modeling.FeatureDataset(features[s], None if s.startswith("test") else list(self.raw[s]["label"]),
+                                           self.task.is_regression) for s in features}
         trainers = {}
         for seed, folder in self.folders.items():
             # FeatureDataset yields exactly CachedHead's arguments: no column filtering needed
@@ -499,23 +479,22 @@ def start_cpu_deepspeed(argv):
         deepspeed.init_distributed(dist_backend="gloo")
 
 
-def main(argv=None):
-    """The command line of run_glue_frozen.py; returns the exit code (2: a user error, in one line)."""
-    # progress on stdout; stderr is for what went wrong (a user error is its one line)
+def run_command(argv) -> int:
+    """run_glue_frozen.py ARGV: parse, take the run folders' locks, run every seed."""
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO,
-                        stream=sys.stdout)
+                        stream=sys.stdout)  # progress on stdout; stderr is for what went wrong
     quiet_loading()
-    argv = sys.argv[1:] if argv is None else list(argv)
-    try:
-        start_cpu_deepspeed(argv)
-        model_args, data_args, study_args, training_args = arguments.parse_args(argv)
-        set_seed(training_args.seed)
-        with contextlib.ExitStack() as locks:
-            if int(os.environ.get("RANK", "0")) == 0:  # one owner per folder, also under a multi-process launcher
-                for folder in seed_folders(study_args, training_args).values():
-                    locks.enter_context(layout.RunLock(folder))
-            Study(model_args, data_args, study_args, training_args).run()
-    except UserError as e:
-        print(f"error: {e}", file=sys.stderr, flush=True)
-        return e.exit_code
+    start_cpu_deepspeed(argv)
+    model_args, data_args, study_args, training_args = arguments.parse_args(argv)
+    set_seed(training_args.seed)
+    with contextlib.ExitStack() as locks:
+        if int(os.environ.get("RANK", "0")) == 0:  # one owner per folder, also under a multi-process launcher
+            for folder in seed_folders(study_args, training_args).values():
+                locks.enter_context(layout.RunLock(folder))
+        Study(model_args, data_args, study_args, training_args).run()
     return 0
+
+
+def main(argv=None) -> int:
+    """The command line of run_glue_frozen.py; returns the exit code (2: a user error, in one line)."""
+    return run_cli(run_command, sys.argv[1:] if argv is None else list(argv))

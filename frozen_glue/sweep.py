@@ -19,7 +19,7 @@ from pathlib import Path
 from . import arguments
 from .ds_config import validate_ds_config
 from .protocols import PROTOCOLS
-from .errors import UserError
+from .errors import UserError, run_cli
 from .layout import CONFIG_FILE, LOG_FILE, is_complete, protocol_diff, protocol_hash, run_dir
 from .tasks import TASKS, get_task
 
@@ -269,20 +269,16 @@ def last_error(log):
     return lines[-1] if lines else None
 
 
-def main(argv=None):
+def sweep(passthrough) -> int:
+    """Plan (a bad setting is a UserError, before anything runs), then run every job; 1 if any failed."""
     env = dict(os.environ)
-    passthrough = list(sys.argv[1:] if argv is None else argv)
-    try:
-        models = read_models(_path(env.get("MODELS")) or ROOT / "launch" / "models.tsv")
-        tasks = parse_tasks(env.get("TASKS", ""))
-        seeds = parse_seeds(env.get("SEEDS", "1 2 3 4 5"))
-        runs = _path(env.get("RUNS", "runs"))
-        settings = settings_from_env(env)
-        settings["extra"] += passthrough
-        jobs, skipped = plan(models, tasks, seeds, runs, settings)
-    except UserError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    models = read_models(_path(env.get("MODELS")) or ROOT / "launch" / "models.tsv")
+    tasks = parse_tasks(env.get("TASKS", ""))
+    seeds = parse_seeds(env.get("SEEDS", "1 2 3 4 5"))
+    runs = _path(env.get("RUNS", "runs"))
+    settings = settings_from_env(env)
+    settings["extra"] += passthrough
+    jobs, skipped = plan(models, tasks, seeds, runs, settings)
     for folder in skipped:
         print(f"skip (complete): {folder}")
     if env.get("DRY_RUN", "0") not in ("", "0"):
@@ -316,6 +312,10 @@ def main(argv=None):
     for label, where in failed:
         print(f"  failed: {label}: {where}")
     return 1 if failed else 0
+
+
+def main(argv=None) -> int:
+    return run_cli(sweep, list(sys.argv[1:] if argv is None else argv))
 
 
 if __name__ == "__main__":

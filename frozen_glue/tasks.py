@@ -92,6 +92,12 @@ TASKS = {
 }
 
 
+# how tables and figures name each metric (upstream's keys; MNLI mismatched: <metric>_mm)
+METRIC_NAMES = {"matthews_correlation": "Matthews correlation", "accuracy": "accuracy", "f1": "F1",
+                "pearson": "Pearson r", "spearmanr": "Spearman ρ", "combined_score": "combined score",
+                "accuracy_mm": "accuracy (mismatched)"}
+
+
 def get_task(name: str) -> Task:
     task = TASKS.get((name or "").lower())
     if task is None:

@@ -4,7 +4,6 @@ No test touches the network: HF_HUB_OFFLINE is set before anything imports trans
 import importlib.util
 import json
 import os
-import sys
 from pathlib import Path
 
 os.environ["HF_HUB_OFFLINE"] = "1"
@@ -16,7 +15,6 @@ import pytest  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_GLUE = ROOT.parent / "shared" / "data" / "glue"
-sys.path.insert(0, str(ROOT))
 
 # fast, deterministic head training for the tiny models
 TRAIN = ["--do_train", "--do_eval", "--num_train_epochs", "2", "--learning_rate", "1e-2",

@@ -273,3 +273,21 @@ def test_real_process_exit_codes(assets, tmp_path):
     proc = subprocess.run([sys.executable, script, str(tmp_path / "args.json")], capture_output=True, text=True,
                           env=env, timeout=120)
     assert proc.returncode == 2 and one_error(proc.stderr) == "error: --max_train_samples -1: give a positive number"
+
+
+def test_every_entry_point_reports_a_user_error_in_one_line(tmp_path):
+    """analysis/, bench/ and the console scripts run under the same wrapper as run_glue_frozen.py."""
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    bin_dir = os.path.dirname(sys.executable)
+    cases = [([sys.executable, str(ROOT / "analysis" / "disagreements.py"), "--models", "a", "b"],
+              "error: the following arguments are required: --task; see disagreements.py --help"),
+             ([sys.executable, str(ROOT / "analysis" / "summarize.py"), "--runs", str(tmp_path / "none")],
+              f"error: runs dir {tmp_path / 'none'} does not exist;"),
+             ([sys.executable, str(ROOT / "bench" / "bench_cache.py"), "--models", "nope"],
+              "error: argument --models: invalid choice: 'nope'"),
+             ([os.path.join(bin_dir, "frozen-glue-run"), "--model_name_or_path", "m", "--task_name", "cola",
+               "--learnig_rate", "1"],
+              "error: unknown argument(s): --learnig_rate (did you mean --learning_rate?)")]
+    for command, message in cases:
+        proc = subprocess.run(command, capture_output=True, text=True, env=env, timeout=120, cwd=tmp_path)
+        assert proc.returncode == 2 and one_error(proc.stderr).startswith(message), (command, proc.stderr)
