@@ -180,6 +180,14 @@ def validate(model_args, data_args, study_args, args):
                         "pass one of them")
     if data_args.dataset_name and (data_args.glue_dir or data_args.train_file or data_args.validation_file):
         raise UserError("--dataset_name and --glue_dir/--train_file name two data sources; pass one of them")
+    wanted = [r for r in args.report_to if r != "none"]
+    if wanted:
+        from transformers.integrations import get_available_reporting_integrations
+
+        missing = [r for r in wanted if r not in get_available_reporting_integrations()]
+        if missing:
+            raise UserError(f"--report_to {' '.join(missing)}: not installed here (pip install {missing[0]}), or "
+                            f"drop it; W&B is installed with the requirements")
     if model_args.head_from and args.do_train:
         raise UserError("--head_from evaluates a trained head; with --do_train the head is trained anew. "
                         "Drop one of them")

@@ -242,6 +242,15 @@ def test_user_errors_are_one_line_and_exit_2(script, assets, tmp_path, capsys, e
     assert code == 2 and one_error(err).startswith(message), err
 
 
+def test_report_to_an_integration_that_is_not_installed(script, assets, tmp_path, capsys):
+    from transformers.integrations import get_available_reporting_integrations
+
+    if "tensorboard" in get_available_reporting_integrations():
+        pytest.skip("tensorboard is installed here")
+    code, _, err = run(script, capsys, *gpt2_args(assets, tmp_path / "r"), "--report_to", "tensorboard")
+    assert code == 2 and one_error(err).startswith("error: --report_to tensorboard: not installed here")
+
+
 def test_invalid_deepspeed_configs(script, assets, tmp_path, capsys):
     (tmp_path / "broken.json").write_text("{ not json")
     (tmp_path / "stage.json").write_text(json.dumps({"zero_optimization": {"stage": 7}}))
