@@ -124,8 +124,7 @@ def parse_args(argv):
     """(model, data, study, training) arguments from a command line or one .json file, validated."""
     parser = Parser(GROUPS)
     for flag, why in REFUSED.items():  # before parsing: TrainingArguments may reject their combinations less clearly
-        value = flag_value(argv, flag)
-        if value not in (None, False, "false", "False", "0", "no"):
+        if flag_set(argv, flag):
             raise UserError(f"--{flag}: {why}")
     deepspeed = flag_value(argv, "deepspeed")
     if isinstance(deepspeed, str):  # TrainingArguments reads the file while parsing: check it first, to name what is wrong
@@ -191,6 +190,11 @@ def validate(model_args, data_args, study_args, args):
     if model_args.head_from and args.do_train:
         raise UserError("--head_from evaluates a trained head; with --do_train the head is trained anew. "
                         "Drop one of them")
+
+
+def flag_set(argv, name) -> bool:
+    """Whether a command line (or .json args file) sets --name to anything but false."""
+    return flag_value(argv, name) not in (None, False, "false", "False", "0", "no")
 
 
 def flag_value(argv, name):

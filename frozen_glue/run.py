@@ -472,8 +472,8 @@ def start_cpu_deepspeed(argv):
     """DeepSpeed on CPU over several processes (gloo): with --use_cpu the Trainer builds a plain CPU state and never
     starts DeepSpeed's communication, so DeepSpeed would count one process where the Trainer counts all of them
     (and refuse the batch sizes). Start DeepSpeed's process group first; on GPUs the Trainer does it itself."""
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and arguments.flag_value(argv, "deepspeed") and \
-            arguments.flag_value(argv, "use_cpu") not in (None, False, "false", "False", "0"):
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and arguments.flag_set(argv, "deepspeed") and \
+            arguments.flag_set(argv, "use_cpu"):
         import deepspeed
 
         deepspeed.init_distributed(dist_backend="gloo")
