@@ -1,6 +1,7 @@
 """Example-level comparison of two models on one task: where they disagree, whether the disagreement is more
 than noise (exact McNemar; paired bootstrap CI of the main-metric difference), and on which slices
-(length, negation, past tense, user regexes; Holm-corrected)."""
+(length, negation, past tense, user regexes; Holm-corrected). Must not write files or find runs itself
+(layout.iter_runs does)."""
 
 import json
 import re

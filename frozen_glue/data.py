@@ -1,5 +1,6 @@
 """GLUE data from three places, all turned into the same shape: a DatasetDict whose splits have the task's
 text keys (upstream names), an integer (or float, STS-B) `label`, and `idx` (row index, stable across models).
+Must not tokenize or know about models.
 
 1. the hub (`nyu-mll/glue`), when reachable;
 2. `--glue_dir DIR`: the original GLUE release layout (`CoLA/train.tsv`, `MNLI/dev_matched.tsv`, ...);

@@ -1,4 +1,5 @@
-"""`make demo`'s set-up: the tiny offline models and GLUE-format data under demo/ (built once, reused)."""
+"""`make demo`'s set-up: the tiny offline models and GLUE-format data under demo/ (built once, reused).
+Must not run the study itself (the Makefile runs the sweep and the report)."""
 
 import sys
 from pathlib import Path

@@ -1,5 +1,6 @@
 """Thesis-style figures: one bar per model (mean of the main metric), std error bars, each seed as a dot.
-Each function returns the matplotlib Figure so tests can inspect what was drawn."""
+Each function returns the matplotlib Figure so tests can inspect what was drawn. Must not compute statistics or
+read runs (results.py does)."""
 
 import matplotlib
 

@@ -1,4 +1,5 @@
-"""The run folder contract of docs/DESIGN.md: names, completeness, atomic writes, provenance.
+"""The run folder contract of docs/DESIGN.md: names, completeness, atomic writes, provenance, iteration over a
+run tree, the run lock and the protocol hash. Must not load models or compute results.
 
 Everything that reads or writes a run folder (the script, the launcher, the analysis) goes through here.
 """

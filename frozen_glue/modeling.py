@@ -1,5 +1,6 @@
 """Models: loading (hub id, local dir, COMET-style LM checkpoint + separate tokenizer dir), the pad/EOS rule,
-freezing the base, the head, and the pooling rule the feature cache must reproduce.
+freezing the base, the head, and the pooling rule the feature cache must reproduce. Must not read data or write
+run folders.
 
 "Base" is `model.base_model` (the module named by `base_model_prefix`: `transformer` for GPT-2, `bert` for
 BERT); the "head" is every other child of the model (`score`; `dropout` + `classifier`). BERT's pooler lives

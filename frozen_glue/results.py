@@ -1,4 +1,5 @@
-"""Reading a run tree (read only) and the mean ± std tables. Analysis is a pure function of the run folders."""
+"""Reading a run tree (read only) and the mean ± std tables. Analysis is a pure function of the run folders.
+Must not write anything, nor average runs made with different settings (it shows them as mixed)."""
 
 import itertools
 import json

@@ -1,5 +1,6 @@
 """Significance: across seeds (Welch's t-test), across examples (exact McNemar, paired bootstrap), and the Holm
-correction for many slices. Thin wrappers over scipy / statsmodels so the numbers are theirs."""
+correction for many slices. Thin wrappers over scipy / statsmodels so the numbers are theirs. Must not know
+about runs or files."""
 
 import warnings
 

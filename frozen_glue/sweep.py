@@ -1,4 +1,5 @@
 """The study sweep: models x tasks x seeds, one run folder each, resumable. `launch/all_tasks.sh` calls this.
+Must not train anything itself: it plans, checks and launches run_glue_frozen.py.
 
 Settings come from the environment (the bash entry point's interface): MODELS, TASKS, SEEDS, RUNS, GLUE_DIR,
 NUM_GPUS, DS_CONFIG, LAUNCHER (auto|deepspeed|python), FEATURE_CACHE, DRY_RUN, EXTRA_ARGS; extra command-line

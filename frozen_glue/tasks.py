@@ -1,4 +1,5 @@
 """The GLUE task table and its metrics: the one place that knows each task's text keys, labels and metrics.
+Must not read data files or models.
 
 Label names and their order follow the hub's `nyu-mll/glue` dataset, so label ids mean the same whichever
 source (hub, original .tsv, csv/json) the data came from.

@@ -1,4 +1,5 @@
-"""Tiny offline models and data for the demo and the tests: no hub, seconds on a CPU.
+"""Tiny offline models and data for the demo and the tests: no hub, seconds on a CPU. Must not be imported by the
+run path (only by the demo, tests and bench).
 
 - a byte-level BPE tokenizer trained with `tokenizers` on generated text;
 - a "base" GPT-2 (2 layers) saved like a hub GPT-2: LM-head checkpoint and tokenizer in one dir, no pad token;
