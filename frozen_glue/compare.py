@@ -5,7 +5,6 @@ than noise (exact McNemar; paired bootstrap CI of the main-metric difference), a
 
 import json
 import re
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -78,10 +77,9 @@ def disagreement(task_name, a, b, names, n_resamples=2000):
         # STS-B: which model is closer to the gold score, example by example, and a Wilcoxon signed-rank test
         # of the paired absolute errors (McNemar's counterpart for scores)
         ea, eb = np.abs(pa - gold), np.abs(pb - gold)
-        result.update(a_better=int(np.sum(ea < eb)), b_better=int(np.sum(eb < ea)),
-                      disagree=int(np.sum(np.abs(pa - pb) > 1.0)), test="Wilcoxon signed-rank, |error|",
-                      test_p=wilcoxon_p(ea, eb))
         disagree = np.abs(pa - pb) > 1.0  # scores more than one point apart (0-5 scale)
+        result.update(a_better=int(np.sum(ea < eb)), b_better=int(np.sum(eb < ea)), disagree=int(np.sum(disagree)),
+                      test="Wilcoxon signed-rank, |error|", test_p=wilcoxon_p(ea, eb))
     else:
         ra, rb = pa == gold, pb == gold
         counts = {"both_right": int(np.sum(ra & rb)), "only_a_right": int(np.sum(ra & ~rb)),

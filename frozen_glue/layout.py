@@ -13,7 +13,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-FORMAT_VERSION = 1                  # of config.json and the run folder; readers check it
+FORMAT_VERSION = 1                  # of config.json and the run folder: a later format can tell old runs apart
 RESULTS_FILE = "all_results.json"   # written LAST and atomically: its presence means "complete"
 CONFIG_FILE = "config.json"         # written FIRST, before any training
 HEAD_FILE = "head.safetensors"
@@ -70,11 +70,7 @@ def iter_runs(runs_root, model=None, task=None):
                            if (folder / RESULTS_FILE).exists() else
                            f"incomplete run (no {RESULTS_FILE}), not counted: {folder}")
             continue
-        try:
-            config = json.loads((folder / CONFIG_FILE).read_text())
-        except (OSError, ValueError):
-            config = {}
-        runs.append(Run(alias, name, int(seed), folder, results, config))
+        runs.append(Run(alias, name, int(seed), folder, results, read_config(folder)))
     return runs, skipped
 
 
@@ -150,6 +146,15 @@ def read_results(folder):
         return data if isinstance(data, dict) else None
     except (OSError, ValueError):
         return None
+
+
+def read_config(folder) -> dict:
+    """The parsed config.json of a run folder, or {} when it is missing or unreadable."""
+    try:
+        data = json.loads((Path(folder) / CONFIG_FILE).read_text())
+        return data if isinstance(data, dict) else {}
+    except (OSError, ValueError):
+        return {}
 
 
 def is_complete(folder) -> bool:

@@ -7,7 +7,6 @@ arguments are passed through to every run. Complete runs are skipped; a failed r
 the end prints "N complete, M skipped, K failed" and the failed runs' logs, and the exit code is 1 if any failed.
 """
 
-import json
 import os
 import re
 import shlex
@@ -21,7 +20,7 @@ from . import arguments
 from .ds_config import validate_ds_config
 from .protocols import PROTOCOLS
 from .errors import UserError, run_cli
-from .layout import CONFIG_FILE, LOG_FILE, is_complete, protocol_diff, protocol_hash, run_dir
+from .layout import LOG_FILE, is_complete, protocol_diff, protocol_hash, read_config, run_dir
 from .tasks import TASKS, get_task
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -148,13 +147,6 @@ def plan(models, tasks, seeds, runs, settings):
                         f"be mixed with new ones ({'; '.join(changed)}); REDO_CHANGED=1 redoes them with these "
                         f"settings, or choose another RUNS")
     return jobs, skipped
-
-
-def read_config(folder) -> dict:
-    try:
-        return json.loads((Path(folder) / CONFIG_FILE).read_text())
-    except (OSError, ValueError):
-        return {}
 
 
 def expected_protocol(m, task, runs, settings) -> dict:
