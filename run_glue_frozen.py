@@ -15,7 +15,8 @@ The code lives in the frozen_glue package (frozen_glue/run.py); this file keeps 
 import sys
 
 from frozen_glue.arguments import parse_args  # noqa: F401 - re-exported for scripts that import this file
-from frozen_glue.run import Study, main  # noqa: F401
+from frozen_glue.prepare import prepare  # noqa: F401 - tests and bench/ prepare a run without running it
+from frozen_glue.run import execute, main  # noqa: F401
 
 if __name__ == "__main__":
     sys.exit(main())

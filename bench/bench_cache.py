@@ -83,7 +83,7 @@ def measure(kind, model, glue_dir, work, trainer_rows, eval_rows):
         from frozen_glue import cache
         from frozen_glue.modeling import pooling_rule
 
-        study = script.Study(*script.parse_args(script_args(model, glue_dir, out)))
+        study = script.prepare(*script.parse_args(script_args(model, glue_dir, out)))
         started = time.time()
         rows = 0
         for split in ("train", "validation"):

@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 from .layout import atomic_write_json, sha256_file
 from .modeling import pool
 
-logger = logging.getLogger("frozen_glue")
+logger = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
 stats = {"base_forward_batches": 0}   # read by the tests: a cache hit must leave this at 0
@@ -116,6 +116,6 @@ def cached_features(cache_dir, model, model_fp, task, split, dataset, collator, 
     started = time.time()
     features = extract(model, dataset, collator, desc=f"{task}/{split}", **extract_kwargs)
     size = save_entry(cache_dir, model_fp, task, split, key, features, parts)
-    print(f"feature cache: {task}/{split} extracted in {time.time() - started:.1f}s, {size / 1e6:.1f} MB on disk",
-          flush=True)
+    logger.info(f"feature cache: {task}/{split} extracted in {time.time() - started:.1f}s, {size / 1e6:.1f} MB on "
+                f"disk")
     return features

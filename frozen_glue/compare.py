@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import UserError
-from .layout import iter_runs
+from .layout import iter_runs, predictions_file
 from .stats import FAST_METRICS, holm, mcnemar_exact, paired_bootstrap, wilcoxon_p
 from .tasks import get_task
 
@@ -20,7 +20,7 @@ def read_predictions(runs_root, model, task, split, seed=None):
     seed, or all its seeds combined (majority vote of classes, ties to the lowest class id; mean score for
     STS-B). Seeds made with different settings are refused, not combined."""
     task = get_task(task)
-    name = task.prediction_file(split)
+    name = predictions_file(split)
     runs, skipped = iter_runs(runs_root, model=model, task=task.name)
     runs = [r for r in runs if seed is None or r.seed == seed]
     files = [r.folder / name for r in runs if (r.folder / name).exists()]

@@ -1,7 +1,9 @@
-"""One exception type for every bad input, and the one wrapper every entry point runs under (run_glue_frozen.py,
-the sweep, analysis/, bench/, the demo). Must not import anything heavy: analysis scripts load it first."""
+"""Entry-point plumbing: one exception type for every bad input, the one wrapper every entry point runs under
+(run_glue_frozen.py, the sweep, analysis/, bench/, the demo), and the console log that carries progress and facts.
+Must not import anything heavy: analysis scripts load it first."""
 
 import argparse
+import logging
 import sys
 
 
@@ -18,9 +20,32 @@ class ArgumentParser(argparse.ArgumentParser):
         raise UserError(f"{message}; see {self.prog} --help")
 
 
+class _Console(logging.Handler):
+    """Progress and facts on stdout (stderr is for what went wrong): plain lines, warnings as 'warning: ...'.
+    sys.stdout is looked up at each record, so a redirected stdout (pytest's capture) is honoured."""
+
+    def emit(self, record):
+        try:
+            text = record.getMessage()
+            sys.stdout.write(("warning: " if record.levelno >= logging.WARNING else "") + text + "\n")
+            sys.stdout.flush()
+        except Exception:  # noqa: BLE001 - logging's own contract: report, never raise
+            self.handleError(record)
+
+
+def setup_logging(level=logging.INFO):
+    """The package's log ('frozen_glue' and its children) goes to the console at `level`."""
+    log = logging.getLogger("frozen_glue")
+    if not any(isinstance(h, _Console) for h in log.handlers):
+        log.addHandler(_Console())
+    log.setLevel(level)
+    log.propagate = False
+
+
 def run_cli(main, argv=None) -> int:
     """Run an entry point: a UserError is one line on stderr and exit code 2; anything else is a crash (a
     traceback, exit code 1). Returns the exit code."""
+    setup_logging()
     try:
         return main(argv) or 0
     except UserError as e:

@@ -13,6 +13,7 @@ seed's batch fetches and dropout draws happen on its own RNG stream, in its Trai
 One step then costs about what one seed's step costs: 5 seeds x 3 epochs come close to the base forward alone.
 """
 
+import logging
 import math
 import time
 
@@ -20,6 +21,8 @@ import torch
 from torch import nn
 from transformers import Trainer, TrainerState, set_seed
 from transformers.trainer_utils import speed_metrics
+
+logger = logging.getLogger(__name__)
 
 
 def epoch_batches(loader, epoch):
@@ -49,7 +52,7 @@ def train_heads(trainers, fallback: str | None) -> list:
         fallback = "the head is not one Linear layer"
     if fallback is None:
         return FastLoop(trainers).run()
-    print(f"cached path: heads train with Trainer.train(), one seed at a time ({fallback})", flush=True)
+    logger.info(f"cached path: heads train with Trainer.train(), one seed at a time ({fallback})")
     out = []
     for trainer in trainers:
         set_seed(trainer.args.seed)  # the RNG state right after this seed's Trainer.__init__

@@ -7,11 +7,14 @@ Everything that reads or writes a run folder (the script, the launcher, the anal
 import dataclasses
 import hashlib
 import json
+import logging
 import os
 import platform
 import subprocess
 import tempfile
 from pathlib import Path
+
+logger = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1                  # of config.json and the run folder: a later format can tell old runs apart
 RESULTS_FILE = "all_results.json"   # written LAST and atomically: its presence means "complete"
@@ -27,6 +30,16 @@ MODEL_DIR = "model"                 # only with --save_full_model
 # a killed rerun never leaves an old run's files beside the new config.json
 OUTPUT_PATTERNS = (RESULTS_FILE, TRAIN_RESULTS_FILE, EVAL_RESULTS_FILE, STATE_FILE, HEAD_FILE,
                    "predictions_*.jsonl", "predict_results_*.txt", MODEL_DIR)
+
+
+def predictions_file(split: str) -> str:
+    """Our per-example dump of a validation split."""
+    return f"predictions_{split}.jsonl"
+
+
+def predict_results_file(task: str, split: str) -> str:
+    """Upstream's test-split predictions: predict_results_<task>.txt (MNLI mismatched: predict_results_mnli-mm.txt)."""
+    return f"predict_results_{task}{'-mm' if split.endswith('_mismatched') else ''}.txt"
 
 
 def run_dir(runs_root, model_alias: str, task: str, seed: int) -> Path:
@@ -98,8 +111,8 @@ class RunLock:
             except FileExistsError:
                 owner = self._owner()
                 if owner and owner.get("host") == me["host"] and not _alive(owner.get("pid")):
-                    print(f"stale lock {self.path} (pid {owner.get('pid')} on {owner.get('host')}, started "
-                          f"{owner.get('started')}, no longer running): taking it over", flush=True)
+                    logger.info(f"stale lock {self.path} (pid {owner.get('pid')} on {owner.get('host')}, started "
+                                f"{owner.get('started')}, no longer running): taking it over")
                     self.path.unlink(missing_ok=True)
                     continue
                 raise UserError(f"{self.path.parent} is in use by another run (pid {owner.get('pid')} on host "

@@ -20,7 +20,7 @@ from torch import nn
 from .errors import UserError
 from .hub import hub_offline
 
-logger = logging.getLogger("frozen_glue")
+logger = logging.getLogger(__name__)
 
 # How each model type's *ForSequenceClassification turns the base output into the head's input. The cached
 # path stores exactly that input, so the cached head computes the same function as the full model.
@@ -242,7 +242,7 @@ def freeze(model, freeze_base=True, unfreeze_top_layers=0, base_dropout=False):
     # under ZeRO-3 parameters arrive partitioned (numel() == 0); ds_numel is their full size
     trainable = sum(getattr(p, "ds_numel", p.numel()) for p in model.parameters() if p.requires_grad)
     total = sum(getattr(p, "ds_numel", p.numel()) for p in model.parameters())
-    print(f"trainable parameters: {trainable:,} of {total:,} ({100 * trainable / total:.4f}%)", flush=True)
+    logger.info(f"trainable parameters: {trainable:,} of {total:,} ({100 * trainable / total:.4f}%)")
     return trainable, total
 
 

@@ -55,9 +55,6 @@ class Task:
         """Upstream reports MNLI mismatched as eval_<metric>_mm; every other split has no suffix."""
         return "_mm" if split.endswith("_mismatched") else ""
 
-    def prediction_file(self, split: str) -> str:
-        return f"predictions_{split}.jsonl"
-
 
 def _tsv(folder, text_columns, label_column="label", validation_files=("dev.tsv",)):
     return TsvLayout(folder, validation_files, header=True, text_columns=text_columns, label_column=label_column)

@@ -9,6 +9,7 @@ from safetensors.torch import load_file
 
 from frozen_glue import cache as feature_cache
 from frozen_glue import results as run_results
+from frozen_glue.runners import cache_parts
 
 
 def args_for(assets, model, out, task="cola", *extra):
@@ -84,13 +85,13 @@ def test_five_seeds_make_five_runs_indistinguishable_from_trainer_runs(script, a
 
 
 def study(script, *args):
-    return script.Study(*script.parse_args([str(a) for a in args]))
+    return script.prepare(*script.parse_args([str(a) for a in args]))
 
 
 def test_each_key_component_changes_the_key(script, assets, tmp_path):
     base = args_for(assets, "gpt2", tmp_path / "r", "cola", "--feature_cache", tmp_path / "c")
     reference = study(script, *base)
-    key = feature_cache.feature_key(**reference.cache_parts("train"))
+    key = feature_cache.feature_key(**cache_parts(reference, "train"))
     variants = {
         "model weights": args_for(assets, "comet", tmp_path / "r", "cola", "--feature_cache", tmp_path / "c"),
         "tokenizer": [*base, "--tokenizer_name", assets["comet_tokenizer"]],
@@ -100,10 +101,10 @@ def test_each_key_component_changes_the_key(script, assets, tmp_path):
     }
     keys = {}
     for name, args in variants.items():
-        keys[name] = feature_cache.feature_key(**study(script, *args).cache_parts("train"))
+        keys[name] = feature_cache.feature_key(**cache_parts(study(script, *args), "train"))
         assert keys[name] != key, name
     assert len(set(keys.values())) == len(keys)
-    assert feature_cache.feature_key(**study(script, *base).cache_parts("train")) == key  # stable
+    assert feature_cache.feature_key(**cache_parts(study(script, *base), "train")) == key  # stable
 
 
 def test_truncated_cache_file_is_rebuilt(script, assets, tmp_path, capsys, caplog):

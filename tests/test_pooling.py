@@ -20,7 +20,7 @@ def model_args(assets, name):
 def study(script, assets, name, tmp_path, *extra):
     args = [*model_args(assets, name), "--task_name", "cola", "--glue_dir", assets["glue_dir"], "--output_dir",
             tmp_path / name, "--do_train", "--do_eval", *extra]
-    return script.Study(*script.parse_args([str(a) for a in args]))
+    return script.prepare(*script.parse_args([str(a) for a in args]))
 
 
 @pytest.mark.parametrize("append_eos", [False, True])

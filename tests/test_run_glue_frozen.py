@@ -22,7 +22,7 @@ from frozen_glue.tasks import TASKS, compute_metrics
 def study(script, *args):
     """A Study built from CLI arguments (loads data, tokenizer and model; trains nothing yet)."""
     parsed = script.parse_args([str(a) for a in args])
-    return script.Study(*parsed)
+    return script.prepare(*parsed)
 
 
 def base_args(assets, out, task="sst2", model="base"):
@@ -36,7 +36,7 @@ def base_args(assets, out, task="sst2", model="base"):
 def test_frozen_base_is_bit_identical_and_head_changes(script, assets, tmp_path, capsys):
     s = study(script, *base_args(assets, tmp_path / "run"))
     before = {k: v.clone() for k, v in s.model.base_model.state_dict().items()}
-    s.run()
+    script.execute(s)
     out = capsys.readouterr().out
     assert "trainable parameters: 64 of" in out  # score: 2 labels x 32 hidden
     after = s.model.base_model.state_dict()
@@ -54,7 +54,7 @@ def test_frozen_base_is_bit_identical_and_head_changes(script, assets, tmp_path,
 def test_unfreeze_top_layer_changes_exactly_top_block_and_head(script, assets, tmp_path):
     s = study(script, *base_args(assets, tmp_path / "run"), "--unfreeze_top_layers", "1")
     before = {k: v.clone() for k, v in s.model.state_dict().items()}
-    s.run()
+    script.execute(s)
     changed = {k for k, v in s.model.state_dict().items() if not torch.equal(before[k], v)}
     assert "score.weight" in changed
     assert changed - {"score.weight"} and all(k.startswith("transformer.h.1.") for k in changed - {"score.weight"})

@@ -1,0 +1,148 @@
+"""The two ways a prepared run trains and evaluates its seeds: the Trainer path (the whole model under Trainer, as
+upstream) and the cached path (the frozen base runs forward once into the feature cache; every seed's head trains
+from the stored features). Must not load data or models (prepare.py) nor write files itself (writer.py)."""
+
+import contextlib
+import copy
+import dataclasses
+import io
+import logging
+import os
+
+import numpy as np
+import torch
+
+# transformers prints "[INFO] Running in WANDB offline mode" when its integrations are imported and WANDB_MODE is
+# offline, whether or not the run reports to W&B; keep W&B silent unless --report_to wandb
+with contextlib.redirect_stdout(io.StringIO()):
+    from transformers import Trainer
+
+from . import arguments, head_training, modeling, writer
+from . import cache as feature_cache
+from .data import rows_digest
+from .errors import UserError
+from .tasks import compute_metrics
+
+logger = logging.getLogger(__name__)
+
+
+def cache_reason(prep):
+    """Why the feature cache cannot serve this run, or None."""
+    if not prep.study_args.feature_cache:
+        return "no --feature_cache"
+    m = prep.model_args
+    if not m.freeze_base or m.unfreeze_top_layers or m.base_dropout:
+        return "parts of the base train or run with dropout, so features change during training"
+    changing = [f"--{k} ({why})" for k, why in arguments.CHANGES_FEATURES.items() if getattr(prep.args, k, None)]
+    if changing:
+        return ", ".join(changing)
+    modeling.pooling_rule(prep.config)  # unsupported model types fail here, in one line
+    return None
+
+
+def trainer_metrics_fn(task):
+    """compute_metrics for the Trainer's evaluation during training (--eval_strategy)."""
+
+    def fn(prediction):
+        logits = np.asarray(prediction.predictions)
+        predictions = logits.reshape(-1) if task.is_regression else logits.argmax(-1)
+        return compute_metrics(task, predictions, prediction.label_ids)
+
+    return fn
+
+
+def make_trainer(prep, model, args, data, **extra):
+    """A Trainer over `data(split)`: the train split, and the validation split(s) when --eval_strategy asks."""
+    evaluating = args.eval_strategy != "no"
+    eval_dataset = None
+    if evaluating:
+        splits = [s for s in prep.task.validation_splits if s in prep.raw]
+        if not splits:
+            raise UserError("--eval_strategy needs a validation split; add --do_eval")
+        eval_dataset = data(splits[0]) if len(splits) == 1 else {s: data(s) for s in splits}
+    return Trainer(model=model, args=args, train_dataset=data("train") if "train" in prep.raw else None,
+                   eval_dataset=eval_dataset, compute_metrics=trainer_metrics_fn(prep.task) if evaluating else None,
+                   **extra)
+
+
+# -------------------------------------------------------------------------------------------------- Trainer path
+
+
+def run_trainer_path(prep):
+    """Each seed in turn: the model under Trainer (upstream's loop), then its run folder."""
+    for seed, folder in prep.folders.items():
+        args = prep.seed_args(seed, folder)
+        reuse = prep.model_args.freeze_base and not prep.model_args.unfreeze_top_layers and not args.deepspeed
+        model = prep.model if reuse or seed == prep.seeds[0] else prep.new_model()
+        prep.init_heads(modeling.head_modules(model), seed)
+        trainer = make_trainer(prep, model, args, prep.tokenized.__getitem__, processing_class=prep.tokenizer,
+                               data_collator=prep.collator)
+        metrics = trainer.train().metrics if prep.args.do_train else None
+        writer.finish(prep, seed, trainer, metrics, prep.tokenized.__getitem__,
+                      lambda: modeling.head_state_dict(model), lambda path: trainer.save_model(path))
+
+
+# --------------------------------------------------------------------------------------------------- cached path
+
+
+def cache_parts(prep, split):
+    """Everything that changes a split's features: the feature-cache key is the hash of this."""
+    return {"model_fp": prep.model_fp, "tokenizer": prep.tokenizer_fp,
+            "max_seq_length": prep.data_args.max_seq_length, "pad_to_max_length": prep.data_args.pad_to_max_length,
+            "append_eos": prep.model_args.append_eos, "pooling": modeling.pooling_rule(prep.config),
+            "pad_token_id": prep.config.pad_token_id, "precision": str(prep.precision),
+            "dtype": prep.study_args.feature_dtype, "data": rows_digest(prep.raw[split], prep.task.text_keys)}
+
+
+def extract_features(prep):
+    """{split: pooled features of the frozen base}, from the cache or by one forward pass over each split."""
+    if prep.args.deepspeed:
+        logger.info("cached path: --deepspeed is not used (the base runs forward once and the head trains in one "
+                    "process)")
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        raise UserError("the feature cache runs in one process; launch with one GPU (NUM_GPUS=1) or plain python")
+    device = torch.device("cuda" if torch.cuda.is_available() and not prep.args.use_cpu else "cpu")
+    prep.model.to(device)
+    before = feature_cache.stats["base_forward_batches"]
+    features = {}
+    for split, ds in prep.tokenized.items():
+        features[split] = feature_cache.cached_features(
+            prep.study_args.feature_cache, prep.model, prep.model_fp, prep.task.name, split, ds, prep.collator,
+            cache_parts(prep, split), rule=modeling.pooling_rule(prep.config),
+            batch_size=prep.study_args.extraction_batch_size, device=device, autocast_dtype=prep.precision,
+            store_dtype=getattr(torch, prep.study_args.feature_dtype), rebuild=prep.data_args.overwrite_cache)
+    done = feature_cache.stats["base_forward_batches"] - before
+    logger.info(f"feature cache: {done} base forward batches this run" + (" (all splits from cache)" if not done
+                                                                          else ""))
+    prep.model.to("cpu")
+    return features
+
+
+def run_cached_path(prep):
+    """Every seed's head from the cached features (head_training.train_heads), then each seed evaluated and
+    written like a Trainer-path run."""
+    features = extract_features(prep)
+    data = {s: modeling.FeatureDataset(features[s], None if s.startswith("test") else list(prep.raw[s]["label"]),
+                                       prep.task.is_regression) for s in features}
+    trainers = {}
+    for seed, folder in prep.folders.items():
+        # FeatureDataset yields exactly CachedHead's arguments: no column filtering needed
+        args = dataclasses.replace(prep.seed_args(seed, folder), deepspeed=None, remove_unused_columns=False)
+        modules = copy.deepcopy(modeling.head_modules(prep.model))
+        prep.init_heads(modules, seed)
+        head = modeling.CachedHead(modules, modeling.pooling_rule(prep.config), source_model=prep.model)
+        trainers[seed] = make_trainer(prep, head, args, data.__getitem__)
+    metrics = {}
+    if prep.args.do_train:
+        metrics = dict(zip(trainers, head_training.train_heads(list(trainers.values()), prep.fast_loop_fallback)))
+    for seed, trainer in trainers.items():
+        writer.finish(prep, seed, trainer, metrics.get(seed), data.__getitem__, trainer.model.model_state_dict,
+                      lambda path, t=trainer: save_full_model(prep, t.model, path))
+
+
+def save_full_model(prep, head, path):
+    """--save_full_model on the cached path: the frozen base with this seed's trained head, as one model."""
+    model = copy.deepcopy(prep.model)
+    modeling.load_head(modeling.head_modules(model), head.model_state_dict(), "the trained head")
+    model.save_pretrained(path)
+    prep.tokenizer.save_pretrained(path)
