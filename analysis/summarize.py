@@ -151,7 +151,7 @@ def summarize(args):
     if ref is not None:
         write_text(out / "reference.csv", ref.to_csv(index=False))
 
-    report = [f"# frozen-GLUE report\n", f"Runs: `{args.runs}` — {runs.groupby(['model', 'task', 'seed']).ngroups} "
+    report = ["# frozen-GLUE report\n", f"Runs: `{args.runs}` — {runs.groupby(['model', 'task', 'seed']).ngroups} "
               f"complete runs of {len(models)} model(s): {', '.join(models)}.\n"]
     if warnings:
         report += ["## Warnings\n", *[f"- {w}" for w in warnings], ""]

@@ -81,7 +81,7 @@ def measure(kind, model, glue_dir, work, trainer_rows, eval_rows):
     out = Path(work) / kind
     if kind == "floor":
         from frozen_glue import cache
-        from frozen_glue.modeling import pooling_rule
+        from frozen_glue.pooling import pooling_rule
 
         study = script.prepare(*script.parse_args(script_args(model, glue_dir, out)))
         started = time.time()

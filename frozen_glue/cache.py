@@ -19,7 +19,7 @@ from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
 from .layout import atomic_write_json, sha256_file
-from .modeling import pool
+from .pooling import pool
 
 logger = logging.getLogger(__name__)
 

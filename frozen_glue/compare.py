@@ -11,7 +11,8 @@ import pandas as pd
 
 from .errors import UserError
 from .layout import iter_runs, predictions_file
-from .stats import FAST_METRICS, holm, mcnemar_exact, paired_bootstrap, wilcoxon_p
+from .metrics import get_metric
+from .stats import holm, mcnemar_exact, paired_bootstrap, wilcoxon_p
 from .tasks import get_task
 
 
@@ -200,7 +201,7 @@ def slices(task_name, a, b, names, user_slices=(), min_size=10, n_resamples=1000
             rows.append({"slice": name, "n": n, "note": f"fewer than {min_size} examples"})
             continue
         diff, low, high, p = paired_bootstrap(task.main_metric, pa[mask], pb[mask], gold[mask], n_resamples)
-        metric = FAST_METRICS[task.main_metric]
+        metric = get_metric(task.main_metric).fast
         rows.append({"slice": name, "n": n, names[0]: float(metric(pa[mask].astype(float), gold[mask].astype(float))),
                      names[1]: float(metric(pb[mask].astype(float), gold[mask].astype(float))),
                      "difference": diff, "ci_low": low, "ci_high": high, "p": p})

@@ -1,23 +1,26 @@
 """`make demo`'s set-up: the tiny offline models and GLUE-format data under demo/ (built once, reused).
 Must not run the study itself (the Makefile runs the sweep and the report)."""
 
+import logging
 import sys
 from pathlib import Path
 
 from .errors import run_cli
 from .tiny import build_demo
 
+logger = logging.getLogger(__name__)
+
 
 def build(argv):
     root = Path(argv[0] if argv else "demo")
     stamp = root / ".built"
     if stamp.exists():
-        print(f"demo assets: {root} (already built)")
+        logger.info(f"demo assets: {root} (already built)")
         return 0
     paths = build_demo(root)
     stamp.write_text("ok\n")
     for name, path in paths.items():
-        print(f"demo {name}: {path}")
+        logger.info(f"demo {name}: {path}")
     return 0
 
 

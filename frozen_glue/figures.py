@@ -8,13 +8,10 @@ matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from .tasks import METRIC_NAMES, TASKS  # noqa: E402
+from .metrics import display_name  # noqa: E402
+from .tasks import TASKS  # noqa: E402
 
 DPI = 300  # readable in a paper
-
-def metric_label(name):
-    return METRIC_NAMES.get(name, name)
-
 
 def main_metric_runs(runs, task):
     return runs[(runs.task == task) & (runs.metric == TASKS[task].report_metrics[0])]
@@ -41,7 +38,7 @@ def task_figure(runs, task, models, path=None):
     if crosses is not None:
         ax.legend(handles=[crosses], fontsize=7, frameon=False)
     ax.set_xticks(range(len(models)), models, rotation=20, ha="right")
-    ax.set_ylabel(metric_label(TASKS[task].report_metrics[0]))
+    ax.set_ylabel(display_name(TASKS[task].report_metrics[0]))
     ax.set_title(task.upper() if len(task) <= 4 else task)
     fig.tight_layout()
     if path:
@@ -63,7 +60,7 @@ def summary_figure(runs, models, path=None):
                 means.append(values.mean())
                 stds.append(values.std(ddof=1) if len(values) > 1 else 0.0)
         ax.bar(xs, means, width, yerr=stds, capsize=3, color=f"C{i}", alpha=0.8, label=model)
-    ax.set_xticks(range(len(tasks)), [f"{t}\n({metric_label(TASKS[t].main_metric)})"
+    ax.set_xticks(range(len(tasks)), [f"{t}\n({display_name(TASKS[t].main_metric)})"
                                       for t in tasks], fontsize=7)
     ax.set_ylabel("main metric (mean ± std over seeds)")
     ax.legend(fontsize=7, frameon=False, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=min(len(models), 4))

@@ -115,6 +115,67 @@ class SeedStream:
         return x, index.to(self.device)
 
 
+class History:
+    """Each seed's TrainerState and log history, kept as Trainer keeps them: the running loss every logging step
+    (DefaultFlowCallback's rule), grad_norm and learning rate, then the train metrics at the end."""
+
+    def __init__(self, args, n_seeds, max_steps, epochs, device):
+        self.args = args
+        self.states = []
+        for _ in range(n_seeds):
+            state = TrainerState()
+            state.train_batch_size = args.per_device_train_batch_size
+            state.compute_steps(args, max_steps)
+            state.num_train_epochs = epochs
+            self.states.append(state)
+        self.total_loss = torch.zeros(n_seeds, dtype=torch.float64)
+        self.since_log = torch.zeros(n_seeds, device=device)
+        self.last_logged = 0
+
+    def add(self, loss):
+        self.since_log += loss.detach()
+
+    def should_log(self, step, end_of_epoch):
+        strategy = str(getattr(self.args.logging_strategy, "value", self.args.logging_strategy))
+        if end_of_epoch:
+            return strategy == "epoch" and step > self.last_logged
+        return (strategy == "steps" and step % self.args.logging_steps == 0) or \
+            (self.args.logging_first_step and step == 1)
+
+    def log(self, step, epoch, grad_norms, learning_rate):
+        losses = self.since_log.double().cpu()
+        self.total_loss += losses
+        self.since_log.zero_()
+        for i, state in enumerate(self.states):
+            state.log_history.append({"loss": losses[i].item() / (step - self.last_logged),
+                                      "grad_norm": grad_norms[i].item(), "learning_rate": learning_rate,
+                                      "epoch": epoch, "step": step})
+        self.last_logged = step
+
+    def finish(self, trainers, step, epoch, timing, flops) -> list:
+        """Every seed's train metrics; each trainer's `state` becomes its seed's state."""
+        self.total_loss += self.since_log.double().cpu()
+        out = []
+        for trainer, state, loss in zip(trainers, self.states, self.total_loss.tolist()):
+            metrics = {**timing, "total_flos": flops, "train_loss": loss / max(step, 0.001), "epoch": epoch}
+            state.global_step, state.epoch, state.total_flos = step, epoch, flops
+            state.log_history.append({**metrics, "step": step})
+            trainer.state = state
+            out.append(metrics)
+        return out
+
+
+def clip_per_seed(params, max_grad_norm):
+    """clip_grad_norm_ for each seed's slice of the stacked parameters; returns the pre-clip norms (what Trainer
+    logs as grad_norm)."""
+    norms = torch.linalg.vector_norm(torch.stack([p.grad.flatten(1).norm(dim=1) for p in params]), dim=0)
+    if max_grad_norm and max_grad_norm > 0:
+        scale = (max_grad_norm / (norms + 1e-6)).clamp(max=1.0)
+        for p in params:
+            p.grad.mul_(scale.view(-1, *[1] * (p.dim() - 1)))
+    return norms
+
+
 class FastLoop:
     """All seeds' single-Linear heads as one stacked weight (seeds x out x in), trained together."""
 
@@ -148,6 +209,15 @@ class FastLoop:
                 if self.linears[0].bias is not None else None)
         return weight, bias
 
+    def _optimizer(self, weight, bias):
+        """The Trainer's optimizer and schedule over the stacked parameters (no weight decay on biases)."""
+        groups = [{"params": [weight], "weight_decay": self.args.weight_decay}]
+        if bias is not None:
+            groups.append({"params": [bias], "weight_decay": 0.0})
+        optimizer_cls, optimizer_kwargs = Trainer.get_optimizer_cls_and_kwargs(self.args, self.head)
+        optimizer = optimizer_cls(groups, **optimizer_kwargs)
+        return optimizer, self.trainers[0].create_scheduler(num_training_steps=self.max_steps, optimizer=optimizer)
+
     def _loss(self, logits, gold, items):
         """Per-seed loss of one micro-batch, scaled as Trainer.training_step scales it."""
         head, args = self.head, self.args
@@ -165,114 +235,68 @@ class FastLoop:
         else:
             loss = nn.functional.cross_entropy(logits.flatten(0, 1).float(), gold.flatten(), reduction="none") \
                 .view(gold.shape).mean(1)
+        if not head.accepts_loss_kwargs:
+            loss = loss / self._micro_batches
+        return loss
+
+    def _forward(self, micro, weight, bias, items):
+        """Forward and backward of one micro-batch of every seed (seeds do not interact: each slice of the stacked
+        parameters gets its own seed's gradient)."""
+        inputs, indices = zip(*micro)
+        index = torch.stack(indices)                                                   # seeds x batch
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=bool(self.args.bf16)):
+            logits = torch.bmm(torch.stack(inputs), weight.transpose(1, 2))             # seeds x batch x out
+            if bias is not None:
+                logits = logits + bias[:, None, :]
+        loss = self._loss(logits, self.labels[index], items)
+        loss.sum().backward()
         return loss
 
     def run(self) -> list:
-        args, n_seeds = self.args, len(self.trainers)
+        args = self.args
         weight, bias = self._parameters()
         params = [p for p in (weight, bias) if p is not None]
-        groups = [{"params": [weight], "weight_decay": args.weight_decay}]  # Trainer: no decay on biases
-        if bias is not None:
-            groups.append({"params": [bias], "weight_decay": 0.0})
-        optimizer_cls, optimizer_kwargs = Trainer.get_optimizer_cls_and_kwargs(args, self.head)
-        optimizer = optimizer_cls(groups, **optimizer_kwargs)
-        scheduler = self.trainers[0].create_scheduler(num_training_steps=self.max_steps, optimizer=optimizer)
-        states = [self._new_state() for _ in self.trainers]
-        for linear in self.linears:
-            linear.train()
-        if self.dropout is not None:
-            self.dropout.train()
-        ga = args.gradient_accumulation_steps
-        total_loss = torch.zeros(n_seeds, dtype=torch.float64)
-        since_log = torch.zeros(n_seeds, device=self.device)
-        last_logged, global_step, grad_norms = 0, 0, None
-        started = time.time()
+        optimizer, scheduler = self._optimizer(weight, bias)
+        history = History(args, len(self.trainers), self.max_steps, self.epochs, self.device)
+        for module in [*self.linears, self.dropout]:
+            if module is not None:
+                module.train()
+        ga, step, started = args.gradient_accumulation_steps, 0, time.time()
         for epoch in range(self.epochs):
             for stream in self.streams:
                 stream.start_epoch(epoch)
-            remainder = self.batches_per_epoch % ga or ga
             step_in_epoch = -1
             for update in range(self.updates_per_epoch):
-                k = ga if update != self.updates_per_epoch - 1 else remainder
-                micro = [[stream.next(self.features, self.dropout) for stream in self.streams] for _ in range(k)]
+                last = update == self.updates_per_epoch - 1
+                self._micro_batches = (self.batches_per_epoch % ga or ga) if last else ga
+                micro = [[s.next(self.features, self.dropout) for s in self.streams]
+                         for _ in range(self._micro_batches)]
                 items = sum(len(batch[0][1]) for batch in micro)
                 for batch in micro:
                     step_in_epoch += 1
-                    inputs, indices = zip(*batch)
-                    index = torch.stack(indices)                                        # seeds x batch
-                    with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=bool(args.bf16)):
-                        logits = torch.bmm(torch.stack(inputs), weight.transpose(1, 2))  # seeds x batch x out
-                        if bias is not None:
-                            logits = logits + bias[:, None, :]
-                    loss = self._loss(logits, self.labels[index], items)
-                    if not self.head.accepts_loss_kwargs:
-                        loss = loss / k
-                    loss.sum().backward()  # seeds do not interact: each slice gets its own seed's gradient
-                    since_log += loss.detach()
-                # clip_grad_norm_, per seed; the pre-clip norm is what Trainer logs as grad_norm
-                grad_norms = torch.linalg.vector_norm(torch.stack([p.grad.flatten(1).norm(dim=1) for p in params]),
-                                                      dim=0)
-                if args.max_grad_norm and args.max_grad_norm > 0:
-                    scale = (args.max_grad_norm / (grad_norms + 1e-6)).clamp(max=1.0)
-                    for p in params:
-                        p.grad.mul_(scale.view(-1, *[1] * (p.dim() - 1)))
+                    history.add(self._forward(batch, weight, bias, items))
+                grad_norms = clip_per_seed(params, args.max_grad_norm)
                 optimizer.step()
                 learning_rate = scheduler.get_last_lr()[0]
                 scheduler.step()
                 optimizer.zero_grad()
-                global_step += 1
+                step += 1
                 epoch_float = epoch + (step_in_epoch + 1) / self.batches_per_epoch
-                if self._should_log(global_step, end_of_epoch=False):
-                    self._log(states, since_log, total_loss, global_step - last_logged, grad_norms, learning_rate,
-                              global_step, epoch_float)
-                    last_logged = global_step
-                if global_step >= self.max_steps:
+                if history.should_log(step, end_of_epoch=False):
+                    history.log(step, epoch_float, grad_norms, learning_rate)
+                if step >= self.max_steps:
                     break
-            if self._should_log(global_step, end_of_epoch=True) and global_step > last_logged:
-                self._log(states, since_log, total_loss, global_step - last_logged, grad_norms, learning_rate,
-                          global_step, epoch_float)
-                last_logged = global_step
-            if global_step >= self.max_steps:
+            if history.should_log(step, end_of_epoch=True):
+                history.log(step, epoch_float, grad_norms, learning_rate)
+            if step >= self.max_steps:
                 break
-        total_loss += since_log.double().cpu()
         with torch.no_grad():
             for i, lin in enumerate(self.linears):
                 lin.weight.copy_(weight[i])
                 if bias is not None:
                     lin.bias.copy_(bias[i])
         # the shared time, split evenly between the seeds (speed_metrics measures from a start time)
-        timing = speed_metrics("train", time.time() - (time.time() - started) / n_seeds, num_samples=self.samples,
-                               num_steps=global_step)
+        timing = speed_metrics("train", time.time() - (time.time() - started) / len(self.trainers),
+                               num_samples=self.samples, num_steps=step)
         flops = float(self.head.floating_point_ops({"features": self.features[:1]}) * self.samples)
-        out = []
-        for trainer, state, loss in zip(self.trainers, states, total_loss.tolist()):
-            metrics = {**timing, "total_flos": flops, "train_loss": loss / max(global_step, 0.001), "epoch": epoch_float}
-            state.global_step, state.epoch, state.total_flos = global_step, epoch_float, flops
-            state.log_history.append({**metrics, "step": global_step})
-            trainer.state = state
-            out.append(metrics)
-        return out
-
-    def _new_state(self):
-        state = TrainerState()
-        state.train_batch_size = self.args.per_device_train_batch_size
-        state.compute_steps(self.args, self.max_steps)
-        state.num_train_epochs = self.epochs
-        return state
-
-    def _should_log(self, step, end_of_epoch):
-        """DefaultFlowCallback's rule for when Trainer logs the running loss."""
-        strategy = str(getattr(self.args.logging_strategy, "value", self.args.logging_strategy))
-        if end_of_epoch:
-            return strategy == "epoch"
-        return (strategy == "steps" and step % self.args.logging_steps == 0) or \
-            (self.args.logging_first_step and step == 1)
-
-    @staticmethod
-    def _log(states, since_log, total_loss, steps, grad_norms, learning_rate, step, epoch):
-        losses = since_log.double().cpu()
-        total_loss += losses
-        since_log.zero_()
-        for i, state in enumerate(states):
-            state.log_history.append({"loss": losses[i].item() / steps, "grad_norm": grad_norms[i].item(),
-                                      "learning_rate": learning_rate, "epoch": epoch, "step": step})
+        return history.finish(self.trainers, step, epoch_float, timing, flops)

@@ -1,6 +1,6 @@
 """Models: loading (hub id, local dir, COMET-style LM checkpoint + separate tokenizer dir), the pad/EOS rule,
-freezing the base, the head, and the pooling rule the feature cache must reproduce. Must not read data or write
-run folders.
+freezing the base, the head, and the cached head with its feature dataset. Must not read data, write run folders,
+or decide where a head reads (pooling.py).
 
 "Base" is `model.base_model` (the module named by `base_model_prefix`: `transformer` for GPT-2, `bert` for
 BERT); the "head" is every other child of the model (`score`; `dropout` + `classifier`). BERT's pooler lives
@@ -21,15 +21,6 @@ from .errors import UserError
 from .hub import hub_offline
 
 logger = logging.getLogger(__name__)
-
-# How each model type's *ForSequenceClassification turns the base output into the head's input. The cached
-# path stores exactly that input, so the cached head computes the same function as the full model.
-POOLING = {
-    **dict.fromkeys(("gpt2", "gpt_neo", "gptj", "gpt_neox", "llama", "mistral", "qwen2", "opt"), "last_non_pad"),
-    "bert": "pooler",
-    **dict.fromkeys(("roberta", "xlm-roberta", "camembert"), "first_token"),
-}
-
 
 def _looks_local(name: str) -> bool:
     return name.startswith((".", "/", "~")) or Path(name).exists()
@@ -130,13 +121,6 @@ def ensure_pad_token(tokenizer, pad_token=None, append_eos=False) -> bool:
         else:
             tokenizer.pad_token = tokenizer.eos_token
     return len(tokenizer) > before
-
-
-def pooled_position(rule: str, append_eos: bool) -> str:
-    """The position the head reads, in words (config.json records it)."""
-    return {"last_non_pad": "the appended EOS" if append_eos else "the last token of the text",
-            "pooler": "the first token ([CLS]) through the pooler", "first_token": "the first token"}.get(
-        rule, "the model's own choice")
 
 
 def load_model(model_args, config, tokenizer):
@@ -270,28 +254,6 @@ def _keep_frozen_modules_in_eval(model, base):
 
     model.train = train
     model.train(model.training)
-
-
-def pooling_rule(config) -> str:
-    rule = POOLING.get(config.model_type)
-    if rule is None:
-        raise UserError(f"model type {config.model_type!r} is not supported by the feature cache (supported: "
-                        f"{', '.join(sorted(POOLING))}); run without --feature_cache to use the Trainer path")
-    return rule
-
-
-def pool(base_output, input_ids, attention_mask, rule: str, pad_token_id):
-    """The head's input, exactly as the model's *ForSequenceClassification.forward computes it."""
-    if rule == "pooler":
-        return base_output.pooler_output
-    hidden = base_output.last_hidden_state
-    if rule == "first_token":
-        return hidden[:, 0]
-    # rightmost token that is not the pad id (GPT2ForSequenceClassification's rule, left or right padding)
-    non_pad = (input_ids != pad_token_id).to(torch.int32)
-    positions = torch.arange(input_ids.shape[-1], device=input_ids.device, dtype=torch.int32)
-    last = (positions * non_pad).argmax(-1)
-    return hidden[torch.arange(hidden.shape[0], device=hidden.device), last]
 
 
 class CachedHead(nn.Module):

@@ -20,6 +20,7 @@ with contextlib.redirect_stdout(io.StringIO()):
 from . import arguments, head_training, modeling, writer
 from . import cache as feature_cache
 from .data import rows_digest
+from .pooling import pooling_rule
 from .errors import UserError
 from .tasks import compute_metrics
 
@@ -36,7 +37,7 @@ def cache_reason(prep):
     changing = [f"--{k} ({why})" for k, why in arguments.CHANGES_FEATURES.items() if getattr(prep.args, k, None)]
     if changing:
         return ", ".join(changing)
-    modeling.pooling_rule(prep.config)  # unsupported model types fail here, in one line
+    pooling_rule(prep.config)  # unsupported model types fail here, in one line
     return None
 
 
@@ -89,7 +90,7 @@ def cache_parts(prep, split):
     """Everything that changes a split's features: the feature-cache key is the hash of this."""
     return {"model_fp": prep.model_fp, "tokenizer": prep.tokenizer_fp,
             "max_seq_length": prep.data_args.max_seq_length, "pad_to_max_length": prep.data_args.pad_to_max_length,
-            "append_eos": prep.model_args.append_eos, "pooling": modeling.pooling_rule(prep.config),
+            "append_eos": prep.model_args.append_eos, "pooling": pooling_rule(prep.config),
             "pad_token_id": prep.config.pad_token_id, "precision": str(prep.precision),
             "dtype": prep.study_args.feature_dtype, "data": rows_digest(prep.raw[split], prep.task.text_keys)}
 
@@ -108,7 +109,7 @@ def extract_features(prep):
     for split, ds in prep.tokenized.items():
         features[split] = feature_cache.cached_features(
             prep.study_args.feature_cache, prep.model, prep.model_fp, prep.task.name, split, ds, prep.collator,
-            cache_parts(prep, split), rule=modeling.pooling_rule(prep.config),
+            cache_parts(prep, split), rule=pooling_rule(prep.config),
             batch_size=prep.study_args.extraction_batch_size, device=device, autocast_dtype=prep.precision,
             store_dtype=getattr(torch, prep.study_args.feature_dtype), rebuild=prep.data_args.overwrite_cache)
     done = feature_cache.stats["base_forward_batches"] - before
@@ -130,7 +131,7 @@ def run_cached_path(prep):
         args = dataclasses.replace(prep.seed_args(seed, folder), deepspeed=None, remove_unused_columns=False)
         modules = copy.deepcopy(modeling.head_modules(prep.model))
         prep.init_heads(modules, seed)
-        head = modeling.CachedHead(modules, modeling.pooling_rule(prep.config), source_model=prep.model)
+        head = modeling.CachedHead(modules, pooling_rule(prep.config), source_model=prep.model)
         trainers[seed] = make_trainer(prep, head, args, data.__getitem__)
     metrics = {}
     if prep.args.do_train:

@@ -9,6 +9,8 @@ from scipy import stats as sps
 from statsmodels.stats.contingency_tables import mcnemar
 from statsmodels.stats.multitest import multipletests
 
+from .metrics import get_metric
+
 
 def mean_std(values):
     """Mean and SAMPLE standard deviation (ddof=1; NaN for a single seed) and n."""
@@ -40,52 +42,11 @@ def wilcoxon_p(errors_a, errors_b) -> float:
     return float(sps.wilcoxon(errors_a, errors_b).pvalue)
 
 
-# Vectorized forms of the GLUE metrics over the last axis, for the bootstrap's thousands of resamples
-# (sklearn's versions cost ~3 ms a call in input checks alone). tests/test_stats.py checks them against
-# sklearn/scipy on random inputs.
-def _accuracy(pred, gold):
-    return np.mean(pred == gold, axis=-1)
-
-
-def _f1(pred, gold):
-    tp = np.sum((pred == 1) & (gold == 1), axis=-1)
-    wrong = np.sum(pred != gold, axis=-1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(2 * tp + wrong > 0, 2 * tp / (2 * tp + wrong), 0.0)
-
-
-def _mcc(pred, gold):
-    classes = np.union1d(np.unique(pred), np.unique(gold))
-    n = pred.shape[-1]
-    p_k = np.stack([np.sum(pred == k, axis=-1) for k in classes], -1).astype(float)
-    t_k = np.stack([np.sum(gold == k, axis=-1) for k in classes], -1).astype(float)
-    correct = np.sum(pred == gold, axis=-1).astype(float)
-    num = correct * n - np.sum(p_k * t_k, -1)
-    den = np.sqrt((n * n - np.sum(p_k ** 2, -1)) * (n * n - np.sum(t_k ** 2, -1)))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(den > 0, num / den, 0.0)
-
-
-def _pearson(pred, gold):
-    pred = pred - pred.mean(-1, keepdims=True)
-    gold = gold - gold.mean(-1, keepdims=True)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.sum(pred * gold, -1) / np.sqrt(np.sum(pred ** 2, -1) * np.sum(gold ** 2, -1))
-
-
-def _spearman(pred, gold):
-    return _pearson(sps.rankdata(pred, axis=-1), sps.rankdata(gold, axis=-1))
-
-
-FAST_METRICS = {"accuracy": _accuracy, "f1": _f1, "matthews_correlation": _mcc, "pearson": _pearson,
-                "spearmanr": _spearman}
-
-
 def paired_bootstrap(metric_name, pred_a, pred_b, gold, n_resamples=2000, seed=0, confidence=0.95):
     """CI of metric(a) - metric(b), resampling examples (the same resample for both models), so it works for
     any GLUE metric (MCC, F1, Pearson). Returns (difference, low, high, two-sided bootstrap p for 'no
     difference')."""
-    metric = FAST_METRICS[metric_name.removesuffix("_mm")]
+    metric = get_metric(metric_name).fast
     pred_a, pred_b, gold = (np.asarray(x, dtype=float) for x in (pred_a, pred_b, gold))
 
     def diff(a, b, g, axis=-1):

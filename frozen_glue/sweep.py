@@ -7,6 +7,7 @@ arguments are passed through to every run. Complete runs are skipped; a failed r
 the end prints "N complete, M skipped, K failed" and the failed runs' logs, and the exit code is 1 if any failed.
 """
 
+import logging
 import os
 import re
 import shlex
@@ -22,6 +23,8 @@ from .protocols import PROTOCOLS
 from .errors import UserError, run_cli
 from .layout import LOG_FILE, is_complete, protocol_diff, protocol_hash, read_config, run_dir
 from .tasks import TASKS, get_task
+
+logger = logging.getLogger(__name__)
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "run_glue_frozen.py"
@@ -273,37 +276,38 @@ def sweep(passthrough) -> int:
     settings["extra"] += passthrough
     jobs, skipped = plan(models, tasks, seeds, runs, settings)
     for folder in skipped:
-        print(f"skip (complete): {folder}")
+        logger.info(f"skip (complete): {folder}")
     if env.get("DRY_RUN", "0") not in ("", "0"):
         for job in jobs:
             print(shlex.join(job.command))
-        print(f"dry run: {len(jobs)} command(s), {len(skipped)} complete run(s) skipped")
+        logger.info(f"dry run: {len(jobs)} command(s), {len(skipped)} complete run(s) skipped")
         return 0
     env.setdefault("TORCH_EXTENSIONS_DIR", str(Path.home() / ".cache" / "frozen_glue" / "torch_extensions"))
     how = ("python, seeds grouped per model x task (the cached path runs in one process)"
            if settings["feature_cache"] else settings["launcher"])
-    print(f"sweep: {len(models)} model(s) x {len(tasks)} task(s) x {len(seeds)} seed(s) via {how}", flush=True)
+    logger.info(f"sweep: {len(models)} model(s) x {len(tasks)} task(s) x {len(seeds)} seed(s) via {how}")
     complete, failed = 0, []
     for n, job in enumerate(jobs, start=1):
         label = f"{job.model.alias}/{job.task} seed(s) {' '.join(map(str, job.seeds))}"
         if job.model.problem:
-            print(f"[{n}/{len(jobs)}] FAILED {label}: {job.model.problem}", flush=True)
+            logger.info(f"[{n}/{len(jobs)}] FAILED {label}: {job.model.problem}")
             failed.append((label, job.model.problem))
             continue
-        print(f"[{n}/{len(jobs)}] {label} ... ", end="", flush=True)
+        logger.info(f"[{n}/{len(jobs)}] {label} ...")
         started = time.time()
         if run_job(job, env):
             complete += len(job.folders)
-            print(f"done ({time.time() - started:.0f}s)", flush=True)
+            logger.info(f"[{n}/{len(jobs)}] {label} done ({time.time() - started:.0f}s)")
         else:
             done = [f for f in job.folders if is_complete(f)]
             complete += len(done)
             reason = last_error(job.log)
-            print(f"FAILED ({time.time() - started:.0f}s){': ' + reason if reason else ''}", flush=True)
+            logger.info(f"[{n}/{len(jobs)}] {label} FAILED ({time.time() - started:.0f}s)"
+                        f"{': ' + reason if reason else ''}")
             failed.append((label, f"{reason + ' - ' if reason else ''}log: {job.log}"))
-    print(f"{complete} complete, {len(skipped)} skipped, {len(failed)} failed")
+    logger.info(f"{complete} complete, {len(skipped)} skipped, {len(failed)} failed")
     for label, where in failed:
-        print(f"  failed: {label}: {where}")
+        logger.info(f"  failed: {label}: {where}")
     return 1 if failed else 0
 
 

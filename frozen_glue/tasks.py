@@ -8,10 +8,8 @@ source (hub, original .tsv, csv/json) the data came from.
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.stats import pearsonr, spearmanr
-from sklearn.metrics import accuracy_score, f1_score, matthews_corrcoef
-
 from .errors import UserError
+from .metrics import METRICS
 
 
 @dataclass(frozen=True)
@@ -31,8 +29,8 @@ class Task:
     name: str
     text_keys: tuple                 # upstream (hub) field names of the text inputs
     label_names: tuple | None        # None: regression (STS-B)
-    metrics: tuple                   # upstream metric names, in the order reported
-    main_metric: str
+    metrics: tuple                   # keys of metrics.METRICS, in the order reported
+    main_metric: str                 # the one tables, figures, tests and selection use
     validation_splits: tuple
     tsv: TsvLayout
 
@@ -90,12 +88,6 @@ TASKS = {
 }
 
 
-# how tables and figures name each metric (upstream's keys; MNLI mismatched: <metric>_mm)
-METRIC_NAMES = {"matthews_correlation": "Matthews correlation", "accuracy": "accuracy", "f1": "F1",
-                "pearson": "Pearson r", "spearmanr": "Spearman ρ", "combined_score": "combined score",
-                "accuracy_mm": "accuracy (mismatched)"}
-
-
 def get_task(name: str) -> Task:
     task = TASKS.get((name or "").lower())
     if task is None:
@@ -109,20 +101,7 @@ def compute_metrics(task: Task, predictions, labels) -> dict:
     `predictions` are class ids for classification and float scores for STS-B.
     """
     predictions, labels = np.asarray(predictions), np.asarray(labels)
-    out = {}
-    for metric in task.metrics:
-        if metric == "accuracy":
-            out[metric] = float(accuracy_score(labels, predictions))
-        elif metric == "f1":
-            out[metric] = float(f1_score(labels, predictions))
-        elif metric == "matthews_correlation":
-            out[metric] = float(matthews_corrcoef(labels, predictions))
-        elif metric == "pearson":
-            out[metric] = float(pearsonr(predictions, labels)[0])
-        elif metric == "spearmanr":
-            out[metric] = float(spearmanr(predictions, labels)[0])
-        else:  # a typo in the table above, not a user error
-            raise ValueError(metric)
+    out = {key: float(METRICS[key].score(predictions, labels)) for key in task.metrics}
     if len(out) > 1:
         out["combined_score"] = float(np.mean(list(out.values())))
     return out

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from safetensors.torch import save
 
-from . import diagnostics, layout, modeling, tracking
+from . import diagnostics, layout, pooling, tracking
 from .tasks import compute_metrics
 
 logger = logging.getLogger(__name__)
@@ -29,12 +29,12 @@ def start(prep, seed, folder, path):
         group.pop("hub_token", None)
     cuts = {k: getattr(prep.data_args, k) for k in ("max_train_samples", "max_eval_samples", "max_predict_samples")
             if getattr(prep.data_args, k)}
-    rule = modeling.POOLING.get(prep.config.model_type)
+    rule = pooling.POOLING.get(prep.config.model_type)
     layout.atomic_write_json(folder / layout.CONFIG_FILE, {
         "format_version": layout.FORMAT_VERSION, "task": prep.task.name, "seed": seed, "path": path,
         "protocol": prep.protocol, "protocol_hash": layout.protocol_hash(prep.protocol), "args": args,
         **prep.provenance,
-        "pooling": {"rule": rule, "position": modeling.pooled_position(rule, prep.model_args.append_eos),
+        "pooling": {"rule": rule, "position": pooling.pooled_position(rule, prep.model_args.append_eos),
                     "pad_token": prep.tokenizer.pad_token, "eos_token": prep.tokenizer.eos_token},
         "data_fingerprints": prep.fingerprints,
         "model_fingerprint": prep.model_fp, "tokenizer_fingerprint": prep.tokenizer_fp,

@@ -18,6 +18,7 @@ from sklearn.metrics import accuracy_score, f1_score, matthews_corrcoef
 
 from frozen_glue import compare, figures, results, stats
 from frozen_glue.errors import UserError
+from frozen_glue.metrics import METRICS, display_name
 
 # ------------------------------------------------------------------------------------------- known answers
 
@@ -47,7 +48,7 @@ def test_fast_metrics_equal_sklearn_scipy(name):
         else:
             g, p = rng.integers(0, 3 if name != "f1" else 2, 50), rng.integers(0, 3 if name != "f1" else 2, 50)
             want = {"accuracy": accuracy_score, "f1": f1_score, "matthews_correlation": matthews_corrcoef}[name](g, p)
-        assert stats.FAST_METRICS[name](p.astype(float), g.astype(float)) == pytest.approx(want)
+        assert METRICS[name].fast(p.astype(float), g.astype(float)) == pytest.approx(want)
 
 
 def test_bootstrap_ci_contains_truth_and_excludes_zero_when_large():
@@ -86,9 +87,9 @@ def test_glue_metrics_known_answers():
     assert stsb["pearson"] == pytest.approx(3.5 / np.sqrt(5 * 4.75)) and stsb["pearson"] == pytest.approx(0.718185)
     assert stsb["spearmanr"] == pytest.approx(3 / np.sqrt(5 * 4.5)) and stsb["spearmanr"] == pytest.approx(0.632456)
     for name, value in (("accuracy", 4 / 6), ("f1", 0.75), ("matthews_correlation", 0.25)):
-        assert stats.FAST_METRICS[name](np.array(pred, float), np.array(gold, float)) == pytest.approx(value)
-    assert stats.FAST_METRICS["pearson"](np.array([1.0, 2, 3, 4]), np.array([2.0, 4, 5, 4])) == pytest.approx(0.718185)
-    assert stats.FAST_METRICS["spearmanr"](np.array([1.0, 2, 3, 4]), np.array([2.0, 4, 5, 4])) == pytest.approx(
+        assert METRICS[name].fast(np.array(pred, float), np.array(gold, float)) == pytest.approx(value)
+    assert METRICS["pearson"].fast(np.array([1.0, 2, 3, 4]), np.array([2.0, 4, 5, 4])) == pytest.approx(0.718185)
+    assert METRICS["spearmanr"].fast(np.array([1.0, 2, 3, 4]), np.array([2.0, 4, 5, 4])) == pytest.approx(
         0.632456)
 
 
@@ -413,3 +414,14 @@ def test_summarize_two_models_disagreements_and_slices_end_to_end(tmp_path):
     report = (tmp_path / "rep" / "report.md").read_text()
     assert "| sst2   | validation | A         | B         |  40 |         20 |         20 |          0 | exact McNemar" \
            " | < 0.001" in report
+
+
+def test_metric_registry_names_directions_and_mismatched_keys():
+    from frozen_glue.metrics import get_metric
+    from frozen_glue.tasks import TASKS
+
+    assert {m for t in TASKS.values() for m in t.metrics} | {t.main_metric for t in TASKS.values()} <= set(METRICS)
+    assert display_name("accuracy_mm") == "accuracy (mismatched)" and display_name("spearmanr") == "Spearman ρ"
+    assert get_metric("accuracy_mm") is METRICS["accuracy"]
+    assert METRICS["matthews_correlation"].better(0.3, 0.2) and not METRICS["matthews_correlation"].better(0.2, 0.2)
+    assert METRICS["loss"].better(0.2, 0.3)  # lower is better

@@ -300,3 +300,11 @@ def test_every_entry_point_reports_a_user_error_in_one_line(tmp_path):
     for command, message in cases:
         proc = subprocess.run(command, capture_output=True, text=True, env=env, timeout=120, cwd=tmp_path)
         assert proc.returncode == 2 and one_error(proc.stderr).startswith(message), (command, proc.stderr)
+
+
+def test_log_level_flags_set_our_progress_lines(script, assets, tmp_path, capsys):
+    code, out, _ = run(script, capsys, *gpt2_args(assets, tmp_path / "a"))
+    assert code == 0 and "trainable parameters:" in out and "run complete:" in out
+    code, out, _ = run(script, capsys, *gpt2_args(assets, tmp_path / "b"), "--log_level", "warning")
+    assert code == 0 and "trainable parameters:" not in out and "run complete:" not in out
+    assert (tmp_path / "b" / "all_results.json").exists()

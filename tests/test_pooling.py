@@ -7,7 +7,7 @@ import pytest
 import torch
 from conftest import TRAIN, predictions, results, run
 
-from frozen_glue import modeling
+from frozen_glue import pooling
 
 MODELS = {"base": ("base", None), "comet_pad": ("comet_pad", "comet_pad_tokenizer")}
 
@@ -47,7 +47,7 @@ def test_same_pooled_position_for_base_and_comet(script, assets, tmp_path, appen
             own = s.model(**batch).logits
         assert torch.allclose(own, s.model.score(hidden[torch.arange(len(index)), index]), atol=1e-6)
         pooled[name] = index
-        config_rule = modeling.pooled_position("last_non_pad", append_eos)
+        config_rule = pooling.pooled_position("last_non_pad", append_eos)
         assert config_rule == ("the appended EOS" if append_eos else "the last token of the text")
     assert torch.equal(pooled["base"], pooled["comet_pad"])
 

@@ -15,7 +15,6 @@ from sklearn.metrics import accuracy_score, f1_score, matthews_corrcoef
 
 from frozen_glue import modeling
 from frozen_glue.data import read_glue_tsv
-from frozen_glue.errors import UserError
 from frozen_glue.tasks import TASKS, compute_metrics
 
 

@@ -1,0 +1,44 @@
+"""The pooling rule: which position of the base output each model type's classification head reads, and that
+position computed from stored hidden states, so the feature cache reproduces the model's own head input. Must not
+load models or know about heads' weights."""
+
+import torch
+
+from .errors import UserError
+
+# How each model type's *ForSequenceClassification turns the base output into the head's input. The cached
+# path stores exactly that input, so the cached head computes the same function as the full model.
+POOLING = {
+    **dict.fromkeys(("gpt2", "gpt_neo", "gptj", "gpt_neox", "llama", "mistral", "qwen2", "opt"), "last_non_pad"),
+    "bert": "pooler",
+    **dict.fromkeys(("roberta", "xlm-roberta", "camembert"), "first_token"),
+}
+
+
+def pooled_position(rule: str, append_eos: bool) -> str:
+    """The position the head reads, in words (config.json records it)."""
+    return {"last_non_pad": "the appended EOS" if append_eos else "the last token of the text",
+            "pooler": "the first token ([CLS]) through the pooler", "first_token": "the first token"}.get(
+        rule, "the model's own choice")
+
+
+def pooling_rule(config) -> str:
+    rule = POOLING.get(config.model_type)
+    if rule is None:
+        raise UserError(f"model type {config.model_type!r} is not supported by the feature cache (supported: "
+                        f"{', '.join(sorted(POOLING))}); run without --feature_cache to use the Trainer path")
+    return rule
+
+
+def pool(base_output, input_ids, attention_mask, rule: str, pad_token_id):
+    """The head's input, exactly as the model's *ForSequenceClassification.forward computes it."""
+    if rule == "pooler":
+        return base_output.pooler_output
+    hidden = base_output.last_hidden_state
+    if rule == "first_token":
+        return hidden[:, 0]
+    # rightmost token that is not the pad id (GPT2ForSequenceClassification's rule, left or right padding)
+    non_pad = (input_ids != pad_token_id).to(torch.int32)
+    positions = torch.arange(input_ids.shape[-1], device=input_ids.device, dtype=torch.int32)
+    last = (positions * non_pad).argmax(-1)
+    return hidden[torch.arange(hidden.shape[0], device=hidden.device), last]
