@@ -120,6 +120,12 @@ def summarize(args):
         write_figure(figures.task_figure(runs, task, models), out / f"fig_{task}.png")
         figs.append(f"fig_{task}.png")
     write_figure(figures.summary_figure(runs, models), out / "fig_summary.png")
+    layers = results.summarize_layers(results.load_layers(args.runs))
+    best = results.best_layers(layers)
+    if len(layers):
+        write_text(out / "summary_layers.csv", layers.drop(columns="mixed").to_csv(index=False))
+        for task in results.task_order(layers["task"]):
+            write_figure(figures.layer_figure(layers, task, models), out / f"fig_layers_{task}.png")
 
     disagreements, slice_tables = [], []
     if len(models) < 2:
@@ -166,6 +172,12 @@ def summarize(args):
                "mean ± sample std (ddof=1) over seeds; n = seeds. Differences: Welch's t-test across seeds.",
                "Tables: [summary.md](summary.md), [summary.csv](summary.csv), [summary.tex](summary.tex).\n",
                "## Figures\n", "![summary](fig_summary.png)\n", *[f"![{f}]({f})" for f in figs], ""]
+    if len(best):
+        report += ["## Layers\n", "Probes on every requested layer of the frozen base, trained from the same forward "
+                   "pass (layer 0 = embeddings; the top layer is the model's own head input). Best layer by the "
+                   "mean main metric over seeds. Full table: [summary_layers.csv](summary_layers.csv).\n",
+                   md_table(best.round(4)), "",
+                   *[f"![layers {t}](fig_layers_{t}.png)" for t in results.task_order(best["task"])], ""]
     if len(dis):
         cols = [c for c in ("task", "split", "model_a", "model_b", "n", "disagree", "a_better", "b_better", "test",
                             "test_p", "metric", "difference", "ci_low", "ci_high", "settings_differ") if c in dis.columns]

@@ -45,6 +45,9 @@ class ModelArguments:
     save_full_model: bool = field(default=False, metadata={
         "help": "Also save the whole model (base + trained head) under <output_dir>/model (GBs for GPT-2 XL). "
                 "Default: head only."})
+    random_init: bool = field(default=False, metadata={
+        "help": "Control: the same architecture and tokenizer with random weights (a fixed torch seed, the same for every "
+                "seed), to see how much of a probe score is pretraining at all. Give it its own model alias."})
     head_from: str | None = field(default=None, metadata={
         "help": "Evaluate (--do_eval/--do_predict without --do_train) with the trained head of this run folder "
                 "(its head.safetensors; with --seeds, <dir>/seed<N>/head.safetensors). The base model and "
@@ -86,6 +89,10 @@ class StudyArguments:
     feature_dtype: str = field(default="float32", metadata={
         "help": "float32 (exact parity with the Trainer path) or float16 (half the disk)."})
     extraction_batch_size: int = field(default=64, metadata={"help": "Batch size of the feature extraction."})
+    probe_layers: list[str] | None = field(default=None, metadata={
+        "help": "Also probe these layers from the same forward pass (needs --feature_cache): 'all', 'last', or "
+                "indices such as 0 6 12 (0 = embeddings, 1..L = blocks; L is the model's own head input). Each "
+                "seed folder gets layer_results.json; the run's own results stay the top layer's."})
     overwrite_output_dir: bool = field(default=False, metadata={
         "help": "Replace a complete run in output_dir (refused otherwise)."})
 
@@ -172,6 +179,12 @@ def validate(model_args, data_args, study_args, args):
             raise UserError(f"--{name} {value}: give a positive number")
     if study_args.feature_dtype not in ("float32", "float16"):
         raise UserError(f"--feature_dtype {study_args.feature_dtype}: use float32 or float16")
+    if study_args.probe_layers:
+        if not study_args.feature_cache:
+            raise UserError("--probe_layers needs --feature_cache DIR (layers are probed from cached features)")
+        spec = study_args.probe_layers
+        if not (spec in (["all"], ["last"]) or all(s.lstrip("-").isdigit() for s in spec)):
+            raise UserError(f"--probe_layers {' '.join(spec)}: give 'all', 'last' or layer indices such as 0 6 12")
     if study_args.extraction_batch_size < 1:
         raise UserError(f"--extraction_batch_size {study_args.extraction_batch_size}: give a positive number")
     if data_args.glue_dir and (data_args.train_file or data_args.validation_file or data_args.test_file):

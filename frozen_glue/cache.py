@@ -2,8 +2,10 @@
 base runs forward once per split and every seed / epoch / head setting trains from the stored features.
 Must not decide what goes into the key (run.py's cache_parts does) or train anything.
 
-Layout: <cache_dir>/<model_fingerprint>/<task>/<split>-<key16>.safetensors plus <same>.json. The key covers
-everything that changes the features (see `feature_key`). An entry is used only when its JSON parses, names
+Layout: <cache_dir>/<model_fingerprint>/<task>/<split>-<key16>.safetensors plus <same>.json, one entry per layer
+(--probe_layers; the top layer's entry is the plain run's). The key covers everything that changes the features
+(see `feature_key`). Entries are written and read memory-mapped: extraction never holds a split's features in RAM,
+and training reads the rows it uses. An entry is used only when its JSON parses, names
 the same key, and the safetensors file has the recorded size and sha256; anything else is rebuilt. Writers go
 through temp files and renames, so two processes filling the same entry cannot leave a torn file.
 """
@@ -12,18 +14,21 @@ import hashlib
 import json
 import logging
 import time
+import warnings
 from pathlib import Path
 
+import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
 from .layout import atomic_write_json, sha256_file
-from .pooling import pool
+from .pooling import pool_layers
 
 logger = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
+MODEL_FILE = "model.json"  # in each fingerprint folder: the model's name, tokenizer, --random_init, top layer
 stats = {"base_forward_batches": 0}   # read by the tests: a cache hit must leave this at 0
 
 
@@ -34,6 +39,55 @@ def feature_key(**parts) -> str:
 def entry_paths(cache_dir, model_fp, task, split, key):
     stem = Path(cache_dir) / model_fp[:32] / task / f"{split}-{key[:16]}"
     return stem.with_suffix(".safetensors"), stem.with_suffix(".json")
+
+
+NUMPY = {"F32": (np.float32, torch.float32), "F16": (np.float16, torch.float16)}
+DTYPE_CODE = {torch.float32: "F32", torch.float16: "F16"}
+
+
+def read_features(path) -> torch.Tensor:
+    """The stored features, memory-mapped (rows are read from disk when used; bfloat16 is read whole)."""
+    with open(path, "rb") as f:
+        size = int.from_bytes(f.read(8), "little")
+        info = json.loads(f.read(size))["features"]
+    if info["dtype"] not in NUMPY:
+        return load_file(path)["features"]
+    start, end = info["data_offsets"]
+    array = np.memmap(path, dtype=NUMPY[info["dtype"]][0], mode="r", offset=8 + size + start,
+                      shape=tuple(info["shape"]))
+    with warnings.catch_warnings():  # read-only on purpose: nothing writes into a cache entry
+        warnings.simplefilter("ignore", UserWarning)
+        return torch.from_numpy(array)
+
+
+class EntryWriter:
+    """A safetensors file ({"features": rows x hidden}) filled in place through a memory map, so a split's features
+    never sit in RAM whole; it becomes the entry by a rename once complete."""
+
+    def __init__(self, data_path, rows, hidden, dtype):
+        self.data_path, self.rows, self.hidden, self.dtype = Path(data_path), rows, hidden, dtype
+        self.data_path.parent.mkdir(parents=True, exist_ok=True)
+        self.tmp = self.data_path.with_name(f".{self.data_path.name}.{time.time_ns()}.tmp")
+        nbytes = rows * hidden * torch.tensor([], dtype=dtype).element_size()
+        header = json.dumps({"features": {"dtype": DTYPE_CODE[dtype], "shape": [rows, hidden],
+                                          "data_offsets": [0, nbytes]}}).encode()
+        header += b" " * (-len(header) % 8)  # the format aligns the data to 8 bytes
+        with open(self.tmp, "wb") as f:
+            f.write(len(header).to_bytes(8, "little") + header)
+            f.truncate(8 + len(header) + nbytes)
+        self.array = np.memmap(self.tmp, dtype=NUMPY[DTYPE_CODE[dtype]][0], mode="r+", offset=8 + len(header),
+                               shape=(rows, hidden))
+
+    def write(self, index, values: torch.Tensor):
+        self.array[index] = values.to(self.dtype).numpy()
+
+    def close(self) -> Path:
+        self.array.flush()
+        del self.array
+        return self.tmp
+
+    def discard(self):
+        self.tmp.unlink(missing_ok=True)
 
 
 def load_entry(cache_dir, model_fp, task, split, key):
@@ -51,7 +105,7 @@ def load_entry(cache_dir, model_fp, task, split, key):
         elif sha256_file(data_path) != meta["sha256"]:
             problem = "the checksum differs"
         if problem is None:
-            features = load_file(data_path)["features"]
+            features = read_features(data_path)
             if tuple(features.shape) == (meta["rows"], meta["hidden"]):
                 return features
             problem = "its shape differs"
@@ -62,13 +116,20 @@ def load_entry(cache_dir, model_fp, task, split, key):
 
 
 def save_entry(cache_dir, model_fp, task, split, key, features: torch.Tensor, parts: dict):
-    data_path, meta_path = entry_paths(cache_dir, model_fp, task, split, key)
+    """Store features held in memory (tests; extraction streams through EntryWriter and commit_entry)."""
+    data_path, _ = entry_paths(cache_dir, model_fp, task, split, key)
     data_path.parent.mkdir(parents=True, exist_ok=True)
     tmp = data_path.with_name(f".{data_path.name}.{time.time_ns()}.tmp")
+    save_file({"features": features.contiguous()}, str(tmp))
+    return commit_entry(cache_dir, model_fp, task, split, key, tmp, tuple(features.shape), features.dtype, parts)
+
+
+def commit_entry(cache_dir, model_fp, task, split, key, tmp, shape, dtype, parts, layer=None):
+    """A complete temp file becomes the entry (rename), then its JSON: a reader trusts only a matching pair."""
+    data_path, meta_path = entry_paths(cache_dir, model_fp, task, split, key)
     try:
-        save_file({"features": features.contiguous()}, str(tmp))
-        meta = {"key": key, "parts": parts, "rows": features.shape[0], "hidden": features.shape[1],
-                "dtype": str(features.dtype), "bytes": tmp.stat().st_size, "sha256": sha256_file(tmp),
+        meta = {"key": key, "parts": parts, "layer": layer, "rows": shape[0], "hidden": shape[1], "dtype": str(dtype),
+                "bytes": tmp.stat().st_size, "sha256": sha256_file(tmp),
                 "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
         tmp.replace(data_path)
     finally:
@@ -80,42 +141,82 @@ def save_entry(cache_dir, model_fp, task, split, key, features: torch.Tensor, pa
 
 
 @torch.no_grad()
-def extract(model, dataset, collator, rule, batch_size, device, autocast_dtype=None, store_dtype=torch.float32,
-            desc="features"):
+def extract(model, dataset, collator, rule, batch_size, device, writers, top, autocast_dtype=None, desc="features"):
     """One no-grad forward of the frozen base over `dataset` (tokenized, unpadded), in length-sorted batches
-    (least padding), pooled as the head would, written back in dataset order. Only the pooled features of
-    the split (rows x hidden) are held, never the per-token hidden states beyond one batch."""
+    (least padding), each requested layer pooled as the head would read it and written back in dataset order into
+    `writers` ({layer: EntryWriter}). Only one batch of hidden states is held at a time."""
     base = model.base_model
     base.eval()
     lengths = [len(ids) for ids in dataset["input_ids"]]
     order = sorted(range(len(lengths)), key=lengths.__getitem__)
-    hidden = model.config.hidden_size
-    out = torch.empty(len(order), hidden, dtype=store_dtype)
     columns = [c for c in ("input_ids", "attention_mask", "token_type_ids") if c in dataset.column_names]
     rows = dataset.select_columns(columns)
+    below_top = any(layer != top for layer in writers)
     for start in tqdm(range(0, len(order), batch_size), desc=desc, unit="batch", mininterval=2):
         index = order[start:start + batch_size]
         batch = {k: v.to(device) for k, v in collator([rows[i] for i in index]).items()}
         with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
-            output = base(**batch)
-            pooled = pool(output, batch["input_ids"], batch["attention_mask"], rule, model.config.pad_token_id)
+            output = base(**batch, output_hidden_states=below_top)
+            pooled = pool_layers(output, batch["input_ids"], rule, model.config.pad_token_id, list(writers), top)
         stats["base_forward_batches"] += 1
-        out[torch.tensor(index)] = pooled.float().cpu().to(store_dtype)
+        for layer, values in pooled.items():
+            writers[layer].write(index, values.float().cpu())
+
+
+def cached_features(cache_dir, model, model_fp, task, split, dataset, collator, parts, layers, top, rebuild=False,
+                    store_dtype=torch.float32, describe=None, **extract_kwargs):
+    """{layer: features} for one split: from the cache where a valid entry exists (unless `rebuild`:
+    --overwrite_cache), the missing layers extracted together in one forward pass and stored under their keys
+    (atomically, replacing old entries). The top layer's key is the plain run's (no layer in it)."""
+    keys = {layer: feature_key(**parts) if layer == top else feature_key(**parts, layer=layer) for layer in layers}
+    found = {layer: None if rebuild else load_entry(cache_dir, model_fp, task, split, key)
+             for layer, key in keys.items()}
+    missing = [layer for layer, features in found.items() if features is None]
+    if not missing:
+        logger.info("feature cache: hit for %s/%s (%d rows), no base forward", task, split, len(dataset))
+        return found
+    started = time.time()
+    if describe:  # which model a fingerprint is, for readers that start from a model's name (analysis/drift.py)
+        atomic_write_json(Path(cache_dir) / model_fp[:32] / MODEL_FILE, {**describe, "fingerprint": model_fp,
+                                                                         "top_layer": top})
+    writers = {layer: EntryWriter(entry_paths(cache_dir, model_fp, task, split, keys[layer])[0], len(dataset),
+                                  model.config.hidden_size, store_dtype) for layer in missing}
+    try:
+        extract(model, dataset, collator, writers=writers, top=top, desc=f"{task}/{split}", **extract_kwargs)
+        size = 0
+        for layer, writer in writers.items():
+            part = parts if layer == top else {**parts, "layer": layer}
+            size += commit_entry(cache_dir, model_fp, task, split, keys[layer], writer.close(),
+                                 (len(dataset), model.config.hidden_size), store_dtype, part, layer)
+            found[layer] = load_entry(cache_dir, model_fp, task, split, keys[layer])
+    finally:
+        for writer in writers.values():
+            writer.discard()
+    logger.info(f"feature cache: {task}/{split} extracted in {time.time() - started:.1f}s"
+                f"{f' ({len(missing)} layers)' if len(missing) > 1 else ''}, {size / 1e6:.1f} MB on disk")
+    return found
+
+
+def models_in(cache_dir) -> list:
+    """The model.json of every fingerprint folder of a cache (what each fingerprint is)."""
+    out = []
+    for path in sorted(Path(cache_dir).glob(f"*/{MODEL_FILE}")):
+        try:
+            out.append({**json.loads(path.read_text()), "folder": path.parent})
+        except (OSError, ValueError):
+            continue
     return out
 
 
-def cached_features(cache_dir, model, model_fp, task, split, dataset, collator, parts, rebuild=False,
-                    **extract_kwargs):
-    """Features for one split: from the cache when a valid entry exists (unless `rebuild`: --overwrite_cache),
-    else extracted and stored under the same key (atomically, replacing the old entry)."""
-    key = feature_key(**parts)
-    features = None if rebuild else load_entry(cache_dir, model_fp, task, split, key)
-    if features is not None:
-        logger.info("feature cache: hit for %s/%s (%d rows), no base forward", task, split, features.shape[0])
-        return features
-    started = time.time()
-    features = extract(model, dataset, collator, desc=f"{task}/{split}", **extract_kwargs)
-    size = save_entry(cache_dir, model_fp, task, split, key, features, parts)
-    logger.info(f"feature cache: {task}/{split} extracted in {time.time() - started:.1f}s, {size / 1e6:.1f} MB on "
-                f"disk")
-    return features
+def layer_entries(model_folder, task, split) -> list:
+    """[(meta, data path)] of every valid-looking entry of one model's task/split (any layer, any key)."""
+    out = []
+    for meta_path in sorted((Path(model_folder) / task).glob(f"{split}-*.json")):
+        try:
+            meta = json.loads(meta_path.read_text())
+        except (OSError, ValueError):
+            continue
+        data_path = meta_path.with_suffix(".safetensors")
+        if data_path.exists() and data_path.stat().st_size == meta.get("bytes"):
+            out.append((meta, data_path))
+    return out

@@ -8,7 +8,8 @@ from pathlib import Path
 from .errors import run_cli
 from .tiny import build_demo
 
-logger = logging.getLogger(__name__)
+# named, not __name__: run as `python -m frozen_glue.demo` this module is __main__
+logger = logging.getLogger("frozen_glue.demo")
 
 
 def build(argv):

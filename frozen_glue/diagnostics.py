@@ -2,8 +2,13 @@
 tight) and still produce a number that reads like a model difference. Pure functions of a split's outputs; they
 must not change any metric, only say whether to trust it."""
 
+import math
+import warnings
+
 import numpy as np
 from scipy.special import log_softmax
+
+from .tasks import compute_metrics
 
 
 def collapse_reason(task, logits, labels, train_labels=None) -> str | None:
@@ -32,3 +37,18 @@ def collapse_reason(task, logits, labels, train_labels=None) -> str | None:
             return (f"validation loss {loss:.4g} is no better than always predicting the train label prior "
                     f"({prior:.4g})")
     return None
+
+
+def majority_baseline(task, train_labels, labels, suffix="") -> dict:
+    """The control every score is read against: always predicting the train split's majority class (ties: the
+    lowest class id; STS-B: its mean score), scored like a model. {"eval_majority_<metric>": value}; None where the
+    metric is undefined for a constant prediction (Pearson/Spearman of one score)."""
+    train_labels = np.asarray(train_labels)
+    if task.is_regression:
+        constant = float(np.mean(train_labels))
+    else:
+        constant = int(np.bincount(train_labels.astype(int), minlength=task.num_labels).argmax())
+    with warnings.catch_warnings():  # sklearn/scipy warn about constant predictions: the point of a baseline
+        warnings.simplefilter("ignore")
+        scores = compute_metrics(task, np.full(len(labels), constant), labels)
+    return {f"eval_majority_{k}{suffix}": None if math.isnan(v) else v for k, v in scores.items()}

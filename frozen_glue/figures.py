@@ -68,3 +68,43 @@ def summary_figure(runs, models, path=None):
     if path:
         fig.savefig(path, dpi=DPI)
     return fig
+
+
+def layer_figure(summary_layers, task, models, path=None):
+    """fig_layers_<task>.png: main metric vs layer, one line per model with a ±std band (where the specialized
+    model starts to fall behind)."""
+    metric = TASKS[task].report_metrics[0]
+    data = summary_layers[(summary_layers.task == task) & (summary_layers.metric == metric)]
+    fig, ax = plt.subplots(figsize=(4.5, 3.0))
+    for i, model in enumerate(models):
+        rows = data[data.model == model].sort_values("layer")
+        if rows.empty:
+            continue
+        x, mean, std = rows["layer"].to_numpy(), rows["mean"].to_numpy(), np.nan_to_num(rows["std"].to_numpy())
+        ax.plot(x, mean, marker="o", ms=3, color=f"C{i}", label=model)
+        ax.fill_between(x, mean - std, mean + std, color=f"C{i}", alpha=0.2)
+    ax.set_xlabel("layer (0 = embeddings)")
+    ax.set_ylabel(display_name(metric))
+    ax.set_title(f"{task.upper() if len(task) <= 4 else task}: probe by layer")
+    ax.legend(fontsize=7, frameon=False)
+    fig.tight_layout()
+    if path:
+        fig.savefig(path, dpi=DPI)
+    return fig
+
+
+def drift_figure(drift, task, path=None):
+    """fig_drift_<task>.png: CKA(base, derived) by layer, one line per pair; 1 = unchanged representation."""
+    fig, ax = plt.subplots(figsize=(4.5, 3.0))
+    for i, ((base, derived), rows) in enumerate(drift.groupby(["base", "derived"], sort=False)):
+        rows = rows.sort_values("layer")
+        ax.plot(rows["layer"], rows["cka"], marker="o", ms=3, color=f"C{i}", label=f"{base} → {derived}")
+    ax.set_ylim(min(0.0, float(drift["cka"].min()) - 0.05) if len(drift) else 0.0, 1.05)
+    ax.set_xlabel("layer (0 = embeddings)")
+    ax.set_ylabel("linear CKA (debiased)")
+    ax.set_title(f"{task.upper() if len(task) <= 4 else task}: representation drift")
+    ax.legend(fontsize=7, frameon=False)
+    fig.tight_layout()
+    if path:
+        fig.savefig(path, dpi=DPI)
+    return fig

@@ -107,7 +107,7 @@ class SeedStream:
 
     def next(self, features, dropout):
         index = next(self.batches)
-        x = features[index.to(features.device)]
+        x = features[index.to(features.device)].float()
         if dropout is not None:  # this seed's dropout mask, from its own RNG stream
             self._swap_in()
             x = dropout(x)
@@ -177,7 +177,8 @@ def clip_per_seed(params, max_grad_norm):
 
 
 class FastLoop:
-    """All seeds' single-Linear heads as one stacked weight (seeds x out x in), trained together."""
+    """All seeds' (and probed layers') single-Linear heads as one stacked weight (heads x out x in), trained
+    together."""
 
     def __init__(self, trainers):
         self.trainers = trainers
@@ -186,8 +187,9 @@ class FastLoop:
         pairs = [stackable(t.model) for t in trainers]
         self.linears, self.dropout = [lin for lin, _ in pairs], pairs[0][1]
         self.device = args.device
-        data = trainers[0].train_dataset
-        self.features, self.labels = data.features.to(self.device), data.labels.to(self.device)
+        # each trainer has its own features (one per probed layer), the same labels and rows
+        self.features = [t.train_dataset.features.to(self.device) for t in trainers]
+        self.labels = trainers[0].train_dataset.labels.to(self.device)
         self.streams = [SeedStream(t, self.device) for t in trainers]
         batches = len(self.streams[0].loader)
         ga = args.gradient_accumulation_steps
@@ -201,7 +203,7 @@ class FastLoop:
         else:
             self.max_steps = math.ceil(args.num_train_epochs * self.updates_per_epoch)
             self.epochs = math.ceil(args.num_train_epochs)
-            self.samples = len(self.features) * args.num_train_epochs
+            self.samples = len(self.labels) * args.num_train_epochs
 
     def _parameters(self):
         weight = nn.Parameter(torch.stack([lin.weight.detach() for lin in self.linears]).to(self.device))
@@ -269,7 +271,7 @@ class FastLoop:
             for update in range(self.updates_per_epoch):
                 last = update == self.updates_per_epoch - 1
                 self._micro_batches = (self.batches_per_epoch % ga or ga) if last else ga
-                micro = [[s.next(self.features, self.dropout) for s in self.streams]
+                micro = [[s.next(f, self.dropout) for s, f in zip(self.streams, self.features)]
                          for _ in range(self._micro_batches)]
                 items = sum(len(batch[0][1]) for batch in micro)
                 for batch in micro:
@@ -298,5 +300,5 @@ class FastLoop:
         # the shared time, split evenly between the seeds (speed_metrics measures from a start time)
         timing = speed_metrics("train", time.time() - (time.time() - started) / len(self.trainers),
                                num_samples=self.samples, num_steps=step)
-        flops = float(self.head.floating_point_ops({"features": self.features[:1]}) * self.samples)
+        flops = float(self.head.floating_point_ops({"features": self.features[0][:1]}) * self.samples)
         return history.finish(self.trainers, step, epoch_float, timing, flops)

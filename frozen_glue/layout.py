@@ -25,10 +25,11 @@ LOG_FILE = "run.log"                # the launcher sends each run's stdout/stder
 TRAIN_RESULTS_FILE = "train_results.json"
 EVAL_RESULTS_FILE = "eval_results.json"
 STATE_FILE = "trainer_state.json"
+LAYER_RESULTS_FILE = "layer_results.json"  # only with --probe_layers: {"<layer>": {"eval_<metric>": ...}}
 MODEL_DIR = "model"                 # only with --save_full_model
 # every output a run writes (config.json aside, which a new run replaces first): cleared before a run starts, so
 # a killed rerun never leaves an old run's files beside the new config.json
-OUTPUT_PATTERNS = (RESULTS_FILE, TRAIN_RESULTS_FILE, EVAL_RESULTS_FILE, STATE_FILE, HEAD_FILE,
+OUTPUT_PATTERNS = (RESULTS_FILE, TRAIN_RESULTS_FILE, EVAL_RESULTS_FILE, STATE_FILE, HEAD_FILE, LAYER_RESULTS_FILE,
                    "predictions_*.jsonl", "predict_results_*.txt", MODEL_DIR)
 
 
@@ -64,6 +65,14 @@ class Run:
     @property
     def protocol_hash(self):
         return self.config.get("protocol_hash")
+
+    @property
+    def layers(self) -> dict:
+        """{layer: {"eval_<metric>": value}} of a --probe_layers run; {} otherwise."""
+        try:
+            return {int(k): v for k, v in json.loads((self.folder / LAYER_RESULTS_FILE).read_text()).items()}
+        except (OSError, ValueError):
+            return {}
 
 
 def iter_runs(runs_root, model=None, task=None):

@@ -97,6 +97,7 @@ def load_tokenizer(model_args, config):
     return tokenizer
 
 
+RANDOM_INIT_SEED = 1234  # --random_init draws the base's weights from this torch seed (any fixed one)
 DISTINCT_PAD = "<|pad|>"  # added when the EOS must be pooled and the pad would otherwise be the EOS
 
 
@@ -129,6 +130,13 @@ def load_model(model_args, config, tokenizer):
     COMET-DISTIL, or a base model)."""
     from transformers import AutoModelForSequenceClassification
 
+    if model_args.random_init:
+        # the control: this architecture and tokenizer with random weights, drawn from a fixed seed so that every
+        # seed's head probes the same random base (and the feature cache serves them all)
+        with torch.random.fork_rng():
+            torch.manual_seed(RANDOM_INIT_SEED)
+            model = AutoModelForSequenceClassification.from_config(config)
+        return _fit_embeddings(model, tokenizer), False
     model, info = _from_pretrained(
         AutoModelForSequenceClassification.from_pretrained, model_args.model_name_or_path, "the model",
         config=config, ignore_mismatched_sizes=model_args.ignore_mismatched_sizes, output_loading_info=True,
@@ -136,6 +144,11 @@ def load_model(model_args, config, tokenizer):
     fresh = set(info.get("missing_keys", ())) | {k[0] if isinstance(k, tuple) else k
                                                  for k in info.get("mismatched_keys", ())}
     head_names = set(head_state_dict(model))
+    return _fit_embeddings(model, tokenizer), not (head_names & fresh)
+
+
+def _fit_embeddings(model, tokenizer):
+    """The model with an embedding row for every tokenizer id and the tokenizer's pad id."""
     # resize only when the tokenizer has ids the embedding matrix lacks (a resize changes the fingerprint); the new
     # rows (a pad, an EOS we added) start at zero, not random: the same model loads with the same fingerprint
     # whatever the seed, and a pad row is never read at the pooled position anyway
@@ -145,7 +158,7 @@ def load_model(model_args, config, tokenizer):
         with torch.no_grad():
             model.get_input_embeddings().weight[rows:] = 0
     model.config.pad_token_id = tokenizer.pad_token_id
-    return model, not (head_names & fresh)
+    return model
 
 
 def load_head(heads: dict, state: dict, where: str):
@@ -299,7 +312,7 @@ class FeatureDataset(torch.utils.data.Dataset):
     """Cached features (+ labels, absent for test splits) in the shape the Trainer feeds to CachedHead."""
 
     def __init__(self, features, labels, regression):
-        self.features = features.float()
+        self.features = features  # may be a memory-mapped cache entry, float16: rows are read and cast per batch
         self.labels = None if labels is None else torch.tensor(labels, dtype=torch.float32 if regression else torch.long)
 
     def __len__(self):
@@ -310,9 +323,10 @@ class FeatureDataset(torch.utils.data.Dataset):
 
     def __getitems__(self, indices):  # one indexing op per batch instead of one per row
         index = torch.as_tensor(indices)
+        rows = self.features[index].float()
         if self.labels is None:
-            return [{"features": f} for f in self.features[index]]
-        return [{"features": f, "labels": y} for f, y in zip(self.features[index], self.labels[index])]
+            return [{"features": f} for f in rows]
+        return [{"features": f, "labels": y} for f, y in zip(rows, self.labels[index])]
 
 
 def model_fingerprint(model) -> str:

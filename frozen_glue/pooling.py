@@ -30,15 +30,39 @@ def pooling_rule(config) -> str:
     return rule
 
 
+def pooled_index(input_ids, rule: str, pad_token_id):
+    """The position each row's head reads: 0 for [CLS] / first-token models; for GPT-2 style models the rightmost
+    token that is not the pad id (GPT2ForSequenceClassification's rule, left or right padding)."""
+    if rule in ("pooler", "first_token"):
+        return torch.zeros(input_ids.shape[0], dtype=torch.long, device=input_ids.device)
+    non_pad = (input_ids != pad_token_id).to(torch.int32)
+    positions = torch.arange(input_ids.shape[-1], device=input_ids.device, dtype=torch.int32)
+    return (positions * non_pad).argmax(-1)
+
+
 def pool(base_output, input_ids, attention_mask, rule: str, pad_token_id):
     """The head's input, exactly as the model's *ForSequenceClassification.forward computes it."""
     if rule == "pooler":
         return base_output.pooler_output
     hidden = base_output.last_hidden_state
-    if rule == "first_token":
-        return hidden[:, 0]
-    # rightmost token that is not the pad id (GPT2ForSequenceClassification's rule, left or right padding)
-    non_pad = (input_ids != pad_token_id).to(torch.int32)
-    positions = torch.arange(input_ids.shape[-1], device=input_ids.device, dtype=torch.int32)
-    last = (positions * non_pad).argmax(-1)
-    return hidden[torch.arange(hidden.shape[0], device=hidden.device), last]
+    return hidden[torch.arange(hidden.shape[0], device=hidden.device), pooled_index(input_ids, rule, pad_token_id)]
+
+
+def pool_layers(base_output, input_ids, rule: str, pad_token_id, layers, top) -> dict:
+    """{layer: pooled state} at the position the model's own head reads. Layer 0 is the embeddings, 1..top the
+    blocks; the top layer is exactly the head's input (`pool`: BERT's pooler output), the others the hidden state at
+    that position (BERT: [CLS] below the top)."""
+    out = {}
+    for layer in layers:
+        if layer == top:
+            out[layer] = pool(base_output, input_ids, None, rule, pad_token_id)
+        else:
+            hidden = base_output.hidden_states[layer]
+            out[layer] = hidden[torch.arange(hidden.shape[0], device=hidden.device),
+                                pooled_index(input_ids, rule, pad_token_id)]
+    return out
+
+
+def num_layers(config) -> int:
+    """The top layer's index: the number of transformer blocks (hidden_states has one more entry, the embeddings)."""
+    return config.num_hidden_layers

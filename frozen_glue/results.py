@@ -9,6 +9,7 @@ import pandas as pd
 
 from .errors import UserError
 from .layout import RESULTS_FILE, iter_runs
+from .metrics import get_metric
 from .stats import mean_std, welch_p
 from .tasks import TASKS
 
@@ -138,3 +139,44 @@ def wide_table(summary: pd.DataFrame, pairs: pd.DataFrame) -> pd.DataFrame:
                                                     if p.collapsed else ""))
         out.append(row)
     return pd.DataFrame(out)
+
+
+def load_layers(runs_root) -> pd.DataFrame:
+    """One row per complete --probe_layers run x layer x reported metric (model, task, seed, layer, metric,
+    value, protocol)."""
+    found, _ = iter_runs(runs_root)
+    rows = [{"model": run.model, "task": run.task, "seed": run.seed, "layer": layer, "metric": metric,
+             "value": float(scores[f"eval_{metric}"]), "protocol": run.protocol_hash}
+            for run in found for layer, scores in run.layers.items()
+            for metric in TASKS[run.task].report_metrics if scores.get(f"eval_{metric}") is not None]
+    return pd.DataFrame(rows, columns=["model", "task", "seed", "layer", "metric", "value", "protocol"])
+
+
+def summarize_layers(layers: pd.DataFrame) -> pd.DataFrame:
+    """summary_layers.csv: model, task, layer, metric, mean, std (ddof=1), n; runs made with different settings
+    are not averaged (mean and std left empty, `mixed` says so)."""
+    rows = []
+    for (model, task, layer, metric), g in layers.groupby(["model", "task", "layer", "metric"], sort=False):
+        mixed = g["protocol"].nunique(dropna=False) > 1
+        mean, std, n = mean_std(g["value"]) if not mixed else (float("nan"), float("nan"), len(g))
+        rows.append({"model": model, "task": task, "layer": int(layer), "metric": metric, "mean": mean, "std": std,
+                     "n": n, "mixed": mixed})
+    out = pd.DataFrame(rows, columns=["model", "task", "layer", "metric", "mean", "std", "n", "mixed"])
+    return out.sort_values(["task", "model", "metric", "layer"], key=lambda c: c.map(list(TASKS).index)
+                           if c.name == "task" else c, kind="stable").reset_index(drop=True)
+
+
+def best_layers(summary_layers: pd.DataFrame) -> pd.DataFrame:
+    """Per model x task: the layer with the best mean main metric (metrics.py says which direction is better)."""
+    rows = []
+    for (model, task), g in summary_layers.groupby(["model", "task"], sort=False):
+        main = g[(g.metric == TASKS[task].report_metrics[0]) & g["mean"].notna()]
+        if main.empty:
+            continue
+        higher = get_metric(TASKS[task].report_metrics[0]).higher_is_better
+        best = main.loc[main["mean"].idxmax() if higher else main["mean"].idxmin()]
+        top = main.loc[main["layer"].idxmax()]
+        rows.append({"model": model, "task": task, "metric": best.metric, "best_layer": int(best.layer),
+                     "best_mean": best["mean"], "best_std": best["std"], "top_layer": int(top.layer),
+                     "top_mean": top["mean"], "top_std": top["std"]})
+    return pd.DataFrame(rows)

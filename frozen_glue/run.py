@@ -12,7 +12,7 @@ import transformers
 from transformers import set_seed
 
 from . import arguments, layout, runners, writer
-from .errors import run_cli, setup_logging
+from .errors import UserError, run_cli, setup_logging
 from .prepare import prepare, seed_folders
 
 logger = logging.getLogger(__name__)
@@ -57,6 +57,8 @@ def execute(prep):
     """Every seed of a prepared run: config.json first (before extraction or training), then the path's runner."""
     reason = runners.cache_reason(prep)
     cached = reason is None
+    if prep.study_args.probe_layers and not cached:
+        raise UserError(f"--probe_layers needs the cached path, and the feature cache cannot serve this run: {reason}")
     if prep.study_args.feature_cache and not cached:
         logger.info(f"feature cache not used: {reason}; running the Trainer path")
     if int(os.environ.get("RANK", "0")) == 0:  # one writer under a multi-process launcher

@@ -20,7 +20,7 @@ with contextlib.redirect_stdout(io.StringIO()):
 from . import arguments, head_training, modeling, writer
 from . import cache as feature_cache
 from .data import rows_digest
-from .pooling import pooling_rule
+from .pooling import num_layers, pooling_rule
 from .errors import UserError
 from .tasks import compute_metrics
 
@@ -95,8 +95,21 @@ def cache_parts(prep, split):
             "dtype": prep.study_args.feature_dtype, "data": rows_digest(prep.raw[split], prep.task.text_keys)}
 
 
-def extract_features(prep):
-    """{split: pooled features of the frozen base}, from the cache or by one forward pass over each split."""
+def probed_layers(prep) -> list:
+    """The layers whose heads train, ascending; always the top one (the run's own results)."""
+    top = num_layers(prep.config)
+    spec = prep.study_args.probe_layers or ["last"]
+    layers = list(range(top + 1)) if spec == ["all"] else [top] if spec == ["last"] else [int(s) for s in spec]
+    wrong = [layer for layer in layers if not 0 <= layer <= top]
+    if wrong:
+        raise UserError(f"--probe_layers {' '.join(map(str, wrong))}: {prep.model_args.model_name_or_path} has "
+                        f"layers 0 (embeddings) to {top}")
+    return sorted(set(layers) | {top})
+
+
+def extract_features(prep, layers):
+    """{split: {layer: pooled features of the frozen base}}, from the cache or by one forward pass over each
+    split for all the layers missing from it."""
     if prep.args.deepspeed:
         logger.info("cached path: --deepspeed is not used (the base runs forward once and the head trains in one "
                     "process)")
@@ -109,9 +122,11 @@ def extract_features(prep):
     for split, ds in prep.tokenized.items():
         features[split] = feature_cache.cached_features(
             prep.study_args.feature_cache, prep.model, prep.model_fp, prep.task.name, split, ds, prep.collator,
-            cache_parts(prep, split), rule=pooling_rule(prep.config),
+            cache_parts(prep, split), layers=layers, top=num_layers(prep.config), rule=pooling_rule(prep.config),
             batch_size=prep.study_args.extraction_batch_size, device=device, autocast_dtype=prep.precision,
-            store_dtype=getattr(torch, prep.study_args.feature_dtype), rebuild=prep.data_args.overwrite_cache)
+            store_dtype=getattr(torch, prep.study_args.feature_dtype), rebuild=prep.data_args.overwrite_cache,
+            describe={"model_name_or_path": prep.model_args.model_name_or_path,
+                      "tokenizer_name": prep.model_args.tokenizer_name, "random_init": prep.model_args.random_init})
     done = feature_cache.stats["base_forward_batches"] - before
     logger.info(f"feature cache: {done} base forward batches this run" + (" (all splits from cache)" if not done
                                                                           else ""))
@@ -119,26 +134,44 @@ def extract_features(prep):
     return features
 
 
+def layer_results(prep, trainer, data):
+    """One probed layer's validation metrics for one seed (upstream's eval_ keys)."""
+    out = {}
+    for split in [s for s in prep.task.validation_splits if s in prep.raw]:
+        output = trainer.predict(data(split), metric_key_prefix="eval")
+        metrics, _ = writer.eval_outputs(prep.task, split, prep.raw[split], output)
+        out.update({k: v for k, v in metrics.items() if not k.startswith("eval_samples")})
+    return out
+
+
 def run_cached_path(prep):
-    """Every seed's head from the cached features (head_training.train_heads), then each seed evaluated and
-    written like a Trainer-path run."""
-    features = extract_features(prep)
-    data = {s: modeling.FeatureDataset(features[s], None if s.startswith("test") else list(prep.raw[s]["label"]),
-                                       prep.task.is_regression) for s in features}
+    """Every seed's head (and every probed layer's) from the cached features, trained together
+    (head_training.train_heads); then each seed evaluated and written like a Trainer-path run, with
+    layer_results.json beside it when layers are probed."""
+    layers, top = probed_layers(prep), num_layers(prep.config)
+    features = extract_features(prep, layers)
+    data = {layer: {s: modeling.FeatureDataset(features[s][layer], None if s.startswith("test") else
+                                               list(prep.raw[s]["label"]), prep.task.is_regression)
+                    for s in features} for layer in layers}
     trainers = {}
-    for seed, folder in prep.folders.items():
-        # FeatureDataset yields exactly CachedHead's arguments: no column filtering needed
-        args = dataclasses.replace(prep.seed_args(seed, folder), deepspeed=None, remove_unused_columns=False)
-        modules = copy.deepcopy(modeling.head_modules(prep.model))
-        prep.init_heads(modules, seed)
-        head = modeling.CachedHead(modules, pooling_rule(prep.config), source_model=prep.model)
-        trainers[seed] = make_trainer(prep, head, args, data.__getitem__)
+    for layer in layers:
+        for seed, folder in prep.folders.items():
+            # FeatureDataset yields exactly CachedHead's arguments: no column filtering needed
+            args = dataclasses.replace(prep.seed_args(seed, folder), deepspeed=None, remove_unused_columns=False)
+            modules = copy.deepcopy(modeling.head_modules(prep.model))
+            prep.init_heads(modules, seed)
+            head = modeling.CachedHead(modules, pooling_rule(prep.config), source_model=prep.model)
+            trainers[layer, seed] = make_trainer(prep, head, args, data[layer].__getitem__)
     metrics = {}
     if prep.args.do_train:
         metrics = dict(zip(trainers, head_training.train_heads(list(trainers.values()), prep.fast_loop_fallback)))
-    for seed, trainer in trainers.items():
-        writer.finish(prep, seed, trainer, metrics.get(seed), data.__getitem__, trainer.model.model_state_dict,
-                      lambda path, t=trainer: save_full_model(prep, t.model, path))
+    for seed in prep.folders:
+        if prep.study_args.probe_layers and prep.args.do_eval:
+            writer.write_layer_results(prep.folders[seed], {
+                layer: layer_results(prep, trainers[layer, seed], data[layer].__getitem__) for layer in layers})
+        trainer = trainers[top, seed]
+        writer.finish(prep, seed, trainer, metrics.get((top, seed)), data[top].__getitem__,
+                      trainer.model.model_state_dict, lambda path, t=trainer: save_full_model(prep, t.model, path))
 
 
 def save_full_model(prep, head, path):

@@ -70,3 +70,27 @@ def holm(p_values):
     if ok.any():
         out[ok] = multipletests(p[ok], method="holm")[1]
     return out
+
+
+def _hsic_unbiased(x, y):
+    """Song et al. (2012)'s unbiased HSIC estimator for the linear kernels K = x x^T and L = y y^T, computed in
+    feature space (memory d1 x d2, not n x n: MNLI's 10k rows are fine). With K~, L~ the Gram matrices without
+    their diagonals: [tr(K~L~) + 1'K~1 1'L~1 / ((n-1)(n-2)) - 2/(n-2) 1'K~L~1] / (n(n-3))."""
+    n = x.shape[0]
+    k_diag, l_diag = np.einsum("ij,ij->i", x, x), np.einsum("ij,ij->i", y, y)
+    trace = np.sum((x.T @ y) ** 2) - k_diag @ l_diag
+    k_rows, l_rows = x @ x.sum(0) - k_diag, y @ y.sum(0) - l_diag  # K~ 1 and L~ 1
+    return (trace + k_rows.sum() * l_rows.sum() / ((n - 1) * (n - 2)) - 2 / (n - 2) * k_rows @ l_rows) / (n * (n - 3))
+
+
+def linear_cka(x, y) -> float:
+    """Debiased linear CKA between two representations of the same n rows (n x d1, n x d2): 1 for the same
+    representation up to rotation and isotropic scaling, near 0 for unrelated ones; debiased (Kornblith et al.
+    2019 with the unbiased HSIC), so it does not drift upwards with few rows and many dimensions. Needs n >= 4."""
+    x = np.asarray(x, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    if x.shape[0] != y.shape[0] or x.shape[0] < 4:
+        raise ValueError(f"CKA needs the same rows, at least 4: {x.shape[0]} and {y.shape[0]}")
+    x, y = x - x.mean(0), y - y.mean(0)
+    xy, xx, yy = _hsic_unbiased(x, y), _hsic_unbiased(x, x), _hsic_unbiased(y, y)
+    return float(xy / np.sqrt(xx * yy)) if xx > 0 and yy > 0 else float("nan")

@@ -24,7 +24,8 @@ from .errors import UserError, run_cli
 from .layout import LOG_FILE, is_complete, protocol_diff, protocol_hash, read_config, run_dir
 from .tasks import TASKS, get_task
 
-logger = logging.getLogger(__name__)
+# named, not __name__: run as `python -m frozen_glue.sweep` this module is __main__
+logger = logging.getLogger("frozen_glue.sweep")
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "run_glue_frozen.py"
@@ -37,12 +38,13 @@ class Model:
     tokenizer: str | None
     flags: list
     reference: str | None = None  # its name in a --reference csv of published numbers (5th column), if any
+    base: str | None = None       # the alias of the model it was specialized from (6th column), if any
     problem: str | None = None   # why this model cannot run (unset variable, missing dir), or None
 
 
 def read_models(path) -> list:
-    """`alias<TAB>model<TAB>tokenizer or -<TAB>extra flags<TAB>reference name or -` per line (the last two
-    optional); blank lines and # comments skipped."""
+    """`alias<TAB>model<TAB>tokenizer or -<TAB>extra flags<TAB>reference name or -<TAB>base alias or -` per line
+    (the last three optional); blank lines and # comments skipped."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"models file {path} does not exist; set MODELS=FILE (see launch/models.tsv)")
@@ -51,14 +53,15 @@ def read_models(path) -> list:
         if not line.strip() or line.lstrip().startswith("#"):
             continue
         fields = line.split("\t")
-        if len(fields) not in (3, 4, 5) or not all(f.strip() for f in fields[:3]):
-            raise UserError(f"{path}:{line_no}: expected 3 to 5 tab-separated fields (alias, model, tokenizer or -, "
-                            f"extra flags, reference name or -), found {len(fields)}: {line!r}")
+        if len(fields) not in (3, 4, 5, 6) or not all(f.strip() for f in fields[:3]):
+            raise UserError(f"{path}:{line_no}: expected 3 to 6 tab-separated fields (alias, model, tokenizer or -, "
+                            f"extra flags, reference name or -, base alias or -), found {len(fields)}: {line!r}")
         alias, model, tokenizer = (f.strip() for f in fields[:3])
         flags = shlex.split(os.path.expandvars(fields[3])) if len(fields) >= 4 else []
-        reference = fields[4].strip() if len(fields) == 5 and fields[4].strip() not in ("", "-") else None
+        reference, base = (fields[i].strip() if len(fields) > i and fields[i].strip() not in ("", "-") else None
+                           for i in (4, 5))
         m = Model(alias, os.path.expandvars(model), None if tokenizer == "-" else os.path.expandvars(tokenizer), flags,
-                  reference=reference)
+                  reference=reference, base=base)
         for value in (m.path, m.tokenizer or ""):
             unset = re.search(r"\$\{?(\w+)", value)  # expandvars leaves unset variables in place
             if unset:
@@ -73,6 +76,10 @@ def read_models(path) -> list:
         raise UserError(f"models file {path} lists no model")
     if len({m.alias for m in models}) != len(models):
         raise UserError(f"models file {path}: aliases must be unique")
+    unknown = [f"{m.alias} -> {m.base}" for m in models if m.base and m.base not in {n.alias for n in models}]
+    if unknown:
+        raise UserError(f"models file {path}: the base column names no model of the file ({', '.join(unknown)}); "
+                        f"give the alias of another line, or -")
     return models
 
 

@@ -86,6 +86,11 @@ def write_predict_results(folder, task, split, raw, logits):
                               ("\n".join(lines) + "\n").encode())
 
 
+def write_layer_results(folder, results: dict):
+    """layer_results.json: {"<layer>": {"eval_<metric>": value}} for every probed layer of one seed."""
+    layout.atomic_write_json(Path(folder) / layout.LAYER_RESULTS_FILE, {str(k): v for k, v in results.items()})
+
+
 def write_training(folder, trainer, train_metrics, train_rows):
     """Upstream's train_results.json and trainer_state.json; returns the train metrics as upstream reports them."""
     # Trainer's progress callbacks pop total_flos from the metrics they print; upstream's file has it
@@ -108,6 +113,9 @@ def evaluate(prep, folder, trainer, eval_data):
         output = trainer.predict(eval_data(split), metric_key_prefix="eval")
         metrics, rows = eval_outputs(task, split, prep.raw[split], output)
         results.update(metrics)
+        if "train" in prep.raw:
+            results.update(diagnostics.majority_baseline(task, prep.raw["train"]["label"], prep.raw[split]["label"],
+                                                         task.metric_suffix(split)))
         reason = diagnostics.collapse_reason(task, output.predictions, prep.raw[split]["label"],
                                              prep.raw["train"]["label"] if "train" in prep.raw else None)
         if reason:

@@ -425,3 +425,35 @@ def test_metric_registry_names_directions_and_mismatched_keys():
     assert get_metric("accuracy_mm") is METRICS["accuracy"]
     assert METRICS["matthews_correlation"].better(0.3, 0.2) and not METRICS["matthews_correlation"].better(0.2, 0.2)
     assert METRICS["loss"].better(0.2, 0.3)  # lower is better
+
+
+def _hsic_by_quadruples(k, l):
+    """The unbiased HSIC as its U-statistic (Song et al. 2012): the mean over ordered distinct quadruples of
+    h = 1/24 sum over their permutations (t, u, v, w) of k_tu l_tu + k_tu l_vw - 2 k_tu l_tv. Brute force, an
+    independent route to the closed form the package uses."""
+    import itertools
+
+    n, total, count = len(k), 0.0, 0
+    for quad in itertools.permutations(range(n), 4):
+        h = sum(k[t, u] * l[t, u] + k[t, u] * l[v, w] - 2 * k[t, u] * l[t, v]
+                for t, u, v, w in itertools.permutations(quad)) / 24
+        total, count = total + h, count + 1
+    return total / count
+
+
+def test_linear_cka_known_answers():
+    from frozen_glue.stats import linear_cka
+
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(6, 3)), rng.normal(size=(6, 4))
+    xc, yc = x - x.mean(0), y - y.mean(0)
+    k, l = xc @ xc.T, yc @ yc.T
+    want = _hsic_by_quadruples(k, l) / np.sqrt(_hsic_by_quadruples(k, k) * _hsic_by_quadruples(l, l))
+    assert linear_cka(x, y) == pytest.approx(want, rel=1e-9)
+    x = rng.normal(size=(200, 16))
+    assert linear_cka(x, x) == pytest.approx(1.0)
+    rotation, _ = np.linalg.qr(rng.normal(size=(16, 16)))
+    assert linear_cka(x, 3.5 * x @ rotation + 2.0) == pytest.approx(1.0)  # rotation, isotropic scale, shift
+    assert linear_cka(x, x * np.arange(1, 17)) < 0.99  # anisotropic scaling is a different representation
+    # debiased: unrelated representations read near 0 even with few rows and many dimensions (biased CKA: ~0.5)
+    assert abs(linear_cka(rng.normal(size=(50, 200)), rng.normal(size=(50, 200)))) < 0.05
