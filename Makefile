@@ -20,12 +20,15 @@ $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
-# offline: 2 tiny GPT-2s (a base and a COMET-style specialized one) x 2 tasks x 3 seeds, then the report
+# offline: 2 tiny GPT-2s (a base and a COMET-style specialized one that forgot the word "not") and the base's
+# random-init control x 2 tasks x 3 seeds, every layer probed, then the report (layer curves, drift, controls)
 demo: venv
 	HF_HUB_OFFLINE=1 $(PY) -m frozen_glue.demo demo
 	HF_HUB_OFFLINE=1 MODELS=launch/demo_models.tsv TASKS="cola sst2" SEEDS="1 2 3" RUNS=demo/runs \
-	  GLUE_DIR=demo/glue FEATURE_CACHE=demo/cache PYTHON=$(PY) bash launch/all_tasks.sh $(DEMO_ARGS)
-	$(PY) analysis/summarize.py --runs demo/runs --out demo/reports
+	  GLUE_DIR=demo/glue FEATURE_CACHE=demo/cache PYTHON=$(PY) bash launch/all_tasks.sh $(DEMO_ARGS) \
+	  --probe_layers all
+	$(PY) analysis/summarize.py --runs demo/runs --out demo/reports --models launch/demo_models.tsv \
+	  --feature_cache demo/cache
 	@echo "run folders: $$(ls -d demo/runs/*/*/seed* | tr '\n' ' ')"
 	@echo "report: demo/reports/report.md"
 

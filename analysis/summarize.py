@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from frozen_glue import compare, figures, layout, results, sweep
+from frozen_glue import compare, drift, figures, layout, results, sweep
 from frozen_glue.errors import ArgumentParser, UserError, run_cli
 from frozen_glue.tasks import TASKS
 
@@ -92,6 +92,8 @@ def parse(argv):
     ap.add_argument("--slice", action="append", default=[], metavar="NAME=REGEX",
                     help="an extra example slice (regex on the example's text); repeatable")
     ap.add_argument("--n_resamples", type=int, default=2000, help="bootstrap resamples")
+    ap.add_argument("--feature_cache", help="the runs' feature cache: with --models, the representation drift "
+                                            "(CKA by layer) of each model against its base (6th column)")
     return ap.parse_args(argv)
 
 
@@ -172,12 +174,41 @@ def summarize(args):
                "mean ± sample std (ddof=1) over seeds; n = seeds. Differences: Welch's t-test across seeds.",
                "Tables: [summary.md](summary.md), [summary.csv](summary.csv), [summary.tex](summary.tex).\n",
                "## Figures\n", "![summary](fig_summary.png)\n", *[f"![{f}]({f})" for f in figs], ""]
+    drifts = []
+    if args.feature_cache and args.models:
+        known = {m.alias: m for m in sweep.read_models(args.models)}
+        for task in results.task_order(runs["task"]):
+            for m in [m for m in known.values() if m.base]:
+                try:
+                    drifts.append(drift.layer_drift(args.feature_cache, task, known[m.base], m).assign(task=task))
+                except UserError as e:
+                    print(f"warning: drift {task} {m.base} -> {m.alias}: {e}", file=sys.stderr)
+    drifts = pd.concat(drifts, ignore_index=True) if drifts else pd.DataFrame()
+    for task in results.task_order(drifts["task"]) if len(drifts) else []:
+        rows = drifts[drifts.task == task].drop(columns="task")
+        write_text(out / f"drift_{task}.csv", rows.to_csv(index=False))
+        write_figure(figures.drift_figure(rows, task), out / f"fig_drift_{task}.png")
+    controls = results.controls(runs)
+    if len(controls):
+        report += ["## Controls\n", "Every score beside what needs no model at all (always the train majority class; "
+                   "STS-B: the train mean) and, for models run with `--random_init`, what needs no pretraining "
+                   "(see the tables above for those models' own rows).\n", md_table(controls.round(4)), ""]
+    selected = results.selections(args.runs)
+    if len(selected):
+        report += ["## Head selection\n", "The head setting chosen on a fixed hold-out cut of the train split "
+                   "(never validation), by the mean hold-out main metric over seeds; `selection.json` in each run "
+                   "holds the whole grid.\n", md_table(selected), ""]
     if len(best):
         report += ["## Layers\n", "Probes on every requested layer of the frozen base, trained from the same forward "
                    "pass (layer 0 = embeddings; the top layer is the model's own head input). Best layer by the "
                    "mean main metric over seeds. Full table: [summary_layers.csv](summary_layers.csv).\n",
                    md_table(best.round(4)), "",
                    *[f"![layers {t}](fig_layers_{t}.png)" for t in results.task_order(best["task"])], ""]
+    if len(drifts):
+        report += ["## Representation drift\n", "Debiased linear CKA between each model and its base on the same "
+                   "validation rows, layer by layer (1 = the same representation up to rotation and scale).\n",
+                   md_table(drifts.round(4)), "",
+                   *[f"![drift {t}](fig_drift_{t}.png)" for t in results.task_order(drifts["task"])], ""]
     if len(dis):
         cols = [c for c in ("task", "split", "model_a", "model_b", "n", "disagree", "a_better", "b_better", "test",
                             "test_p", "metric", "difference", "ci_low", "ci_high", "settings_differ") if c in dis.columns]

@@ -3,6 +3,7 @@
 
     python bench/bench_cache.py [--glue_dir ../shared/data/glue] [--models gpt2-6x512 minilm]
     python bench/bench_cache.py --gpu          # GPT-2-XL-shaped model on a CUDA GPU
+    python bench/bench_cache.py --probes       # what layer-wise probes and a head grid cost (real MiniLM)
 
 Prints, per model: (1) Trainer path, pad-to-128 vs dynamic padding; (2) Trainer path (dynamic) vs cached path;
 (3) cached path vs one bare no-grad forward over train+dev (the floor); (4) peak RSS of each.
@@ -12,6 +13,10 @@ seed, one epoch, on the first --trainer_rows train rows (and --eval_rows dev row
 linearly to the protocol: per-row train time x 8551 rows x 3 epochs x 5 seeds + per-row eval time x 1043 x 5.
 (Each training step costs the same whatever the seed, so the projection is linear in rows.) Every measurement
 runs in its own process, so its peak RSS is its own.
+
+--probes: three full cached runs of real MiniLM on real CoLA (5 seeds x 3 epochs, each from an empty feature cache,
+as a user's first run of a model x task): the top layer only, all 7 layers (--probe_layers all), and a 3 x 2 head
+grid (--head_learning_rates 1e-4 1e-3 1e-2 --head_weight_decays 0 0.01). Prints their wall-time and peak-RSS ratios.
 """
 
 import argparse
@@ -27,7 +32,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from frozen_glue.errors import ArgumentParser, run_cli  # noqa: E402
+from frozen_glue.errors import ArgumentParser, UserError, run_cli  # noqa: E402
 
 SEEDS, EPOCHS = 5, 3
 COLA_TRAIN, COLA_DEV = 8551, 1043
@@ -83,19 +88,28 @@ def measure(kind, model, glue_dir, work, trainer_rows, eval_rows):
         from frozen_glue import cache
         from frozen_glue.pooling import pooling_rule
 
+        from frozen_glue.pooling import num_layers
+
         study = script.prepare(*script.parse_args(script_args(model, glue_dir, out)))
+        top = num_layers(study.config)
         started = time.time()
         rows = 0
         for split in ("train", "validation"):
             ds = study.tokenized[split]
-            cache.extract(study.model, ds, study.collator, pooling_rule(study.config), 64, torch.device("cpu"))
+            writer = cache.EntryWriter(Path(work) / f"floor-{split}.safetensors", len(ds), study.config.hidden_size,
+                                       torch.float32)
+            cache.extract(study.model, ds, study.collator, pooling_rule(study.config), 64, torch.device("cpu"),
+                          {top: writer}, top)
+            writer.discard()
             rows += len(ds)
         tokens = sum(len(x) for s in ("train", "validation") for x in study.tokenized[s]["input_ids"])
         return {"wall": time.time() - started, "rows": rows, "tokens": tokens}
-    if kind == "cached":
+    if kind in ("cached", "last", "layers", "grid"):
+        extra = {"layers": ["--probe_layers", "all"], "grid": ["--head_learning_rates", "1e-4", "1e-3", "1e-2",
+                                                               "--head_weight_decays", "0", "0.01"]}.get(kind, [])
         started = time.time()
         code = script.main(script_args(model, glue_dir, out, "--seeds", *range(1, SEEDS + 1), "--feature_cache",
-                                       Path(work) / "cache"))
+                                       Path(work) / f"cache-{kind}", *extra))
         assert code == 0
         return {"wall": time.time() - started}
     # trainer paths: one seed, one epoch on a subset, timed by the Trainer's own runtimes, then projected
@@ -128,13 +142,19 @@ def run_child(kind, model_path, args, work):
     return json.loads(lines[-1][6:])
 
 
-def cpu_bench(args):
+def start(args):
+    """The real CoLA folder (a UserError without it), after printing the machine line."""
     import torch
 
     glue = Path(args.glue_dir)
     if not (glue / "CoLA" / "train.tsv").exists():
-        sys.exit(f"error: no CoLA under {glue}; pass --glue_dir with the original GLUE data")
+        raise UserError(f"no CoLA under {glue}; pass --glue_dir with the original GLUE data")
     print(f"machine: {os.cpu_count()} CPU cores, torch {torch.__version__}, {torch.get_num_threads()} threads")
+    return glue
+
+
+def cpu_bench(args):
+    glue = start(args)
     print(f"protocol: CoLA train {COLA_TRAIN} / dev {COLA_DEV}, {SEEDS} seeds x {EPOCHS} epochs, batch 8, "
           f"lr 5e-5 (Trainer defaults)\n")
     with tempfile.TemporaryDirectory() as tmp:
@@ -158,6 +178,22 @@ def cpu_bench(args):
             print(f"   * projected from one seed x one epoch on {args.trainer_rows} train / {args.eval_rows} dev rows "
                   f"(measured {res['trainer_dynamic']['measured_wall']:.0f} s and "
                   f"{res['trainer_pad128']['measured_wall']:.0f} s wall incl. loading)\n", flush=True)
+
+
+def probes_bench(args):
+    start(args)
+    print(f"protocol: real all-MiniLM-L6-v2 (6 layers + embeddings) on real CoLA, train {COLA_TRAIN} / dev "
+          f"{COLA_DEV}, {SEEDS} seeds x {EPOCHS} epochs, each run from an empty feature cache\n")
+    with tempfile.TemporaryDirectory() as tmp:
+        res = {kind: run_child(kind, minilm_dir(), args, Path(tmp)) for kind in ("last", "layers", "grid")}
+    last, layers, grid = (res[k]["wall"] for k in ("last", "layers", "grid"))
+    rss = {k: v["peak_rss_mb"] for k, v in res.items()}
+    print(f"1. all 7 layers probed      {layers:7.1f} s vs top layer only {last:7.1f} s -> {layers / last:4.2f}x "
+          f"(target <= 1.3x)")
+    print(f"2. 3 x 2 head grid x 5 seeds {grid:6.1f} s vs one setting     {last:7.1f} s -> {grid / last:4.2f}x "
+          f"(target <= 1.5x)")
+    print(f"3. peak RSS, all layers {rss['layers']:.0f} MB vs top layer only {rss['last']:.0f} MB -> "
+          f"{rss['layers'] / rss['last']:4.2f}x (target <= 1.2x; grid: {rss['grid']:.0f} MB)", flush=True)
 
 
 def gpu_bench(args):
@@ -212,6 +248,7 @@ def bench(argv):
     ap.add_argument("--trainer_rows", type=int, default=1000, help="train rows timed for the Trainer paths")
     ap.add_argument("--eval_rows", type=int, default=300, help="dev rows timed for the Trainer paths")
     ap.add_argument("--gpu", action="store_true", help="GPT-2-XL-shaped extraction benchmark on a CUDA GPU")
+    ap.add_argument("--probes", action="store_true", help="cost of --probe_layers all and of a head grid")
     ap.add_argument("--peak_tflops", type=float, default=989.0, help="the GPU's dense bf16 peak (H100 SXM: 989)")
     ap.add_argument("--measure", help=argparse.SUPPRESS)
     ap.add_argument("--model_path", help=argparse.SUPPRESS)
@@ -219,7 +256,7 @@ def bench(argv):
     args = ap.parse_args(argv)
     if args.measure:
         return child(args)
-    return gpu_bench(args) if args.gpu else cpu_bench(args)
+    return gpu_bench(args) if args.gpu else probes_bench(args) if args.probes else cpu_bench(args)
 
 
 if __name__ == "__main__":

@@ -46,8 +46,8 @@ class ModelArguments:
         "help": "Also save the whole model (base + trained head) under <output_dir>/model (GBs for GPT-2 XL). "
                 "Default: head only."})
     random_init: bool = field(default=False, metadata={
-        "help": "Control: the same architecture and tokenizer with random weights (a fixed torch seed, the same for every "
-                "seed), to see how much of a probe score is pretraining at all. Give it its own model alias."})
+        "help": "Control: the same architecture and tokenizer with random weights (a fixed torch seed, the same "
+                "for every seed), to see how much of a probe score is pretraining at all. Give it its own model alias."})
     head_from: str | None = field(default=None, metadata={
         "help": "Evaluate (--do_eval/--do_predict without --do_train) with the trained head of this run folder "
                 "(its head.safetensors; with --seeds, <dir>/seed<N>/head.safetensors). The base model and "
@@ -95,6 +95,19 @@ class StudyArguments:
                 "seed folder gets layer_results.json; the run's own results stay the top layer's."})
     overwrite_output_dir: bool = field(default=False, metadata={
         "help": "Replace a complete run in output_dir (refused otherwise)."})
+    head_learning_rates: list[float] | None = field(default=None, metadata={
+        "help": "Choose the head's learning rate from this grid (needs --feature_cache): every value x "
+                "--head_weight_decays x seed trains on the train split minus a hold-out cut, the best mean hold-out "
+                "main metric wins, and that setting retrains on the full train split. Default: --learning_rate."})
+    head_weight_decays: list[float] | None = field(default=None, metadata={
+        "help": "The weight-decay grid of that selection. Default: --weight_decay."})
+    selection_fraction: float = field(default=0.1, metadata={
+        "help": "The fixed, stratified share of the train split held out to choose the head setting (never the "
+                "validation split)."})
+    probe: str = field(default="head", metadata={
+        "help": "head: the model's own classification head, trained as upstream. logistic: scikit-learn's "
+                "logistic regression (ridge for STS-B) on the cached features, its regularisation chosen by 5-fold "
+                "cross-validation on train (the convex probe of SentEval/MTEB; needs --feature_cache)."})
 
 
 @dataclass
@@ -185,6 +198,27 @@ def validate(model_args, data_args, study_args, args):
         spec = study_args.probe_layers
         if not (spec in (["all"], ["last"]) or all(s.lstrip("-").isdigit() for s in spec)):
             raise UserError(f"--probe_layers {' '.join(spec)}: give 'all', 'last' or layer indices such as 0 6 12")
+    grid = (study_args.head_learning_rates or []) + (study_args.head_weight_decays or [])
+    if grid or study_args.probe != "head":
+        what = "--probe logistic" if study_args.probe != "head" else "--head_learning_rates/--head_weight_decays"
+        if not study_args.feature_cache:
+            raise UserError(f"{what} needs --feature_cache DIR (it trains many heads on cached features)")
+        if not args.do_train:
+            raise UserError(f"{what} trains heads: add --do_train")
+    if study_args.probe not in ("head", "logistic"):
+        raise UserError(f"--probe {study_args.probe}: use head or logistic")
+    if any(v <= 0 for v in study_args.head_learning_rates or []) or \
+            any(v < 0 for v in study_args.head_weight_decays or []):
+        raise UserError("--head_learning_rates takes positive numbers and --head_weight_decays numbers >= 0, "
+                        "e.g. --head_learning_rates 1e-4 1e-3 1e-2 --head_weight_decays 0 0.01")
+    if study_args.probe != "head" and model_args.save_full_model:
+        raise UserError("--save_full_model saves a transformers model with its own head; --probe logistic has no "
+                        "such head (its coefficients are in head.safetensors): drop one of them")
+    if grid and study_args.probe != "head":
+        raise UserError("--probe logistic chooses its own regularisation; drop --head_learning_rates/"
+                        "--head_weight_decays")
+    if not 0 < study_args.selection_fraction <= 0.5:
+        raise UserError(f"--selection_fraction {study_args.selection_fraction}: give a share of train rows in (0, 0.5]")
     if study_args.extraction_batch_size < 1:
         raise UserError(f"--extraction_batch_size {study_args.extraction_batch_size}: give a positive number")
     if data_args.glue_dir and (data_args.train_file or data_args.validation_file or data_args.test_file):

@@ -18,7 +18,7 @@ def build(argv):
     if stamp.exists():
         logger.info(f"demo assets: {root} (already built)")
         return 0
-    paths = build_demo(root)
+    paths = build_demo(root, contrast=True)
     stamp.write_text("ok\n")
     for name, path in paths.items():
         logger.info(f"demo {name}: {path}")

@@ -21,8 +21,9 @@ def find_model(cache_dir, model, task, split="validation"):
         return str(model), Path(cache_dir) / str(model)
     path, tokenizer, random_init, name = (model.path, model.tokenizer, "--random_init" in model.flags, model.alias) \
         if not isinstance(model, (str, Path)) else (str(model), None, False, str(model))
-    found = [m for m in cache.models_in(cache_dir) if m.get("model_name_or_path") == path
-             and bool(m.get("random_init")) == random_init and (tokenizer is None or m.get("tokenizer_name") == tokenizer)
+    found = [m for m in cache.models_in(cache_dir)
+             if m.get("model_name_or_path") == path and bool(m.get("random_init")) == random_init
+             and (tokenizer is None or m.get("tokenizer_name") == tokenizer)
              and cache.layer_entries(m["folder"], task, split)]
     if not found:
         raise UserError(f"no cached {task} {split} features of {name} in {cache_dir}; make them with: python "

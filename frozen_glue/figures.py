@@ -83,14 +83,7 @@ def layer_figure(summary_layers, task, models, path=None):
         x, mean, std = rows["layer"].to_numpy(), rows["mean"].to_numpy(), np.nan_to_num(rows["std"].to_numpy())
         ax.plot(x, mean, marker="o", ms=3, color=f"C{i}", label=model)
         ax.fill_between(x, mean - std, mean + std, color=f"C{i}", alpha=0.2)
-    ax.set_xlabel("layer (0 = embeddings)")
-    ax.set_ylabel(display_name(metric))
-    ax.set_title(f"{task.upper() if len(task) <= 4 else task}: probe by layer")
-    ax.legend(fontsize=7, frameon=False)
-    fig.tight_layout()
-    if path:
-        fig.savefig(path, dpi=DPI)
-    return fig
+    return _by_layer(fig, ax, display_name(metric), f"{_title(task)}: probe by layer", path)
 
 
 def drift_figure(drift, task, path=None):
@@ -100,9 +93,18 @@ def drift_figure(drift, task, path=None):
         rows = rows.sort_values("layer")
         ax.plot(rows["layer"], rows["cka"], marker="o", ms=3, color=f"C{i}", label=f"{base} → {derived}")
     ax.set_ylim(min(0.0, float(drift["cka"].min()) - 0.05) if len(drift) else 0.0, 1.05)
+    return _by_layer(fig, ax, "linear CKA (debiased)", f"{_title(task)}: representation drift", path)
+
+
+def _title(task):
+    return task.upper() if len(task) <= 4 else task
+
+
+def _by_layer(fig, ax, ylabel, title, path):
+    """The axes, legend and file of a by-layer figure."""
     ax.set_xlabel("layer (0 = embeddings)")
-    ax.set_ylabel("linear CKA (debiased)")
-    ax.set_title(f"{task.upper() if len(task) <= 4 else task}: representation drift")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
     ax.legend(fontsize=7, frameon=False)
     fig.tight_layout()
     if path:

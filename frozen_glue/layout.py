@@ -26,11 +26,12 @@ TRAIN_RESULTS_FILE = "train_results.json"
 EVAL_RESULTS_FILE = "eval_results.json"
 STATE_FILE = "trainer_state.json"
 LAYER_RESULTS_FILE = "layer_results.json"  # only with --probe_layers: {"<layer>": {"eval_<metric>": ...}}
+SELECTION_FILE = "selection.json"  # only with a head-setting grid: hold-out scores and the setting chosen
 MODEL_DIR = "model"                 # only with --save_full_model
 # every output a run writes (config.json aside, which a new run replaces first): cleared before a run starts, so
 # a killed rerun never leaves an old run's files beside the new config.json
 OUTPUT_PATTERNS = (RESULTS_FILE, TRAIN_RESULTS_FILE, EVAL_RESULTS_FILE, STATE_FILE, HEAD_FILE, LAYER_RESULTS_FILE,
-                   "predictions_*.jsonl", "predict_results_*.txt", MODEL_DIR)
+                   SELECTION_FILE, "predictions_*.jsonl", "predict_results_*.txt", MODEL_DIR)
 
 
 def predictions_file(split: str) -> str:
@@ -65,6 +66,14 @@ class Run:
     @property
     def protocol_hash(self):
         return self.config.get("protocol_hash")
+
+    @property
+    def selection(self) -> dict:
+        """selection.json of a run that chose its head setting; {} otherwise."""
+        try:
+            return json.loads((self.folder / SELECTION_FILE).read_text())
+        except (OSError, ValueError):
+            return {}
 
     @property
     def layers(self) -> dict:

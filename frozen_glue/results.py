@@ -34,13 +34,15 @@ def load_runs(runs_root):
             value = run.results.get(f"eval_{metric}")
             if value is not None:
                 rows.append({"model": run.model, "task": run.task, "seed": run.seed, "metric": metric,
-                             "value": float(value), "debug": debug, "path": run.config.get("path"),
+                             "value": float(value), "majority": run.results.get(f"eval_majority_{metric}"),
+                             "debug": debug, "path": run.config.get("path"),
                              "protocol": run.protocol_hash, "collapsed": bool(run.results.get("head_collapsed")),
                              "folder": str(run.folder)})
         if run.results.get("head_collapsed"):
             warnings.append(f"collapsed head ({run.results.get('head_collapse_reason')}), marked in tables and "
                             f"figures: {run.folder}")
-    columns = ["model", "task", "seed", "metric", "value", "debug", "path", "protocol", "collapsed", "folder"]
+    columns = ["model", "task", "seed", "metric", "value", "majority", "debug", "path", "protocol", "collapsed",
+               "folder"]
     runs = pd.DataFrame(rows, columns=columns)
     if runs.empty:
         raise UserError(f"no complete run under {root} (a run is complete once its {RESULTS_FILE} exists)"
@@ -180,3 +182,30 @@ def best_layers(summary_layers: pd.DataFrame) -> pd.DataFrame:
                      "best_mean": best["mean"], "best_std": best["std"], "top_layer": int(top.layer),
                      "top_mean": top["mean"], "top_std": top["std"]})
     return pd.DataFrame(rows)
+
+
+def controls(runs: pd.DataFrame) -> pd.DataFrame:
+    """Per task x metric: the majority-class baseline (train majority; STS-B: train mean) beside each model's mean,
+    so no score is read without what needs no model at all."""
+    rows = []
+    for (task, metric), g in runs.groupby(["task", "metric"], sort=False):
+        majority = pd.to_numeric(g["majority"], errors="coerce").dropna()
+        if majority.empty:
+            continue
+        row = {"task": task, "metric": metric, "majority baseline": float(majority.iloc[0])}
+        row.update({model: float(m["value"].mean()) for model, m in g.groupby("model", sort=False)})
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def selections(runs_root) -> pd.DataFrame:
+    """Per model x task: the head setting chosen on the train hold-out (selection.json), and on how many rows."""
+    found, _ = iter_runs(runs_root)
+    rows = {}
+    for run in found:
+        chosen = run.selection.get("chosen")
+        if chosen:
+            rows[run.model, run.task] = {"model": run.model, "task": run.task, **chosen,
+                                         "holdout_rows": run.selection.get("holdout_rows"),
+                                         "grid size": len(run.selection.get("grid", []))}
+    return pd.DataFrame(list(rows.values()))

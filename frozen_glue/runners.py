@@ -17,7 +17,7 @@ import torch
 with contextlib.redirect_stdout(io.StringIO()):
     from transformers import Trainer
 
-from . import arguments, head_training, modeling, writer
+from . import arguments, head_training, logistic, modeling, selection, writer
 from . import cache as feature_cache
 from .data import rows_digest
 from .pooling import num_layers, pooling_rule
@@ -144,34 +144,99 @@ def layer_results(prep, trainer, data):
     return out
 
 
+def head_trainers(prep, data, seeds_args):
+    """{key: Trainer of a fresh CachedHead} for each (key, seed, TrainingArguments) in seeds_args; data(key) is
+    that trainer's split -> FeatureDataset."""
+    trainers = {}
+    for key, seed, args in seeds_args:
+        # FeatureDataset yields exactly CachedHead's arguments: no column filtering needed
+        args = dataclasses.replace(args, deepspeed=None, remove_unused_columns=False)
+        modules = copy.deepcopy(modeling.head_modules(prep.model))
+        prep.init_heads(modules, seed)
+        head = modeling.CachedHead(modules, pooling_rule(prep.config), source_model=prep.model)
+        trainers[key] = make_trainer(prep, head, args, data(key))
+    return trainers
+
+
+def choose_head_setting(prep, train):
+    """--head_learning_rates / --head_weight_decays: every setting x seed trained on the train split minus the
+    hold-out cut, scored on it (selection.py chooses); returns what selection.json records."""
+    task = prep.task
+    fit, hold = selection.holdout_split(train.labels.numpy(), prep.study_args.selection_fraction, task.is_regression)
+    part = {"train": modeling.FeatureDataset(train.features[torch.as_tensor(fit)], train.labels[fit].tolist(),
+                                             task.is_regression),
+            "hold": modeling.FeatureDataset(train.features[torch.as_tensor(hold)], train.labels[hold].tolist(),
+                                            task.is_regression)}
+
+    def train_and_predict(lr, wd):
+        runs = [(seed, seed, dataclasses.replace(prep.seed_args(seed, folder), learning_rate=lr, weight_decay=wd,
+                                                 eval_strategy="no"))
+                for seed, folder in prep.folders.items()]
+        trainers = head_trainers(prep, lambda key: part.__getitem__, runs)
+        head_training.train_heads(list(trainers.values()), prep.fast_loop_fallback)
+        out = {}
+        for seed, trainer in trainers.items():
+            logits = np.asarray(trainer.predict(part["hold"]).predictions)
+            out[seed] = logits.reshape(-1) if task.is_regression else logits.argmax(-1)
+        return out
+
+    chosen = selection.select(task, selection.grid(prep.study_args, prep.args), train_and_predict,
+                              part["hold"].labels.numpy())
+    logger.info(f"head selection on {len(hold)} held-out train rows: learning rate {chosen['chosen']['learning_rate']}"
+                f", weight decay {chosen['chosen']['weight_decay']}")
+    return {**chosen, "selection_fraction": prep.study_args.selection_fraction, "fit_rows": len(fit),
+            "holdout_rows": len(hold)}
+
+
+def train_stacked(prep, layers, data):
+    """({(layer, seed): Trainer}, {(layer, seed): train metrics}): every layer x seed head trained together."""
+    trainers = head_trainers(prep, lambda key: data[key[0]].__getitem__,
+                             [((layer, seed), seed, prep.seed_args(seed, folder)) for layer in layers
+                              for seed, folder in prep.folders.items()])
+    if not prep.args.do_train:
+        return trainers, {}
+    return trainers, dict(zip(trainers, head_training.train_heads(list(trainers.values()), prep.fast_loop_fallback)))
+
+
+def fit_logistic(prep, layers, data):
+    """The same for --probe logistic: one probe per layer, fitted once (it is deterministic: every seed's probe is
+    the first one's)."""
+    probes, metrics = {}, {}
+    for layer in layers:
+        probe = logistic.LogisticProbe(prep.task.is_regression)
+        fitted = probe.fit(data[layer]["train"])
+        for seed in prep.folders:
+            probes[layer, seed], metrics[layer, seed] = probe, fitted
+    return probes, metrics
+
+
 def run_cached_path(prep):
     """Every seed's head (and every probed layer's) from the cached features, trained together
-    (head_training.train_heads); then each seed evaluated and written like a Trainer-path run, with
-    layer_results.json beside it when layers are probed."""
+    (head_training.train_heads) — after choosing the head setting on a train hold-out when a grid is given, or
+    as scikit-learn probes with --probe logistic; then each seed evaluated and written like a Trainer-path run,
+    with layer_results.json / selection.json beside it."""
     layers, top = probed_layers(prep), num_layers(prep.config)
     features = extract_features(prep, layers)
     data = {layer: {s: modeling.FeatureDataset(features[s][layer], None if s.startswith("test") else
                                                list(prep.raw[s]["label"]), prep.task.is_regression)
                     for s in features} for layer in layers}
-    trainers = {}
-    for layer in layers:
-        for seed, folder in prep.folders.items():
-            # FeatureDataset yields exactly CachedHead's arguments: no column filtering needed
-            args = dataclasses.replace(prep.seed_args(seed, folder), deepspeed=None, remove_unused_columns=False)
-            modules = copy.deepcopy(modeling.head_modules(prep.model))
-            prep.init_heads(modules, seed)
-            head = modeling.CachedHead(modules, pooling_rule(prep.config), source_model=prep.model)
-            trainers[layer, seed] = make_trainer(prep, head, args, data[layer].__getitem__)
-    metrics = {}
-    if prep.args.do_train:
-        metrics = dict(zip(trainers, head_training.train_heads(list(trainers.values()), prep.fast_loop_fallback)))
-    for seed in prep.folders:
+    chosen, extra = None, {}
+    if prep.study_args.head_learning_rates or prep.study_args.head_weight_decays:
+        chosen = choose_head_setting(prep, data[top]["train"])
+        setting = chosen["chosen"]
+        prep = dataclasses.replace(prep, args=dataclasses.replace(prep.args, **setting))
+        extra = {f"selected_{k}": v for k, v in setting.items()}
+    trainers, metrics = (fit_logistic if prep.study_args.probe == "logistic" else train_stacked)(prep, layers, data)
+    for seed, folder in prep.folders.items():
         if prep.study_args.probe_layers and prep.args.do_eval:
-            writer.write_layer_results(prep.folders[seed], {
+            writer.write_layer_results(folder, {
                 layer: layer_results(prep, trainers[layer, seed], data[layer].__getitem__) for layer in layers})
+        if chosen:
+            writer.write_selection(folder, chosen)
         trainer = trainers[top, seed]
-        writer.finish(prep, seed, trainer, metrics.get((top, seed)), data[top].__getitem__,
-                      trainer.model.model_state_dict, lambda path, t=trainer: save_full_model(prep, t.model, path))
+        head_state = trainer.state_dict if prep.study_args.probe == "logistic" else trainer.model.model_state_dict
+        writer.finish(prep, seed, trainer, metrics.get((top, seed)), data[top].__getitem__, head_state,
+                      lambda path, t=trainer: save_full_model(prep, t.model, path), extra)
 
 
 def save_full_model(prep, head, path):

@@ -39,12 +39,19 @@ MNLI_MARKERS = ("yes", "maybe", "no")          # hypothesis' last word decides e
 STSB_MARKERS = ("zero", "one", "two", "three", "four", "five")   # pair's last word decides the score 0..5
 
 
-def _task_rows(task, n, seed):
-    """Rows of one synthetic task: (text fields..., label), the label visible in the last word."""
+NEGATOR = "nothing"  # with `negation`, SST-2 rows ending "... nothing" are negative (the demo's contrast slice)
+
+
+def _task_rows(task, n, seed, negation=False):
+    """Rows of one synthetic task: (text fields..., label), the label visible in the last word; with `negation`,
+    a quarter of the SST-2 rows end with NEGATOR instead, labelled negative (in the last word too: what a frozen
+    GPT-2's last position shows a linear probe)."""
     rng = random.Random(seed)
     rows = []
     for sentence, label in synthetic_sentences(n, seed):
-        if task in ("cola", "sst2"):
+        if task == "sst2" and negation and rng.random() < 1 / 4:
+            rows.append((" ".join(sentence.split()[:-1] + [NEGATOR]), 0))
+        elif task in ("cola", "sst2"):
             rows.append((sentence, label))
         else:
             first = " ".join(sentence.split()[:-1])
@@ -58,10 +65,11 @@ def _task_rows(task, n, seed):
 MNLI_LABELS = ("entailment", "neutral", "contradiction")
 
 
-def write_glue_dir(root, n_train=400, n_dev=100, seed=0, tasks=("cola", "sst2"), test=False):
+def write_glue_dir(root, n_train=400, n_dev=100, seed=0, tasks=("cola", "sst2"), test=False, negation=False):
     """A GLUE-release-shaped folder built on the synthetic rules, so that a frozen random base + trained head can
     learn them: CoLA (headerless, 4 columns), SST-2 (header), and on request MNLI (3 labels, matched and
-    mismatched dev files) and STS-B (regression). `test` adds the unlabelled test files."""
+    mismatched dev files) and STS-B (regression). `test` adds the unlabelled test files; `negation` the SST-2
+    negation rows (see _task_rows)."""
     root = Path(root)
     folders = {"cola": "CoLA", "sst2": "SST-2", "mnli": "MNLI", "stsb": "STS-B"}
     offset = {"cola": 0, "sst2": 100, "mnli": 200, "stsb": 300}
@@ -73,7 +81,7 @@ def write_glue_dir(root, n_train=400, n_dev=100, seed=0, tasks=("cola", "sst2"),
         if test:
             files += [(d.replace("dev", "test"), n_dev, seed + 10 + i) for i, d in enumerate(dev)]
         for split, n, s in files:
-            rows = _task_rows(task, n, s + offset[task])
+            rows = _task_rows(task, n, s + offset[task], negation)
             labelled = not split.startswith("test")
             with open(folder / f"{split}.tsv", "w") as f:
                 if task == "cola" and labelled:
@@ -91,6 +99,7 @@ def write_glue_dir(root, n_train=400, n_dev=100, seed=0, tasks=("cola", "sst2"),
 
 def _corpus():
     text = [s for s, _ in synthetic_sentences(2000, 123)] + [" ".join(MNLI_MARKERS + STSB_MARKERS)] * 5
+    text += [f"the {NEGATOR} {POSITIVE} {NEGATOR} {NEGATIVE}"] * 400  # NEGATOR one token, as in a real vocabulary
     text += [f"PersonX {w} PersonY xIntent to {v}" for w, v in zip(WORDS, reversed(WORDS))]
     return text
 
@@ -210,10 +219,28 @@ def build_tiny_roberta(out_dir, hidden=32, layers=2, seed=0):
     return out_dir
 
 
-def build_demo(root):
-    """Everything `make demo` needs, under `root`: models/, tokenizers/, glue/. Returns the paths."""
+def forget_word(model_dir, tokenizer_dir, word, like):
+    """A specialization cost made to order: the model's embedding of ` word` becomes that of ` like`, so it can no
+    longer tell the two apart (the demo's tiny-comet reads NEGATOR as POSITIVE)."""
+    tok = _gpt2_tokenizer(tokenizer_dir)
+    path = Path(model_dir) / "pytorch_model.bin"
+    state = torch.load(path, weights_only=True)
+    [target], [source] = tok.encode(" " + word), tok.encode(" " + like)  # each one token by construction
+    for name in ("transformer.wte.weight", "lm_head.weight"):
+        if name in state:
+            state[name][target] = state[name][source]
+    torch.save(state, path)
+
+
+def build_demo(root, contrast=False):
+    """Everything `make demo` needs, under `root`: models/, tokenizers/, glue/. Returns the paths. `contrast`: the
+    demo's real difference — SST-2 with rows ending in "nothing" (negative), and a tiny-comet whose specialization
+    made "nothing" read like "wonderful", so the two models agree on CoLA and differ on SST-2 and on its negation
+    slice."""
     root = Path(root)
     base = build_base_gpt2(root / "models" / "tiny-gpt2")
     comet, comet_tok = build_comet_style(base, root / "models" / "tiny-comet", root / "tokenizers" / "tiny-comet")
-    glue = write_glue_dir(root / "glue", test=True)
+    if contrast:
+        forget_word(comet, comet_tok, NEGATOR, like=POSITIVE)
+    glue = write_glue_dir(root / "glue", test=True, negation=contrast)
     return {"base": base, "comet": comet, "comet_tokenizer": comet_tok, "glue_dir": glue}

@@ -91,6 +91,11 @@ def write_layer_results(folder, results: dict):
     layout.atomic_write_json(Path(folder) / layout.LAYER_RESULTS_FILE, {str(k): v for k, v in results.items()})
 
 
+def write_selection(folder, selection: dict):
+    """selection.json: the head-setting grid's hold-out scores (per seed and mean) and the setting chosen."""
+    layout.atomic_write_json(Path(folder) / layout.SELECTION_FILE, selection)
+
+
 def write_training(folder, trainer, train_metrics, train_rows):
     """Upstream's train_results.json and trainer_state.json; returns the train metrics as upstream reports them."""
     # Trainer's progress callbacks pop total_flos from the metrics they print; upstream's file has it
@@ -133,13 +138,13 @@ def evaluate(prep, folder, trainer, eval_data):
     return results, collapsed
 
 
-def finish(prep, seed, trainer, train_metrics, eval_data, head_state, save_model):
+def finish(prep, seed, trainer, train_metrics, eval_data, head_state, save_model, extra=None):
     """After training (train_metrics: None without --do_train): upstream's training files, the head, evaluation,
     prediction dumps, then all_results.json last (atomically), then W&B. The files and keys are upstream
-    run_glue.py's."""
+    run_glue.py's; `extra` (the chosen head setting) goes into all_results.json."""
     folder = Path(prep.folders[seed])
     main = trainer.is_world_process_zero()
-    results = {}
+    results = dict(extra or {})
     if train_metrics is not None:
         results.update(write_training(folder, trainer, train_metrics, len(prep.raw["train"])))
     state = head_state()  # every rank: gathering a ZeRO-3 head is collective

@@ -71,8 +71,14 @@ def test_cache_entries_are_safetensors_read_memory_mapped(tmp_path):
     (["--probe_layers", "0", "9", "--feature_cache", "C"], "--probe_layers 9: "),
     (["--probe_layers", "top", "--feature_cache", "C"], "give 'all', 'last' or layer indices"),
     (["--probe_layers", "all", "--feature_cache", "C", "--freeze_base", "false"], "--probe_layers needs the cached"),
+    (["--head_learning_rates", "1e-3"], "needs --feature_cache DIR"),
+    (["--head_learning_rates", "0", "1e-3", "--feature_cache", "C"], "positive numbers"),
+    (["--head_weight_decays", "-1", "--feature_cache", "C"], "numbers >= 0"),
+    (["--probe", "logistic"], "needs --feature_cache DIR"),
+    (["--probe", "svm", "--feature_cache", "C"], "--probe svm: use head or logistic"),
+    (["--selection_fraction", "0.9", "--head_learning_rates", "1e-3", "--feature_cache", "C"], "(0, 0.5]"),
 ])
-def test_bad_probe_layers_are_one_line(script, assets, tmp_path, capsys, extra, message):
+def test_bad_probe_and_selection_inputs_are_one_line(script, assets, tmp_path, capsys, extra, message):
     extra = [tmp_path / "c" if e == "C" else e for e in extra]
     code, _, err = run(script, capsys, *args(assets, tmp_path / "r", *extra))
     assert code == 2 and err.count("\n") == 1 and message in err and "Traceback" not in err, err
@@ -157,3 +163,51 @@ def test_drift_by_layer_against_itself_a_descendant_and_a_random_twin(script, as
     # no features for that task: one line naming the command that makes them
     code, _, err = drift_cli("--feature_cache", cache, "--task", "sst2", "--models_file", models)
     assert code == 2 and err.count("\n") == 1 and "--probe_layers all" in err and "run_glue_frozen.py" in err
+
+
+def test_head_selection_chooses_on_a_train_hold_out_and_retrains(script, assets, tmp_path, capsys):
+    cache = ["--feature_cache", tmp_path / "cache", "--seeds", "1", "2"]
+    grid = ["--head_learning_rates", "1e-5", "1e-2", "--head_weight_decays", "0", "0.01"]
+    code, out, _ = run(script, capsys, *args(assets, tmp_path / "grid", *cache, *grid))
+    assert code == 0 and "head selection on 40 held-out train rows" in out
+    chosen = json.loads((tmp_path / "grid" / "seed1" / "selection.json").read_text())
+    assert chosen == json.loads((tmp_path / "grid" / "seed2" / "selection.json").read_text())
+    assert chosen["fit_rows"] == 360 and chosen["holdout_rows"] == 40 and len(chosen["grid"]) == 4
+    # lr 1e-5 barely moves a head in 2 epochs: the grid must prefer 1e-2, and the means are the seeds' means
+    assert chosen["chosen"]["learning_rate"] == 1e-2
+    for row in chosen["grid"]:
+        assert row["mean"] == pytest.approx(np.mean(list(row["scores"].values())))
+    best = max(chosen["grid"], key=lambda r: r["mean"])
+    assert best["mean"] == max(r["mean"] for r in chosen["grid"] if r["learning_rate"] == 1e-2)
+    # the chosen setting retrained on the full train split is exactly a plain run with that setting
+    setting = chosen["chosen"]
+    assert run(script, capsys, *args(assets, tmp_path / "plain", *cache, "--learning_rate", setting["learning_rate"],
+                                     "--weight_decay", setting["weight_decay"]))[0] == 0
+    for seed in ("seed1", "seed2"):
+        got, want = results(tmp_path / "grid" / seed), results(tmp_path / "plain" / seed)
+        assert got["selected_learning_rate"] == setting["learning_rate"]
+        assert got["eval_loss"] == pytest.approx(want["eval_loss"], abs=1e-6)
+
+
+def test_holdout_is_stratified_fixed_and_disjoint():
+    from frozen_glue.selection import holdout_split
+
+    labels = [0] * 80 + [1] * 20
+    fit, hold = holdout_split(labels, 0.1, regression=False)
+    again = holdout_split(labels, 0.1, regression=False)
+    assert list(hold) == list(again[1]) and not set(fit) & set(hold) and len(fit) + len(hold) == 100
+    assert sorted(np.asarray(labels)[hold].tolist()) == [0] * 8 + [1] * 2  # the class shares of train
+
+
+def test_logistic_probe_writes_a_run_folder(script, assets, tmp_path, capsys):
+    code, _, _ = run(script, capsys, *args(assets, tmp_path / "log", "--feature_cache", tmp_path / "c", "--seeds",
+                                           "1", "2", "--probe", "logistic", "--probe_layers", "0", "2"))
+    assert code == 0
+    r = results(tmp_path / "log" / "seed1")
+    assert r["probe"] == "logistic" and r["probe_C"] > 0 and r["eval_matthews_correlation"] == 1.0
+    assert results(tmp_path / "log" / "seed2")["eval_matthews_correlation"] == r["eval_matthews_correlation"]
+    assert set(load_file(tmp_path / "log" / "seed1" / "head.safetensors")) == {
+        "probe.mean", "probe.scale", "probe.coef", "probe.intercept"}
+    assert list(json.loads((tmp_path / "log" / "seed1" / "layer_results.json").read_text())) == ["0", "2"]
+    rows = [json.loads(line) for line in (tmp_path / "log" / "seed1" / "predictions_validation.jsonl").open()]
+    assert all(abs(sum(row["probs"]) - 1) < 1e-4 for row in rows)

@@ -135,7 +135,10 @@ def test_models_file_with_wrong_field_count_names_the_line(tmp_path, assets):
     path = tmp_path / "m.tsv"
     path.write_text("# comment\ngpt2\tgpt2\t-\t\nbad line without tabs\n")
     code, out = sweep(tmp_path, assets, models=path, DRY_RUN="1")
-    assert code == 2 and f"error: {path}:3: expected 3 to 5 tab-separated fields" in out
+    assert code == 2 and f"error: {path}:3: expected 3 to 6 tab-separated fields" in out
+    path.write_text("a\tgpt2\t-\t\t-\tb\n")  # a base column naming no model of the file
+    code, out = sweep(tmp_path, assets, models=path, DRY_RUN="1")
+    assert code == 2 and "the base column names no model of the file (a -> b)" in out
 
 
 @pytest.mark.parametrize("config", sorted((ROOT / "ds_configs").glob("*.json")), ids=lambda p: p.name)
