@@ -47,7 +47,8 @@ class ModelArguments:
                 "Default: head only."})
     random_init: bool = field(default=False, metadata={
         "help": "Control: the same architecture and tokenizer with random weights (a fixed torch seed, the same "
-                "for every seed), to see how much of a probe score is pretraining at all. Give it its own model alias."})
+                "for every seed), to see how much of a probe score is pretraining at all. Give it its own model "
+                "alias."})
     head_from: str | None = field(default=None, metadata={
         "help": "Evaluate (--do_eval/--do_predict without --do_train) with the trained head of this run folder "
                 "(its head.safetensors; with --seeds, <dir>/seed<N>/head.safetensors). The base model and "
@@ -89,6 +90,9 @@ class StudyArguments:
     feature_dtype: str = field(default="float32", metadata={
         "help": "float32 (exact parity with the Trainer path) or float16 (half the disk)."})
     extraction_batch_size: int = field(default=64, metadata={"help": "Batch size of the feature extraction."})
+    extraction_tokens_per_batch: int | None = field(default=None, metadata={
+        "help": "Instead of a fixed batch size: length-sorted extraction batches of up to this many padded tokens "
+                "(e.g. 65536 on a GPU: many short sentences per batch, fewer long pairs)."})
     probe_layers: list[str] | None = field(default=None, metadata={
         "help": "Also probe these layers from the same forward pass (needs --feature_cache): 'all', 'last', or "
                 "indices such as 0 6 12 (0 = embeddings, 1..L = blocks; L is the model's own head input). Each "
@@ -219,6 +223,9 @@ def validate(model_args, data_args, study_args, args):
                         "--head_weight_decays")
     if not 0 < study_args.selection_fraction <= 0.5:
         raise UserError(f"--selection_fraction {study_args.selection_fraction}: give a share of train rows in (0, 0.5]")
+    if study_args.extraction_tokens_per_batch is not None and study_args.extraction_tokens_per_batch < 1:
+        raise UserError(f"--extraction_tokens_per_batch {study_args.extraction_tokens_per_batch}: give a positive "
+                        f"number of tokens")
     if study_args.extraction_batch_size < 1:
         raise UserError(f"--extraction_batch_size {study_args.extraction_batch_size}: give a positive number")
     if data_args.glue_dir and (data_args.train_file or data_args.validation_file or data_args.test_file):
@@ -356,7 +363,7 @@ def check_against_task(args, task):
 NOT_PROTOCOL = {
     "model_name_or_path", "config_name", "tokenizer_name", "cache_dir", "token", "head_from", "save_full_model",
     "glue_dir", "dataset_name", "train_file", "validation_file", "test_file", "overwrite_cache",
-    "seeds", "feature_cache", "extraction_batch_size", "overwrite_output_dir", "seed",
+    "seeds", "feature_cache", "extraction_batch_size", "extraction_tokens_per_batch", "overwrite_output_dir", "seed",
 }
 
 

@@ -13,6 +13,8 @@ through temp files and renames, so two processes filling the same entry cannot l
 import hashlib
 import json
 import logging
+import os
+import socket
 import time
 import warnings
 from pathlib import Path
@@ -41,6 +43,11 @@ def entry_paths(cache_dir, model_fp, task, split, key):
     return stem.with_suffix(".safetensors"), stem.with_suffix(".json")
 
 
+def _temp_name(path):
+    """A temp file beside `path` that no other process (even on another host of a shared filesystem) picks."""
+    return path.with_name(f".{path.name}.{socket.gethostname()}.{os.getpid()}.{time.time_ns()}.tmp")
+
+
 NUMPY = {"F32": (np.float32, torch.float32), "F16": (np.float16, torch.float16)}
 DTYPE_CODE = {torch.float32: "F32", torch.float16: "F16"}
 
@@ -67,7 +74,7 @@ class EntryWriter:
     def __init__(self, data_path, rows, hidden, dtype):
         self.data_path, self.rows, self.hidden, self.dtype = Path(data_path), rows, hidden, dtype
         self.data_path.parent.mkdir(parents=True, exist_ok=True)
-        self.tmp = self.data_path.with_name(f".{self.data_path.name}.{time.time_ns()}.tmp")
+        self.tmp = _temp_name(self.data_path)
         nbytes = rows * hidden * torch.tensor([], dtype=dtype).element_size()
         header = json.dumps({"features": {"dtype": DTYPE_CODE[dtype], "shape": [rows, hidden],
                                           "data_offsets": [0, nbytes]}}).encode()
@@ -119,7 +126,7 @@ def save_entry(cache_dir, model_fp, task, split, key, features: torch.Tensor, pa
     """Store features held in memory (tests; extraction streams through EntryWriter and commit_entry)."""
     data_path, _ = entry_paths(cache_dir, model_fp, task, split, key)
     data_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = data_path.with_name(f".{data_path.name}.{time.time_ns()}.tmp")
+    tmp = _temp_name(data_path)
     save_file({"features": features.contiguous()}, str(tmp))
     return commit_entry(cache_dir, model_fp, task, split, key, tmp, tuple(features.shape), features.dtype, parts)
 
@@ -140,20 +147,34 @@ def commit_entry(cache_dir, model_fp, task, split, key, tmp, shape, dtype, parts
     return meta["bytes"]
 
 
+def batches(lengths, batch_size, tokens_per_batch=None):
+    """Row indices in length-sorted batches (least padding): `batch_size` rows each, or, with a token budget, as many
+    rows as fit in `tokens_per_batch` padded tokens (short GLUE sentences make big batches, long pairs small ones)."""
+    order = sorted(range(len(lengths)), key=lengths.__getitem__)
+    if not tokens_per_batch:
+        return [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+    out, current = [], []
+    for i in order:  # ascending: the newest row is the longest, so the padded size is len(batch) x its length
+        if current and (len(current) + 1) * lengths[i] > tokens_per_batch:
+            out.append(current)
+            current = []
+        current.append(i)
+    return out + [current] if current else out
+
+
 @torch.no_grad()
-def extract(model, dataset, collator, rule, batch_size, device, writers, top, autocast_dtype=None, desc="features"):
+def extract(model, dataset, collator, rule, batch_size, device, writers, top, autocast_dtype=None, desc="features",
+            tokens_per_batch=None):
     """One no-grad forward of the frozen base over `dataset` (tokenized, unpadded), in length-sorted batches
     (least padding), each requested layer pooled as the head would read it and written back in dataset order into
     `writers` ({layer: EntryWriter}). Only one batch of hidden states is held at a time."""
     base = model.base_model
     base.eval()
     lengths = [len(ids) for ids in dataset["input_ids"]]
-    order = sorted(range(len(lengths)), key=lengths.__getitem__)
     columns = [c for c in ("input_ids", "attention_mask", "token_type_ids") if c in dataset.column_names]
     rows = dataset.select_columns(columns)
     below_top = any(layer != top for layer in writers)
-    for start in tqdm(range(0, len(order), batch_size), desc=desc, unit="batch", mininterval=2):
-        index = order[start:start + batch_size]
+    for index in tqdm(batches(lengths, batch_size, tokens_per_batch), desc=desc, unit="batch", mininterval=2):
         batch = {k: v.to(device) for k, v in collator([rows[i] for i in index]).items()}
         with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
             output = base(**batch, output_hidden_states=below_top)

@@ -8,11 +8,14 @@ what one optimizer per seed does. Parity is by construction, not by imitation: e
 own Trainer's prepared train dataloader (same sampler, same `set_epoch`, same RNG draws), the optimizer class and
 arguments and the lr schedule from the Trainer's own factories, and each update step is the Trainer's: train mode,
 forward over `gradient_accumulation_steps` micro-batches with the Trainer's loss scaling (label smoothing as its
-LabelSmoother), backward, per-seed clipping to `max_grad_norm`, optimizer step, scheduler step, zero_grad. Each
+LabelSmoother), backward, per-head clipping to `max_grad_norm`, optimizer step, scheduler step, zero_grad. Each
 seed's batch fetches and dropout draws happen on its own RNG stream, in its Trainer run's order (SeedStream).
-One step then costs about what one seed's step costs: 5 seeds x 3 epochs come close to the base forward alone.
+The same loop stacks the heads of probed layers (their own features, their seed's batches and draws) and of a
+head-setting grid (their own optimizer parameter group: learning rate and weight decay). One step then costs
+about what one seed's step costs: 5 seeds x 3 epochs come close to the base forward alone.
 """
 
+import itertools
 import logging
 import math
 import time
@@ -46,8 +49,9 @@ def stackable(head):
 
 
 def train_heads(trainers, fallback: str | None) -> list:
-    """Train every trainer's CachedHead (one per seed, same arguments but the seed); their train metrics, in
-    order. Each trainer's `state` holds its log history afterwards, as after Trainer.train()."""
+    """Train every trainer's CachedHead (one per seed x layer x setting: the same arguments but the seed, the
+    learning rate and the weight decay); their train metrics, in order. Each trainer's `state` holds its log
+    history afterwards, as after Trainer.train()."""
     if fallback is None and any(stackable(t.model) is None for t in trainers):
         fallback = "the head is not one Linear layer"
     if fallback is None:
@@ -105,14 +109,20 @@ class SeedStream:
         self.batches = iter([batch["index"] for batch in epoch_batches(self.loader, epoch)])
         self.state = self._rng()
 
-    def next(self, features, dropout):
+    def next(self, features: list, dropout):
+        """This seed's next batch from each of `features` (one tensor per head of this seed: its layers, its head
+        settings), each with the dropout mask it would draw in its own run (the same draws: each head starts
+        from the same RNG state)."""
         index = next(self.batches)
-        x = features[index.to(features.device)].float()
-        if dropout is not None:  # this seed's dropout mask, from its own RNG stream
-            self._swap_in()
-            x = dropout(x)
+        xs = [f[index.to(f.device)].float() for f in features]
+        if dropout is not None:
+            start = self.state
+            for i, x in enumerate(xs):
+                self.state = start
+                self._swap_in()
+                xs[i] = dropout(x)
             self.state = self._rng()
-        return x, index.to(self.device)
+        return xs, index.to(self.device)
 
 
 class History:
@@ -142,13 +152,13 @@ class History:
         return (strategy == "steps" and step % self.args.logging_steps == 0) or \
             (self.args.logging_first_step and step == 1)
 
-    def log(self, step, epoch, grad_norms, learning_rate):
+    def log(self, step, epoch, grad_norms, learning_rates):
         losses = self.since_log.double().cpu()
         self.total_loss += losses
         self.since_log.zero_()
         for i, state in enumerate(self.states):
             state.log_history.append({"loss": losses[i].item() / (step - self.last_logged),
-                                      "grad_norm": grad_norms[i].item(), "learning_rate": learning_rate,
+                                      "grad_norm": grad_norms[i].item(), "learning_rate": learning_rates[i],
                                       "epoch": epoch, "step": step})
         self.last_logged = step
 
@@ -165,33 +175,50 @@ class History:
         return out
 
 
-def clip_per_seed(params, max_grad_norm):
-    """clip_grad_norm_ for each seed's slice of the stacked parameters; returns the pre-clip norms (what Trainer
-    logs as grad_norm)."""
-    norms = torch.linalg.vector_norm(torch.stack([p.grad.flatten(1).norm(dim=1) for p in params]), dim=0)
+def clip_per_head(kinds, max_grad_norm):
+    """clip_grad_norm_ for each head's slice of the stacked parameters (`kinds`: the weights' group tensors, then
+    the biases'); returns the pre-clip norms (what Trainer logs as grad_norm)."""
+    norms = torch.linalg.vector_norm(torch.stack([torch.cat([p.grad.flatten(1) for p in group]).norm(dim=1)
+                                                  for group in kinds]), dim=0)
     if max_grad_norm and max_grad_norm > 0:
         scale = (max_grad_norm / (norms + 1e-6)).clamp(max=1.0)
-        for p in params:
-            p.grad.mul_(scale.view(-1, *[1] * (p.dim() - 1)))
+        for group in kinds:
+            start = 0
+            for p in group:
+                p.grad.mul_(scale[start:start + len(p)].view(-1, *[1] * (p.dim() - 1)))
+                start += len(p)
     return norms
 
 
 class FastLoop:
-    """All seeds' (and probed layers') single-Linear heads as one stacked weight (heads x out x in), trained
-    together."""
+    """Every head (seeds x probed layers x head settings) as one stacked weight (heads x out x in), trained
+    together: heads of one seed share its batches and dropout draws (SeedStream), heads of one (learning rate,
+    weight decay) share an optimizer parameter group."""
 
     def __init__(self, trainers):
         self.trainers = trainers
-        self.args = args = trainers[0].args
+        self.args = args = trainers[0].args  # equal for all but seed, learning rate and weight decay
         self.head = trainers[0].model
         pairs = [stackable(t.model) for t in trainers]
         self.linears, self.dropout = [lin for lin, _ in pairs], pairs[0][1]
         self.device = args.device
-        # each trainer has its own features (one per probed layer), the same labels and rows
-        self.features = [t.train_dataset.features.to(self.device) for t in trainers]
+        # each trainer has its features (one tensor per probed layer, shared by its seeds and settings: moved to
+        # the device once), and all have the same labels and rows
+        moved = {}
+        for t in trainers:
+            if id(t.train_dataset.features) not in moved:
+                moved[id(t.train_dataset.features)] = t.train_dataset.features.to(self.device)
+        self.features = [moved[id(t.train_dataset.features)] for t in trainers]
         self.labels = trainers[0].train_dataset.labels.to(self.device)
-        self.streams = [SeedStream(t, self.device) for t in trainers]
-        batches = len(self.streams[0].loader)
+        self.streams, self.by_seed = {}, {}
+        for i, t in enumerate(trainers):
+            if t.args.seed not in self.streams:
+                self.streams[t.args.seed] = SeedStream(t, self.device)
+            self.by_seed.setdefault(t.args.seed, []).append(i)
+        # consecutive heads with one setting form one parameter group
+        self.settings = [(key, len(list(run))) for key, run in itertools.groupby(
+            (t.args.learning_rate, t.args.weight_decay) for t in trainers)]
+        batches = len(next(iter(self.streams.values())).loader)
         ga = args.gradient_accumulation_steps
         # Trainer.set_initial_training_values: update steps per epoch, total steps, epochs, samples
         self.updates_per_epoch = max(batches // ga + int(batches % ga > 0), 1)
@@ -206,22 +233,38 @@ class FastLoop:
             self.samples = len(self.labels) * args.num_train_epochs
 
     def _parameters(self):
-        weight = nn.Parameter(torch.stack([lin.weight.detach() for lin in self.linears]).to(self.device))
-        bias = (nn.Parameter(torch.stack([lin.bias.detach() for lin in self.linears]).to(self.device))
-                if self.linears[0].bias is not None else None)
-        return weight, bias
+        """([weight per setting], [bias per setting] or []): each heads_of_setting x out x in."""
+        weights, biases, start = [], [], 0
+        for _, n in self.settings:
+            group = self.linears[start:start + n]
+            weights.append(nn.Parameter(torch.stack([lin.weight.detach() for lin in group]).to(self.device)))
+            if group[0].bias is not None:
+                biases.append(nn.Parameter(torch.stack([lin.bias.detach() for lin in group]).to(self.device)))
+            start += n
+        return weights, biases
 
-    def _optimizer(self, weight, bias):
-        """The Trainer's optimizer and schedule over the stacked parameters (no weight decay on biases)."""
-        groups = [{"params": [weight], "weight_decay": self.args.weight_decay}]
-        if bias is not None:
-            groups.append({"params": [bias], "weight_decay": 0.0})
+    def _optimizer(self, weights, biases):
+        """The Trainer's optimizer and schedule over the stacked parameters: per setting its learning rate and
+        weight decay (none on biases, as Trainer). The schedule scales every group's rate alike."""
+        groups = []
+        for i, ((lr, wd), _) in enumerate(self.settings):
+            groups.append({"params": [weights[i]], "weight_decay": wd, "lr": lr})
+            if biases:
+                groups.append({"params": [biases[i]], "weight_decay": 0.0, "lr": lr})
         optimizer_cls, optimizer_kwargs = Trainer.get_optimizer_cls_and_kwargs(self.args, self.head)
         optimizer = optimizer_cls(groups, **optimizer_kwargs)
         return optimizer, self.trainers[0].create_scheduler(num_training_steps=self.max_steps, optimizer=optimizer)
 
+    def _head_rates(self, scheduler):
+        """Each head's current learning rate (its setting's group)."""
+        rates, lrs = [], scheduler.get_last_lr()  # one per parameter group: a setting's weight (and bias)
+        per_setting = lrs[::len(lrs) // len(self.settings)]
+        for (_, n), lr in zip(self.settings, per_setting):
+            rates += [lr] * n
+        return rates
+
     def _loss(self, logits, gold, items):
-        """Per-seed loss of one micro-batch, scaled as Trainer.training_step scales it."""
+        """Per-head loss of one micro-batch, scaled as Trainer.training_step scales it."""
         head, args = self.head, self.args
         if head.problem_type == "regression":
             loss = ((logits.squeeze(-1).float() - gold) ** 2).mean(1)
@@ -241,63 +284,74 @@ class FastLoop:
             loss = loss / self._micro_batches
         return loss
 
-    def _forward(self, micro, weight, bias, items):
-        """Forward and backward of one micro-batch of every seed (seeds do not interact: each slice of the stacked
-        parameters gets its own seed's gradient)."""
-        inputs, indices = zip(*micro)
-        index = torch.stack(indices)                                                   # seeds x batch
+    def _fetch(self):
+        """One micro-batch of every head: (inputs, row indices), in head order."""
+        inputs, indices = [None] * len(self.trainers), [None] * len(self.trainers)
+        for seed, stream in self.streams.items():
+            members = self.by_seed[seed]
+            xs, index = stream.next([self.features[i] for i in members], self.dropout)
+            for i, x in zip(members, xs):
+                inputs[i], indices[i] = x, index
+        return inputs, indices
+
+    def _forward(self, micro, weights, biases, items):
+        """Forward and backward of one micro-batch of every head (heads do not interact: each slice of the stacked
+        parameters gets its own head's gradient)."""
+        inputs, indices = micro
+        index = torch.stack(indices)                                                   # heads x batch
+        weight = torch.cat(weights) if len(weights) > 1 else weights[0]
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=bool(self.args.bf16)):
-            logits = torch.bmm(torch.stack(inputs), weight.transpose(1, 2))             # seeds x batch x out
-            if bias is not None:
-                logits = logits + bias[:, None, :]
+            logits = torch.bmm(torch.stack(inputs), weight.transpose(1, 2))             # heads x batch x out
+            if biases:
+                logits = logits + (torch.cat(biases) if len(biases) > 1 else biases[0])[:, None, :]
         loss = self._loss(logits, self.labels[index], items)
         loss.sum().backward()
         return loss
 
     def run(self) -> list:
         args = self.args
-        weight, bias = self._parameters()
-        params = [p for p in (weight, bias) if p is not None]
-        optimizer, scheduler = self._optimizer(weight, bias)
+        weights, biases = self._parameters()
+        optimizer, scheduler = self._optimizer(weights, biases)
         history = History(args, len(self.trainers), self.max_steps, self.epochs, self.device)
         for module in [*self.linears, self.dropout]:
             if module is not None:
                 module.train()
         ga, step, started = args.gradient_accumulation_steps, 0, time.time()
         for epoch in range(self.epochs):
-            for stream in self.streams:
+            for stream in self.streams.values():
                 stream.start_epoch(epoch)
             step_in_epoch = -1
             for update in range(self.updates_per_epoch):
                 last = update == self.updates_per_epoch - 1
                 self._micro_batches = (self.batches_per_epoch % ga or ga) if last else ga
-                micro = [[s.next(f, self.dropout) for s, f in zip(self.streams, self.features)]
-                         for _ in range(self._micro_batches)]
-                items = sum(len(batch[0][1]) for batch in micro)
+                micro = [self._fetch() for _ in range(self._micro_batches)]
+                items = sum(len(batch[1][0]) for batch in micro)
                 for batch in micro:
                     step_in_epoch += 1
-                    history.add(self._forward(batch, weight, bias, items))
-                grad_norms = clip_per_seed(params, args.max_grad_norm)
+                    history.add(self._forward(batch, weights, biases, items))
+                grad_norms = clip_per_head([weights, biases] if biases else [weights], args.max_grad_norm)
                 optimizer.step()
-                learning_rate = scheduler.get_last_lr()[0]
+                rates = self._head_rates(scheduler)
                 scheduler.step()
                 optimizer.zero_grad()
                 step += 1
                 epoch_float = epoch + (step_in_epoch + 1) / self.batches_per_epoch
                 if history.should_log(step, end_of_epoch=False):
-                    history.log(step, epoch_float, grad_norms, learning_rate)
+                    history.log(step, epoch_float, grad_norms, rates)
                 if step >= self.max_steps:
                     break
             if history.should_log(step, end_of_epoch=True):
-                history.log(step, epoch_float, grad_norms, learning_rate)
+                history.log(step, epoch_float, grad_norms, rates)
             if step >= self.max_steps:
                 break
         with torch.no_grad():
+            weight = torch.cat(weights)
+            bias = torch.cat(biases) if biases else None
             for i, lin in enumerate(self.linears):
                 lin.weight.copy_(weight[i])
                 if bias is not None:
                     lin.bias.copy_(bias[i])
-        # the shared time, split evenly between the seeds (speed_metrics measures from a start time)
+        # the shared time, split evenly between the heads (speed_metrics measures from a start time)
         timing = speed_metrics("train", time.time() - (time.time() - started) / len(self.trainers),
                                num_samples=self.samples, num_steps=step)
         flops = float(self.head.floating_point_ops({"features": self.features[0][:1]}) * self.samples)

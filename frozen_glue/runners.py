@@ -16,6 +16,7 @@ import torch
 # offline, whether or not the run reports to W&B; keep W&B silent unless --report_to wandb
 with contextlib.redirect_stdout(io.StringIO()):
     from transformers import Trainer
+    from transformers.trainer_utils import PredictionOutput
 
 from . import arguments, head_training, logistic, modeling, selection, writer
 from . import cache as feature_cache
@@ -124,6 +125,7 @@ def extract_features(prep, layers):
             prep.study_args.feature_cache, prep.model, prep.model_fp, prep.task.name, split, ds, prep.collator,
             cache_parts(prep, split), layers=layers, top=num_layers(prep.config), rule=pooling_rule(prep.config),
             batch_size=prep.study_args.extraction_batch_size, device=device, autocast_dtype=prep.precision,
+            tokens_per_batch=prep.study_args.extraction_tokens_per_batch,
             store_dtype=getattr(torch, prep.study_args.feature_dtype), rebuild=prep.data_args.overwrite_cache,
             describe={"model_name_or_path": prep.model_args.model_name_or_path,
                       "tokenizer_name": prep.model_args.tokenizer_name, "random_init": prep.model_args.random_init})
@@ -134,11 +136,27 @@ def extract_features(prep, layers):
     return features
 
 
+def predict_split(trainer, dataset):
+    """A trained head's outputs on a whole split in one forward (layers x seeds x settings of them: a Trainer
+    evaluation loop each would cost more than their training), with the Trainer's eval_loss; the logistic probe
+    predicts itself."""
+    if not isinstance(trainer.model if hasattr(trainer, "model") else None, modeling.CachedHead):
+        return trainer.predict(dataset, metric_key_prefix="eval")
+    head = trainer.model.eval()
+    labels = dataset.labels
+    with torch.no_grad():
+        out = head(features=dataset.features.float().to(trainer.args.device),
+                   labels=None if labels is None else labels.to(trainer.args.device))
+    metrics = {} if labels is None else {"eval_loss": float(out["loss"])}
+    return PredictionOutput(predictions=out["logits"].float().cpu().numpy(),
+                            label_ids=None if labels is None else labels.numpy(), metrics=metrics)
+
+
 def layer_results(prep, trainer, data):
     """One probed layer's validation metrics for one seed (upstream's eval_ keys)."""
     out = {}
     for split in [s for s in prep.task.validation_splits if s in prep.raw]:
-        output = trainer.predict(data(split), metric_key_prefix="eval")
+        output = predict_split(trainer, data(split))
         metrics, _ = writer.eval_outputs(prep.task, split, prep.raw[split], output)
         out.update({k: v for k, v in metrics.items() if not k.startswith("eval_samples")})
     return out
@@ -168,20 +186,17 @@ def choose_head_setting(prep, train):
             "hold": modeling.FeatureDataset(train.features[torch.as_tensor(hold)], train.labels[hold].tolist(),
                                             task.is_regression)}
 
-    def train_and_predict(lr, wd):
-        runs = [(seed, seed, dataclasses.replace(prep.seed_args(seed, folder), learning_rate=lr, weight_decay=wd,
-                                                 eval_strategy="no"))
-                for seed, folder in prep.folders.items()]
-        trainers = head_trainers(prep, lambda key: part.__getitem__, runs)
-        head_training.train_heads(list(trainers.values()), prep.fast_loop_fallback)
-        out = {}
-        for seed, trainer in trainers.items():
-            logits = np.asarray(trainer.predict(part["hold"]).predictions)
-            out[seed] = logits.reshape(-1) if task.is_regression else logits.argmax(-1)
-        return out
-
-    chosen = selection.select(task, selection.grid(prep.study_args, prep.args), train_and_predict,
-                              part["hold"].labels.numpy())
+    # every setting x seed in one stacked loop (each setting its own optimizer group, each seed its own batches)
+    runs = [((lr, wd, seed), seed, dataclasses.replace(prep.seed_args(seed, folder), learning_rate=lr,
+                                                       weight_decay=wd, eval_strategy="no"))
+            for lr, wd in selection.grid(prep.study_args, prep.args) for seed, folder in prep.folders.items()]
+    trainers = head_trainers(prep, lambda key: part.__getitem__, runs)
+    head_training.train_heads(list(trainers.values()), prep.fast_loop_fallback)
+    predictions = {}
+    for (lr, wd, seed), trainer in trainers.items():
+        logits = np.asarray(predict_split(trainer, part["hold"]).predictions)
+        predictions.setdefault((lr, wd), {})[seed] = logits.reshape(-1) if task.is_regression else logits.argmax(-1)
+    chosen = selection.select(task, predictions, part["hold"].labels.numpy())
     logger.info(f"head selection on {len(hold)} held-out train rows: learning rate {chosen['chosen']['learning_rate']}"
                 f", weight decay {chosen['chosen']['weight_decay']}")
     return {**chosen, "selection_fraction": prep.study_args.selection_fraction, "fit_rows": len(fit),

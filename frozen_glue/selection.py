@@ -1,6 +1,6 @@
 """Fair head selection: a fixed, stratified hold-out cut of the train split, and the choice of the head setting
 (learning rate x weight decay) with the best mean hold-out main metric over seeds. Never looks at validation.
-Must not build or train heads itself (runners.py passes a function that does)."""
+Must not build or train heads itself (runners.py does, every setting x seed in one stacked loop)."""
 
 import itertools
 
@@ -34,14 +34,13 @@ def grid(study_args, training_args):
     return list(itertools.product(rates, decays))
 
 
-def select(task, settings, train_and_predict, hold_labels) -> dict:
-    """Train every setting (train_and_predict(lr, wd) -> {seed: hold-out predictions}) and choose the one with the
-    best mean hold-out main metric (ties: the first in grid order). Returns what selection.json records."""
+def select(task, predictions, hold_labels) -> dict:
+    """The setting with the best mean hold-out main metric over seeds (ties: the first in grid order), from
+    {(lr, wd): {seed: hold-out predictions}}. Returns what selection.json records."""
     metric = get_metric(task.main_metric)
     rows = []
-    for lr, wd in settings:
-        scores = {seed: compute_metrics(task, predictions, hold_labels)[task.main_metric]
-                  for seed, predictions in train_and_predict(lr, wd).items()}
+    for (lr, wd), by_seed in predictions.items():
+        scores = {seed: compute_metrics(task, p, hold_labels)[task.main_metric] for seed, p in by_seed.items()}
         rows.append({"learning_rate": lr, "weight_decay": wd, "scores": scores,
                      "mean": float(np.mean(list(scores.values())))})
     best = rows[0]

@@ -161,3 +161,43 @@ def test_fallback_to_trainer_train_keeps_each_seeds_rng(script, assets, tmp_path
     for seed in ("seed5", "seed6"):
         a, b = load_file(tmp_path / "t" / seed / "head.safetensors"), load_file(tmp_path / "c" / seed / "head.safetensors")
         assert torch.allclose(a["score.weight"], b["score.weight"], atol=1e-4), seed
+
+
+def test_token_budget_batches_are_length_sorted_and_within_budget():
+    lengths = [5, 1, 9, 3, 3, 7, 2]
+    assert feature_cache.batches(lengths, 3) == [[1, 6, 3], [4, 0, 5], [2]]
+    budgeted = feature_cache.batches(lengths, 3, tokens_per_batch=9)
+    assert budgeted == [[1, 6, 3], [4], [0], [5], [2]]  # 3 rows x 3 tokens fit in 9; 2 x 5 would not
+    assert all(len(b) * max(lengths[i] for i in b) <= 9 or len(b) == 1 for b in budgeted)
+    assert sorted(i for b in budgeted for i in b) == list(range(len(lengths)))
+
+
+def test_token_budget_gives_the_same_features(script, assets, tmp_path, capsys):
+    for name, extra in (("fixed", []), ("budget", ["--extraction_tokens_per_batch", "200"])):
+        assert run(script, capsys, *args_for(assets, "gpt2", tmp_path / name), "--feature_cache", tmp_path / name / "c",
+                   *extra)[0] == 0
+    [a], [b] = ((tmp_path / n / "c").glob("*/cola/validation-*.safetensors") for n in ("fixed", "budget"))
+    assert a.name == b.name  # the budget is not part of the key: it does not change the features
+    assert torch.allclose(load_file(a)["features"], load_file(b)["features"], atol=1e-5)
+
+
+def test_two_processes_writing_the_same_entry_leave_one_valid_entry(assets, tmp_path):
+    """Two jobs of a shared cache (a Slurm array, two launchers) extract the same entry at once: both finish, and
+    the entry is whole and equal to a single writer's."""
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    cache = tmp_path / "shared"
+    procs = [subprocess.Popen([sys.executable, ROOT / "run_glue_frozen.py",
+                               *map(str, args_for(assets, "gpt2", tmp_path / f"job{i}")), "--feature_cache", cache],
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for i in range(2)]
+    outputs = [p.communicate(timeout=300)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outputs
+    assert not list(cache.rglob("*.tmp"))  # no temp file left behind
+    for entry in cache.glob("*/cola/*.safetensors"):
+        meta = json.loads(entry.with_suffix(".json").read_text())
+        assert feature_cache.load_entry(cache, meta["parts"]["model_fp"], "cola", entry.name.split("-")[0],
+                                        meta["key"]) is not None
+    assert results(tmp_path / "job0")["eval_loss"] == results(tmp_path / "job1")["eval_loss"]
