@@ -20,13 +20,14 @@ $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
-# offline: 2 tiny GPT-2s (a base and a COMET-style specialized one that forgot the word "not") and the base's
-# random-init control x 2 tasks x 3 seeds, every layer probed, then the report (layer curves, drift, controls)
+# offline: 2 tiny GPT-2s (a base and a COMET-style specialized one that reads "nothing" as "wonderful") and the
+# base's random-init control x 2 tasks x 3 seeds, every layer probed, the head setting chosen on a train hold-out,
+# then the report (layer curves, drift, head selection, controls)
 demo: venv
 	HF_HUB_OFFLINE=1 $(PY) -m frozen_glue.demo demo
 	HF_HUB_OFFLINE=1 MODELS=launch/demo_models.tsv TASKS="cola sst2" SEEDS="1 2 3" RUNS=demo/runs \
 	  GLUE_DIR=demo/glue FEATURE_CACHE=demo/cache PYTHON=$(PY) bash launch/all_tasks.sh $(DEMO_ARGS) \
-	  --probe_layers all
+	  --probe_layers all --head_learning_rates 1e-3 1e-2 --head_weight_decays 0 0.01
 	$(PY) analysis/summarize.py --runs demo/runs --out demo/reports --models launch/demo_models.tsv \
 	  --feature_cache demo/cache
 	@echo "run folders: $$(ls -d demo/runs/*/*/seed* | tr '\n' ' ')"

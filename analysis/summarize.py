@@ -78,6 +78,69 @@ def md_table(df):
     return df.astype(object).where(df.notna(), None).to_markdown(index=False, floatfmt=".4g", missingval="—")
 
 
+def drift_tables(args, runs):
+    """CKA by layer of every model of --models with a base, against it, per task (needs --feature_cache)."""
+    if not (args.feature_cache and args.models):
+        return pd.DataFrame()
+    known = {m.alias: m for m in sweep.read_models(args.models)}
+    tables = []
+    for task in results.task_order(runs["task"]):
+        for m in [m for m in known.values() if m.base]:
+            try:
+                tables.append(drift.layer_drift(args.feature_cache, task, known[m.base], m).assign(task=task))
+            except UserError as e:
+                print(f"warning: drift {task} {m.base} -> {m.alias}: {e}", file=sys.stderr)
+    return pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
+
+
+def task_sections(args, runs, models, out) -> list:
+    """Per task: the layer curve (best layer vs top, and the significance test at both), the drift curve, the
+    chosen head setting and the controls; writes summary_layers.csv and the layer and drift figures."""
+    raw_layers = results.load_layers(args.runs)
+    layers = results.summarize_layers(raw_layers)
+    best = results.best_layers(layers)
+    tests = results.layer_tests(raw_layers, best) if len(best) else pd.DataFrame()
+    drifts, controls, selected = drift_tables(args, runs), results.controls(runs), results.selections(args.runs)
+    if len(layers):
+        write_text(out / "summary_layers.csv", layers.drop(columns="mixed").to_csv(index=False))
+    lines = []
+    for task in results.task_order(runs["task"]):
+        part = []
+        if len(layers) and task in set(layers["task"]):
+            write_figure(figures.layer_figure(layers, task, models, majority=figures.main_metric_runs(runs, task)),
+                         out / f"fig_layers_{task}.png")
+            part += ["### Layers\n", f"![layers {task}](fig_layers_{task}.png)\n",
+                     md_table(best[best.task == task].round(4)), ""]
+            if len(tests) and task in set(tests["task"]):
+                shown = tests[tests.task == task].drop(columns="task").round(4)
+                shown["welch_p"] = shown["welch_p"].map(results.fmt_p)
+                part += ["Welch's t-test across seeds at the top layer and at each model's best layer:\n",
+                         md_table(shown), ""]
+        if len(drifts) and task in set(drifts["task"]):
+            rows = drifts[drifts.task == task].drop(columns="task")
+            write_text(out / f"drift_{task}.csv", rows.to_csv(index=False))
+            write_figure(figures.drift_figure(rows, task), out / f"fig_drift_{task}.png")
+            part += ["### Representation drift\n", f"![drift {task}](fig_drift_{task}.png)\n",
+                     md_table(rows.round(4)), ""]
+        if len(selected) and task in set(selected["task"]):
+            part += ["### Head selection\n", md_table(selected[selected.task == task].drop(columns="task")), ""]
+        if len(controls) and task in set(controls["task"]):
+            part += ["### Controls\n", md_table(controls[controls.task == task].drop(columns="task").round(4)), ""]
+        if part:
+            lines += [f"## {task}: where the difference appears\n", *part]
+    if lines:
+        lines = ["## Per task: layers, drift, head selection, controls\n",
+                 "Layers: probes on every requested layer of the frozen base from the same forward pass (layer 0 = "
+                 "embeddings; the top is the model's own head input); best layer by the mean main metric over seeds "
+                 "(full table: [summary_layers.csv](summary_layers.csv)). Drift: debiased linear CKA between a model "
+                 "and its base on the same validation rows (1 = the same representation up to rotation and scale). "
+                 "Head selection: the setting chosen on a fixed hold-out cut of the train split, never validation "
+                 "(`selection.json` holds the grid). Controls: always the train majority class (STS-B: its mean), "
+                 "beside each model's mean; models run with `--random_init` are the no-pretraining control.\n",
+                 *lines]
+    return lines
+
+
 def main(argv=None):
     return run_cli(lambda a: summarize(parse(a)), argv)
 
@@ -122,12 +185,6 @@ def summarize(args):
         write_figure(figures.task_figure(runs, task, models), out / f"fig_{task}.png")
         figs.append(f"fig_{task}.png")
     write_figure(figures.summary_figure(runs, models), out / "fig_summary.png")
-    layers = results.summarize_layers(results.load_layers(args.runs))
-    best = results.best_layers(layers)
-    if len(layers):
-        write_text(out / "summary_layers.csv", layers.drop(columns="mixed").to_csv(index=False))
-        for task in results.task_order(layers["task"]):
-            write_figure(figures.layer_figure(layers, task, models), out / f"fig_layers_{task}.png")
 
     disagreements, slice_tables = [], []
     if len(models) < 2:
@@ -174,41 +231,7 @@ def summarize(args):
                "mean ± sample std (ddof=1) over seeds; n = seeds. Differences: Welch's t-test across seeds.",
                "Tables: [summary.md](summary.md), [summary.csv](summary.csv), [summary.tex](summary.tex).\n",
                "## Figures\n", "![summary](fig_summary.png)\n", *[f"![{f}]({f})" for f in figs], ""]
-    drifts = []
-    if args.feature_cache and args.models:
-        known = {m.alias: m for m in sweep.read_models(args.models)}
-        for task in results.task_order(runs["task"]):
-            for m in [m for m in known.values() if m.base]:
-                try:
-                    drifts.append(drift.layer_drift(args.feature_cache, task, known[m.base], m).assign(task=task))
-                except UserError as e:
-                    print(f"warning: drift {task} {m.base} -> {m.alias}: {e}", file=sys.stderr)
-    drifts = pd.concat(drifts, ignore_index=True) if drifts else pd.DataFrame()
-    for task in results.task_order(drifts["task"]) if len(drifts) else []:
-        rows = drifts[drifts.task == task].drop(columns="task")
-        write_text(out / f"drift_{task}.csv", rows.to_csv(index=False))
-        write_figure(figures.drift_figure(rows, task), out / f"fig_drift_{task}.png")
-    controls = results.controls(runs)
-    if len(controls):
-        report += ["## Controls\n", "Every score beside what needs no model at all (always the train majority class; "
-                   "STS-B: the train mean) and, for models run with `--random_init`, what needs no pretraining "
-                   "(see the tables above for those models' own rows).\n", md_table(controls.round(4)), ""]
-    selected = results.selections(args.runs)
-    if len(selected):
-        report += ["## Head selection\n", "The head setting chosen on a fixed hold-out cut of the train split "
-                   "(never validation), by the mean hold-out main metric over seeds; `selection.json` in each run "
-                   "holds the whole grid.\n", md_table(selected), ""]
-    if len(best):
-        report += ["## Layers\n", "Probes on every requested layer of the frozen base, trained from the same forward "
-                   "pass (layer 0 = embeddings; the top layer is the model's own head input). Best layer by the "
-                   "mean main metric over seeds. Full table: [summary_layers.csv](summary_layers.csv).\n",
-                   md_table(best.round(4)), "",
-                   *[f"![layers {t}](fig_layers_{t}.png)" for t in results.task_order(best["task"])], ""]
-    if len(drifts):
-        report += ["## Representation drift\n", "Debiased linear CKA between each model and its base on the same "
-                   "validation rows, layer by layer (1 = the same representation up to rotation and scale).\n",
-                   md_table(drifts.round(4)), "",
-                   *[f"![drift {t}](fig_drift_{t}.png)" for t in results.task_order(drifts["task"])], ""]
+    report += task_sections(args, runs, models, out)
     if len(dis):
         cols = [c for c in ("task", "split", "model_a", "model_b", "n", "disagree", "a_better", "b_better", "test",
                             "test_p", "metric", "difference", "ci_low", "ci_high", "settings_differ") if c in dis.columns]

@@ -7,6 +7,7 @@ import matplotlib
 matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from .metrics import display_name  # noqa: E402
 from .tasks import TASKS  # noqa: E402
@@ -35,8 +36,9 @@ def task_figure(runs, task, models, path=None):
         ax.scatter(x[~dead], values[~dead], s=10, color="black", zorder=3)
         if dead.any():  # a collapsed head is no evidence about the model: drawn as a red cross
             crosses = ax.scatter(x[dead], values[dead], s=24, color="red", marker="x", zorder=4, label="collapsed head")
-    if crosses is not None:
-        ax.legend(handles=[crosses], fontsize=7, frameon=False)
+    handles = [h for h in (crosses, _majority_line(ax, data)) if h is not None]
+    if handles:
+        ax.legend(handles=handles, fontsize=7, frameon=False)
     ax.set_xticks(range(len(models)), models, rotation=20, ha="right")
     ax.set_ylabel(display_name(TASKS[task].report_metrics[0]))
     ax.set_title(task.upper() if len(task) <= 4 else task)
@@ -44,6 +46,14 @@ def task_figure(runs, task, models, path=None):
     if path:
         fig.savefig(path, dpi=DPI)
     return fig
+
+
+def _majority_line(ax, rows):
+    """The majority-class control as a dashed line (None when the runs carry none)."""
+    majority = rows["majority"].dropna() if "majority" in rows else []
+    if not len(majority):
+        return None
+    return ax.axhline(float(majority.iloc[0]), color="grey", linestyle="--", linewidth=1, label="majority class")
 
 
 def summary_figure(runs, models, path=None):
@@ -70,9 +80,9 @@ def summary_figure(runs, models, path=None):
     return fig
 
 
-def layer_figure(summary_layers, task, models, path=None):
+def layer_figure(summary_layers, task, models, path=None, majority=None):
     """fig_layers_<task>.png: main metric vs layer, one line per model with a ±std band (where the specialized
-    model starts to fall behind)."""
+    model starts to fall behind), and the majority-class control as a dashed line."""
     metric = TASKS[task].report_metrics[0]
     data = summary_layers[(summary_layers.task == task) & (summary_layers.metric == metric)]
     fig, ax = plt.subplots(figsize=(4.5, 3.0))
@@ -83,6 +93,8 @@ def layer_figure(summary_layers, task, models, path=None):
         x, mean, std = rows["layer"].to_numpy(), rows["mean"].to_numpy(), np.nan_to_num(rows["std"].to_numpy())
         ax.plot(x, mean, marker="o", ms=3, color=f"C{i}", label=model)
         ax.fill_between(x, mean - std, mean + std, color=f"C{i}", alpha=0.2)
+    if majority is not None:
+        _majority_line(ax, majority)
     return _by_layer(fig, ax, display_name(metric), f"{_title(task)}: probe by layer", path)
 
 
@@ -103,6 +115,7 @@ def _title(task):
 def _by_layer(fig, ax, ylabel, title, path):
     """The axes, legend and file of a by-layer figure."""
     ax.set_xlabel("layer (0 = embeddings)")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel(ylabel)
     ax.set_title(title)
     ax.legend(fontsize=7, frameon=False)

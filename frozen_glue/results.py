@@ -169,14 +169,16 @@ def summarize_layers(layers: pd.DataFrame) -> pd.DataFrame:
 
 
 def best_layers(summary_layers: pd.DataFrame) -> pd.DataFrame:
-    """Per model x task: the layer with the best mean main metric (metrics.py says which direction is better)."""
+    """Per model x task: the layer with the best mean main metric (metrics.py says which direction is better; ties go
+    to the higher layer, the top one when all agree)."""
     rows = []
     for (model, task), g in summary_layers.groupby(["model", "task"], sort=False):
         main = g[(g.metric == TASKS[task].report_metrics[0]) & g["mean"].notna()]
         if main.empty:
             continue
         higher = get_metric(TASKS[task].report_metrics[0]).higher_is_better
-        best = main.loc[main["mean"].idxmax() if higher else main["mean"].idxmin()]
+        target = main["mean"].max() if higher else main["mean"].min()
+        best = main[main["mean"] == target].sort_values("layer").iloc[-1]  # ties: the highest layer
         top = main.loc[main["layer"].idxmax()]
         rows.append({"model": model, "task": task, "metric": best.metric, "best_layer": int(best.layer),
                      "best_mean": best["mean"], "best_std": best["std"], "top_layer": int(top.layer),
@@ -209,3 +211,22 @@ def selections(runs_root) -> pd.DataFrame:
                                          "holdout_rows": run.selection.get("holdout_rows"),
                                          "grid size": len(run.selection.get("grid", []))}
     return pd.DataFrame(list(rows.values()))
+
+
+def layer_tests(layers: pd.DataFrame, best: pd.DataFrame) -> pd.DataFrame:
+    """Per task x pair of models: the difference of the mean main metric and Welch's p across seeds, at the top
+    layer (the model's own head input) and at each model's best layer (the specialized model may keep the ability
+    below the top)."""
+    rows = []
+    for task, b in best.groupby("task", sort=False):
+        metric = TASKS[task].report_metrics[0]
+        scores = layers[(layers.task == task) & (layers.metric == metric)]
+        at = {(m, layer): scores[(scores.model == m) & (scores.layer == layer)]["value"].to_numpy()
+              for m, layer in itertools.chain(zip(b.model, b.best_layer), zip(b.model, b.top_layer))}
+        for (_, x), (_, y) in itertools.combinations(b.iterrows(), 2):
+            for which in ("top_layer", "best_layer"):
+                va, vb = at[x.model, x[which]], at[y.model, y[which]]
+                rows.append({"task": task, "model_a": x.model, "model_b": y.model, "layers": which.split("_")[0],
+                             "layer_a": int(x[which]), "layer_b": int(y[which]), "metric": metric,
+                             "difference": float(va.mean() - vb.mean()), "welch_p": welch_p(va, vb)})
+    return pd.DataFrame(rows)

@@ -121,6 +121,23 @@ def test_layer_summary_is_mean_and_sample_std_over_seeds(tmp_path):
     assert summary["std"].tolist() == pytest.approx([0.1, 0.2])  # ddof=1: sqrt(0.02 / 2), sqrt(0.08 / 2)
     best = run_results.best_layers(summary)
     assert best.loc[0, "best_layer"] == 1 and best.loc[0, "top_layer"] == 1
+    # two models: Welch at the top layer and at each one's best layer; known answer for a = [.1 .3 .2] vs
+    # b = [.5 .7 .3]: t = -0.3 / sqrt(.01/3 + .04/3), Welch-Satterthwaite df = (.05/3)^2 / ((.01/3)^2/2 + (.04/3)^2/2)
+    from scipy import stats as sps
+
+    other = [{**r, "model": "n", "value": v} for r, v in zip(rows, [0.5, 0.7, 0.3, 0.5, 0.7, 0.3])]
+    both = pd.DataFrame(rows + other)
+    tests = run_results.layer_tests(both, run_results.best_layers(run_results.summarize_layers(both)))
+    t, df = -0.3 / np.sqrt(0.05 / 3), (0.05 / 3) ** 2 / ((0.01 / 3) ** 2 / 2 + (0.04 / 3) ** 2 / 2)
+    best_row = tests[tests.layers == "best"].iloc[0]  # m's best layer 1 (0.5) vs n's best: tie -> layer 1
+    assert (best_row.layer_a, best_row.layer_b) == (1, 1) and best_row.difference == pytest.approx(0.0)
+    top_row = tests[tests.layers == "top"].iloc[0]
+    assert top_row.welch_p == pytest.approx(1.0)
+    m0, n0 = np.array([0.1, 0.3, 0.2]), np.array([0.5, 0.7, 0.3])
+    assert run_results.layer_tests(both[both.layer == 0], pd.DataFrame([
+        {"model": "m", "task": "cola", "best_layer": 0, "top_layer": 0},
+        {"model": "n", "task": "cola", "best_layer": 0, "top_layer": 0}])).welch_p.iloc[0] == pytest.approx(
+        2 * sps.t.sf(abs(t), df)) and m0.mean() - n0.mean() == pytest.approx(-0.3)
     rows[0]["protocol"] = "q"  # a run with other settings: that layer is not averaged
     assert run_results.summarize_layers(pd.DataFrame(rows))["mean"].isna().tolist() == [True, False]
 
@@ -163,6 +180,14 @@ def test_drift_by_layer_against_itself_a_descendant_and_a_random_twin(script, as
     # no features for that task: one line naming the command that makes them
     code, _, err = drift_cli("--feature_cache", cache, "--task", "sst2", "--models_file", models)
     assert code == 2 and err.count("\n") == 1 and "--probe_layers all" in err and "run_glue_frozen.py" in err
+    # features of other validation rows: refused, not compared
+    other = tmp_path / "other"
+    assert run(script, capsys, *args(assets, tmp_path / "o1", "--feature_cache", other, "--probe_layers", "all"))[0] == 0
+    assert run(script, capsys, *args(assets, tmp_path / "o2", "--feature_cache", other, "--probe_layers", "all",
+                                     "--tokenizer_name", assets["comet_tokenizer"], "--max_eval_samples", "40",
+                                     model="comet"))[0] == 0
+    code, _, err = drift_cli("--feature_cache", other, "--task", "cola", "--models_file", models)
+    assert code == 2 and err.count("\n") == 1 and "different rows or inputs" in err, err
 
 
 def test_head_selection_chooses_on_a_train_hold_out_and_retrains(script, assets, tmp_path, capsys):
