@@ -15,15 +15,16 @@ head-setting grid (their own optimizer parameter group: learning rate and weight
 about what one seed's step costs: 5 seeds x 3 epochs come close to the base forward alone.
 """
 
-import itertools
 import logging
 import math
 import time
 
 import torch
 from torch import nn
-from transformers import Trainer, TrainerState, set_seed
+from transformers import set_seed
 from transformers.trainer_utils import speed_metrics
+
+from .stacked import History, StackedParameters, stacked_loss
 
 logger = logging.getLogger(__name__)
 
@@ -125,71 +126,6 @@ class SeedStream:
         return xs, index.to(self.device)
 
 
-class History:
-    """Each seed's TrainerState and log history, kept as Trainer keeps them: the running loss every logging step
-    (DefaultFlowCallback's rule), grad_norm and learning rate, then the train metrics at the end."""
-
-    def __init__(self, args, n_seeds, max_steps, epochs, device):
-        self.args = args
-        self.states = []
-        for _ in range(n_seeds):
-            state = TrainerState()
-            state.train_batch_size = args.per_device_train_batch_size
-            state.compute_steps(args, max_steps)
-            state.num_train_epochs = epochs
-            self.states.append(state)
-        self.total_loss = torch.zeros(n_seeds, dtype=torch.float64)
-        self.since_log = torch.zeros(n_seeds, device=device)
-        self.last_logged = 0
-
-    def add(self, loss):
-        self.since_log += loss.detach()
-
-    def should_log(self, step, end_of_epoch):
-        strategy = str(getattr(self.args.logging_strategy, "value", self.args.logging_strategy))
-        if end_of_epoch:
-            return strategy == "epoch" and step > self.last_logged
-        return (strategy == "steps" and step % self.args.logging_steps == 0) or \
-            (self.args.logging_first_step and step == 1)
-
-    def log(self, step, epoch, grad_norms, learning_rates):
-        losses = self.since_log.double().cpu()
-        self.total_loss += losses
-        self.since_log.zero_()
-        for i, state in enumerate(self.states):
-            state.log_history.append({"loss": losses[i].item() / (step - self.last_logged),
-                                      "grad_norm": grad_norms[i].item(), "learning_rate": learning_rates[i],
-                                      "epoch": epoch, "step": step})
-        self.last_logged = step
-
-    def finish(self, trainers, step, epoch, timing, flops) -> list:
-        """Every seed's train metrics; each trainer's `state` becomes its seed's state."""
-        self.total_loss += self.since_log.double().cpu()
-        out = []
-        for trainer, state, loss in zip(trainers, self.states, self.total_loss.tolist()):
-            metrics = {**timing, "total_flos": flops, "train_loss": loss / max(step, 0.001), "epoch": epoch}
-            state.global_step, state.epoch, state.total_flos = step, epoch, flops
-            state.log_history.append({**metrics, "step": step})
-            trainer.state = state
-            out.append(metrics)
-        return out
-
-
-def clip_per_head(kinds, max_grad_norm):
-    """clip_grad_norm_ for each head's slice of the stacked parameters (`kinds`: the weights' group tensors, then
-    the biases'); returns the pre-clip norms (what Trainer logs as grad_norm)."""
-    norms = torch.linalg.vector_norm(torch.stack([torch.cat([p.grad.flatten(1) for p in group]).norm(dim=1)
-                                                  for group in kinds]), dim=0)
-    if max_grad_norm and max_grad_norm > 0:
-        scale = (max_grad_norm / (norms + 1e-6)).clamp(max=1.0)
-        for group in kinds:
-            start = 0
-            for p in group:
-                p.grad.mul_(scale[start:start + len(p)].view(-1, *[1] * (p.dim() - 1)))
-                start += len(p)
-    return norms
-
-
 class FastLoop:
     """Every head (seeds x probed layers x head settings) as one stacked weight (heads x out x in), trained
     together: heads of one seed share its batches and dropout draws (SeedStream), heads of one (learning rate,
@@ -215,9 +151,6 @@ class FastLoop:
             if t.args.seed not in self.streams:
                 self.streams[t.args.seed] = SeedStream(t, self.device)
             self.by_seed.setdefault(t.args.seed, []).append(i)
-        # consecutive heads with one setting form one parameter group
-        self.settings = [(key, len(list(run))) for key, run in itertools.groupby(
-            (t.args.learning_rate, t.args.weight_decay) for t in trainers)]
         batches = len(next(iter(self.streams.values())).loader)
         ga = args.gradient_accumulation_steps
         # Trainer.set_initial_training_values: update steps per epoch, total steps, epochs, samples
@@ -232,58 +165,6 @@ class FastLoop:
             self.epochs = math.ceil(args.num_train_epochs)
             self.samples = len(self.labels) * args.num_train_epochs
 
-    def _parameters(self):
-        """([weight per setting], [bias per setting] or []): each heads_of_setting x out x in."""
-        weights, biases, start = [], [], 0
-        for _, n in self.settings:
-            group = self.linears[start:start + n]
-            weights.append(nn.Parameter(torch.stack([lin.weight.detach() for lin in group]).to(self.device)))
-            if group[0].bias is not None:
-                biases.append(nn.Parameter(torch.stack([lin.bias.detach() for lin in group]).to(self.device)))
-            start += n
-        return weights, biases
-
-    def _optimizer(self, weights, biases):
-        """The Trainer's optimizer and schedule over the stacked parameters: per setting its learning rate and
-        weight decay (none on biases, as Trainer). The schedule scales every group's rate alike."""
-        groups = []
-        for i, ((lr, wd), _) in enumerate(self.settings):
-            groups.append({"params": [weights[i]], "weight_decay": wd, "lr": lr})
-            if biases:
-                groups.append({"params": [biases[i]], "weight_decay": 0.0, "lr": lr})
-        optimizer_cls, optimizer_kwargs = Trainer.get_optimizer_cls_and_kwargs(self.args, self.head)
-        optimizer = optimizer_cls(groups, **optimizer_kwargs)
-        return optimizer, self.trainers[0].create_scheduler(num_training_steps=self.max_steps, optimizer=optimizer)
-
-    def _head_rates(self, scheduler):
-        """Each head's current learning rate (its setting's group)."""
-        rates, lrs = [], scheduler.get_last_lr()  # one per parameter group: a setting's weight (and bias)
-        per_setting = lrs[::len(lrs) // len(self.settings)]
-        for (_, n), lr in zip(self.settings, per_setting):
-            rates += [lr] * n
-        return rates
-
-    def _loss(self, logits, gold, items):
-        """Per-head loss of one micro-batch, scaled as Trainer.training_step scales it."""
-        head, args = self.head, self.args
-        if head.problem_type == "regression":
-            loss = ((logits.squeeze(-1).float() - gold) ** 2).mean(1)
-        elif args.label_smoothing_factor:
-            # LabelSmoother: (1 - eps) * nll + eps * mean over classes of -log p, over the update's items when
-            # the model takes loss kwargs (Trainer then passes num_items_in_batch), else over this micro-batch
-            logp = -nn.functional.log_softmax(logits.float(), dim=-1)
-            nll = logp.gather(-1, gold[..., None]).squeeze(-1).sum(1)
-            smooth = logp.sum(-1).sum(1) / logits.shape[-1]
-            denominator = items if head.accepts_loss_kwargs else gold.shape[1]
-            eps = args.label_smoothing_factor
-            loss = ((1 - eps) * nll + eps * smooth) / denominator
-        else:
-            loss = nn.functional.cross_entropy(logits.flatten(0, 1).float(), gold.flatten(), reduction="none") \
-                .view(gold.shape).mean(1)
-        if not head.accepts_loss_kwargs:
-            loss = loss / self._micro_batches
-        return loss
-
     def _fetch(self):
         """One micro-batch of every head: (inputs, row indices), in head order."""
         inputs, indices = [None] * len(self.trainers), [None] * len(self.trainers)
@@ -294,24 +175,24 @@ class FastLoop:
                 inputs[i], indices[i] = x, index
         return inputs, indices
 
-    def _forward(self, micro, weights, biases, items):
+    def _forward(self, micro, params, items):
         """Forward and backward of one micro-batch of every head (heads do not interact: each slice of the stacked
         parameters gets its own head's gradient)."""
         inputs, indices = micro
         index = torch.stack(indices)                                                   # heads x batch
-        weight = torch.cat(weights) if len(weights) > 1 else weights[0]
+        weight, bias = params.stacked()
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=bool(self.args.bf16)):
             logits = torch.bmm(torch.stack(inputs), weight.transpose(1, 2))             # heads x batch x out
-            if biases:
-                logits = logits + (torch.cat(biases) if len(biases) > 1 else biases[0])[:, None, :]
-        loss = self._loss(logits, self.labels[index], items)
+            if bias is not None:
+                logits = logits + bias[:, None, :]
+        loss = stacked_loss(self.head, self.args, logits, self.labels[index], items, self._micro_batches)
         loss.sum().backward()
         return loss
 
     def run(self) -> list:
         args = self.args
-        weights, biases = self._parameters()
-        optimizer, scheduler = self._optimizer(weights, biases)
+        params = StackedParameters(self.trainers, self.linears, self.device)
+        optimizer, scheduler = params.optimizer(self.max_steps)
         history = History(args, len(self.trainers), self.max_steps, self.epochs, self.device)
         for module in [*self.linears, self.dropout]:
             if module is not None:
@@ -328,10 +209,10 @@ class FastLoop:
                 items = sum(len(batch[1][0]) for batch in micro)
                 for batch in micro:
                     step_in_epoch += 1
-                    history.add(self._forward(batch, weights, biases, items))
-                grad_norms = clip_per_head([weights, biases] if biases else [weights], args.max_grad_norm)
+                    history.add(self._forward(batch, params, items))
+                grad_norms = params.clip(args.max_grad_norm)
                 optimizer.step()
-                rates = self._head_rates(scheduler)
+                rates = params.rates(scheduler)
                 scheduler.step()
                 optimizer.zero_grad()
                 step += 1
@@ -344,13 +225,7 @@ class FastLoop:
                 history.log(step, epoch_float, grad_norms, rates)
             if step >= self.max_steps:
                 break
-        with torch.no_grad():
-            weight = torch.cat(weights)
-            bias = torch.cat(biases) if biases else None
-            for i, lin in enumerate(self.linears):
-                lin.weight.copy_(weight[i])
-                if bias is not None:
-                    lin.bias.copy_(bias[i])
+        params.copy_back()
         # the shared time, split evenly between the heads (speed_metrics measures from a start time)
         timing = speed_metrics("train", time.time() - (time.time() - started) / len(self.trainers),
                                num_samples=self.samples, num_steps=step)
