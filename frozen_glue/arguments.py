@@ -194,6 +194,27 @@ def validate(model_args, data_args, study_args, args):
         value = getattr(data_args, name)
         if value is not None and value < 1:
             raise UserError(f"--{name} {value}: give a positive number")
+    validate_study(model_args, study_args, args)
+    if data_args.glue_dir and (data_args.train_file or data_args.validation_file or data_args.test_file):
+        raise UserError("--glue_dir and --train_file/--validation_file/--test_file name two data sources; "
+                        "pass one of them")
+    if data_args.dataset_name and (data_args.glue_dir or data_args.train_file or data_args.validation_file):
+        raise UserError("--dataset_name and --glue_dir/--train_file name two data sources; pass one of them")
+    wanted = [r for r in args.report_to if r != "none"]
+    if wanted:
+        from transformers.integrations import get_available_reporting_integrations
+
+        missing = [r for r in wanted if r not in get_available_reporting_integrations()]
+        if missing:
+            raise UserError(f"--report_to {' '.join(missing)}: not installed here (pip install {missing[0]}), or "
+                            f"drop it; W&B is installed with the requirements")
+    if model_args.head_from and args.do_train:
+        raise UserError("--head_from evaluates a trained head; with --do_train the head is trained anew. "
+                        "Drop one of them")
+
+
+def validate_study(model_args, study_args, args):
+    """The checks of our own study flags: the feature cache, probed layers, head grids and probes."""
     if study_args.feature_dtype not in ("float32", "float16"):
         raise UserError(f"--feature_dtype {study_args.feature_dtype}: use float32 or float16")
     if study_args.probe_layers:
@@ -228,22 +249,6 @@ def validate(model_args, data_args, study_args, args):
                         f"number of tokens")
     if study_args.extraction_batch_size < 1:
         raise UserError(f"--extraction_batch_size {study_args.extraction_batch_size}: give a positive number")
-    if data_args.glue_dir and (data_args.train_file or data_args.validation_file or data_args.test_file):
-        raise UserError("--glue_dir and --train_file/--validation_file/--test_file name two data sources; "
-                        "pass one of them")
-    if data_args.dataset_name and (data_args.glue_dir or data_args.train_file or data_args.validation_file):
-        raise UserError("--dataset_name and --glue_dir/--train_file name two data sources; pass one of them")
-    wanted = [r for r in args.report_to if r != "none"]
-    if wanted:
-        from transformers.integrations import get_available_reporting_integrations
-
-        missing = [r for r in wanted if r not in get_available_reporting_integrations()]
-        if missing:
-            raise UserError(f"--report_to {' '.join(missing)}: not installed here (pip install {missing[0]}), or "
-                            f"drop it; W&B is installed with the requirements")
-    if model_args.head_from and args.do_train:
-        raise UserError("--head_from evaluates a trained head; with --do_train the head is trained anew. "
-                        "Drop one of them")
 
 
 def flag_set(argv, name) -> bool:
