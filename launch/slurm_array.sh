@@ -6,6 +6,9 @@
 #   sbatch --array=0-$((n - 1)) launch/slurm_array.sh
 #
 # The settings of launch/all_tasks.sh apply (MODELS, TASKS, SEEDS, RUNS, GLUE_DIR, DS_CONFIG, FEATURE_CACHE, ...).
+# One FEATURE_CACHE on a shared filesystem can serve every element: entries are written under temp names that
+# carry host and pid and renamed into place, and a reader trusts an entry only when its JSON's size and sha256
+# match, so two elements writing the same entry leave one valid entry (tests/test_feature_cache.py runs two).
 #SBATCH --job-name=frozen-glue
 #SBATCH --gres=gpu:1
 #SBATCH --cpus-per-task=8
