@@ -70,5 +70,8 @@ def test_a_collapsed_head_is_flagged_everywhere(script, assets, tmp_path, capsys
     fig = figures.task_figure(table, "cola", ["dead", "alive"])
     crosses = [c for c in fig.axes[0].collections if c.get_label() == "collapsed head"]
     assert len(crosses) == 1 and len(crosses[0].get_offsets()) == 2  # both dead seeds, as red crosses
-    assert [t.get_text() for t in fig.axes[0].get_legend().get_texts()] == ["collapsed head"]
+    assert [t.get_text() for t in fig.axes[0].get_legend().get_texts()] == ["collapsed head", "majority class"]
+    # the majority-class control (predicting the train majority: MCC 0) is drawn as a dashed line at its score
+    [line] = [ln for ln in fig.axes[0].get_lines() if ln.get_label() == "majority class"]
+    assert list(line.get_ydata()) == [0.0, 0.0] and dead["eval_majority_matthews_correlation"] == 0.0
     assert json.loads((runs / "dead" / "cola" / "seed2" / "all_results.json").read_text())["head_collapsed"]
