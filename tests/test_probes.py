@@ -10,7 +10,9 @@ from conftest import TRAIN, results, run
 from safetensors.torch import load_file
 
 from frozen_glue import cache as feature_cache
+from frozen_glue import drift, sweep
 from frozen_glue import results as run_results
+from frozen_glue.errors import UserError
 from frozen_glue.tasks import TASKS
 
 
@@ -171,12 +173,9 @@ def test_drift_by_layer_against_itself_a_descendant_and_a_random_twin(script, as
     assert list(table["layer"]) == [0, 1, 2] and set(table["base"]) == {"base"} and set(table["derived"]) == {"comet"}
     assert (tmp_path / "rep" / "fig_drift_cola.png").stat().st_size > 0
     # a model against itself: 1 at every layer; against its random-init twin: lower at every layer
-    assert drift_cli("--feature_cache", cache, "--task", "cola", "--models_file", models, "--models", "base", "base",
-                     "--out", tmp_path / "self")[0] == 0
-    assert pd.read_csv(tmp_path / "self" / "drift_cola.csv")["cka"].tolist() == pytest.approx([1.0] * 3)
-    assert drift_cli("--feature_cache", cache, "--task", "cola", "--models_file", models, "--models", "base",
-                     "random", "--out", tmp_path / "twin")[0] == 0
-    assert (pd.read_csv(tmp_path / "twin" / "drift_cola.csv")["cka"] < 0.95).all()
+    known = {m.alias: m for m in sweep.read_models(models)}
+    assert drift.layer_drift(cache, "cola", known["base"], known["base"])["cka"].tolist() == pytest.approx([1.0] * 3)
+    assert (drift.layer_drift(cache, "cola", known["base"], known["random"])["cka"] < 0.95).all()
     # no features for that task: one line naming the command that makes them
     code, _, err = drift_cli("--feature_cache", cache, "--task", "sst2", "--models_file", models)
     assert code == 2 and err.count("\n") == 1 and "--probe_layers all" in err and "run_glue_frozen.py" in err
@@ -186,8 +185,8 @@ def test_drift_by_layer_against_itself_a_descendant_and_a_random_twin(script, as
     assert run(script, capsys, *args(assets, tmp_path / "o2", "--feature_cache", other, "--probe_layers", "all",
                                      "--tokenizer_name", assets["comet_tokenizer"], "--max_eval_samples", "40",
                                      model="comet"))[0] == 0
-    code, _, err = drift_cli("--feature_cache", other, "--task", "cola", "--models_file", models)
-    assert code == 2 and err.count("\n") == 1 and "different rows or inputs" in err, err
+    with pytest.raises(UserError, match="different rows or inputs"):
+        drift.layer_drift(other, "cola", known["base"], known["comet"])
 
 
 def test_head_selection_chooses_on_a_train_hold_out_and_retrains(script, assets, tmp_path, capsys):
