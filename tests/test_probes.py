@@ -235,3 +235,17 @@ def test_logistic_probe_writes_a_run_folder(script, assets, tmp_path, capsys):
     assert list(json.loads((tmp_path / "log" / "seed1" / "layer_results.json").read_text())) == ["0", "2"]
     rows = [json.loads(line) for line in (tmp_path / "log" / "seed1" / "predictions_validation.jsonl").open()]
     assert all(abs(sum(row["probs"]) - 1) < 1e-4 for row in rows)
+
+
+def test_logistic_probe_on_stsb_is_ridge(script, assets, tmp_path, capsys):
+    from frozen_glue import tiny
+
+    glue = tiny.write_glue_dir(tmp_path / "glue", n_train=120, n_dev=40, tasks=("stsb",))
+    code, _, err = run(script, capsys, "--model_name_or_path", assets["base"], "--task_name", "stsb", "--glue_dir", glue,
+                       "--output_dir", tmp_path / "r", *TRAIN, "--feature_cache", tmp_path / "c", "--probe", "logistic")
+    assert code == 0, err
+    r = results(tmp_path / "r")
+    assert r["probe_alpha"] > 0 and "probe_C" not in r and -1 <= r["eval_pearson"] <= 1
+    assert r["eval_majority_pearson"] is None  # a constant prediction has no correlation
+    rows = [json.loads(line) for line in (tmp_path / "r" / "predictions_validation.jsonl").open()]
+    assert all(row["prediction"] == row["score"] for row in rows)
