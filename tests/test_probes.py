@@ -181,7 +181,8 @@ def test_drift_by_layer_against_itself_a_descendant_and_a_random_twin(script, as
     assert code == 2 and err.count("\n") == 1 and "--probe_layers all" in err and "run_glue_frozen.py" in err
     # features of other validation rows: refused, not compared
     other = tmp_path / "other"
-    assert run(script, capsys, *args(assets, tmp_path / "o1", "--feature_cache", other, "--probe_layers", "all"))[0] == 0
+    layers = ["--probe_layers", "all"]
+    assert run(script, capsys, *args(assets, tmp_path / "o1", "--feature_cache", other, *layers))[0] == 0
     assert run(script, capsys, *args(assets, tmp_path / "o2", "--feature_cache", other, "--probe_layers", "all",
                                      "--tokenizer_name", assets["comet_tokenizer"], "--max_eval_samples", "40",
                                      model="comet"))[0] == 0
@@ -241,8 +242,9 @@ def test_logistic_probe_on_stsb_is_ridge(script, assets, tmp_path, capsys):
     from frozen_glue import tiny
 
     glue = tiny.write_glue_dir(tmp_path / "glue", n_train=120, n_dev=40, tasks=("stsb",))
-    code, _, err = run(script, capsys, "--model_name_or_path", assets["base"], "--task_name", "stsb", "--glue_dir", glue,
-                       "--output_dir", tmp_path / "r", *TRAIN, "--feature_cache", tmp_path / "c", "--probe", "logistic")
+    code, _, err = run(script, capsys, "--model_name_or_path", assets["base"], "--task_name", "stsb", "--glue_dir",
+                       glue, "--output_dir", tmp_path / "r", *TRAIN, "--feature_cache", tmp_path / "c", "--probe",
+                       "logistic")
     assert code == 0, err
     r = results(tmp_path / "r")
     assert r["probe_alpha"] > 0 and "probe_C" not in r and -1 <= r["eval_pearson"] <= 1
