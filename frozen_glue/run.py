@@ -59,6 +59,8 @@ def execute(prep):
     cached = reason is None
     if prep.study_args.probe_layers and not cached:
         raise UserError(f"--probe_layers needs the cached path, and the feature cache cannot serve this run: {reason}")
+    if cached:
+        runners.probed_layers(prep)  # a layer the model does not have is refused before any folder is written
     if prep.study_args.feature_cache and not cached:
         logger.info(f"feature cache not used: {reason}; running the Trainer path")
     if int(os.environ.get("RANK", "0")) == 0:  # one writer under a multi-process launcher

@@ -84,6 +84,7 @@ def test_bad_probe_and_selection_inputs_are_one_line(script, assets, tmp_path, c
     extra = [tmp_path / "c" if e == "C" else e for e in extra]
     code, _, err = run(script, capsys, *args(assets, tmp_path / "r", *extra))
     assert code == 2 and err.count("\n") == 1 and message in err and "Traceback" not in err, err
+    assert not (tmp_path / "r" / "config.json").exists()  # refused before any run folder is written
 
 
 def test_majority_baseline_known_answers(tmp_path):
