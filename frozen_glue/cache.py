@@ -209,7 +209,8 @@ def cached_features(cache_dir, model, model_fp, task, split, dataset, collator, 
             part = parts if layer == top else {**parts, "layer": layer}
             size += commit_entry(cache_dir, model_fp, task, split, keys[layer], writer.close(),
                                  (len(dataset), model.config.hidden_size), store_dtype, part, layer)
-            found[layer] = load_entry(cache_dir, model_fp, task, split, keys[layer])
+            # just written and hashed: read it mapped, without hashing it again as load_entry would
+            found[layer] = read_features(entry_paths(cache_dir, model_fp, task, split, keys[layer])[0])
     finally:
         for writer in writers.values():
             writer.discard()

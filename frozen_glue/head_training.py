@@ -103,6 +103,13 @@ class SeedStream:
         if self.state[1] is not None:
             torch.cuda.set_rng_state(self.state[1], self.device)
 
+    def _dropout(self, dropout, x):
+        """Dropout on this seed's RNG stream, from where its last draw left it."""
+        self._swap_in()
+        x = dropout(x)
+        self.state = self._rng()
+        return x
+
     def start_epoch(self, epoch):
         """All of this epoch's batches at once: only the first fetch draws from the global RNG (the sampler's
         seed for the epoch); the later fetches use the sampler's own generator."""
@@ -112,18 +119,16 @@ class SeedStream:
 
     def next(self, features: list, dropout):
         """This seed's next batch from each of `features` (one tensor per head of this seed: its layers, its head
-        settings), each with the dropout mask it would draw in its own run (the same draws: each head starts
-        from the same RNG state)."""
+        settings), each with the dropout mask it would draw in its own run: every head starts from the same RNG
+        state, so heads reading the same features (the settings of a grid) get the very same batch, made once."""
         index = next(self.batches)
-        xs = [f[index.to(f.device)].float() for f in features]
-        if dropout is not None:
-            start = self.state
-            for i, x in enumerate(xs):
+        start, made = self.state, {}
+        for f in features:
+            if id(f) not in made:
                 self.state = start
-                self._swap_in()
-                xs[i] = dropout(x)
-            self.state = self._rng()
-        return xs, index.to(self.device)
+                x = f[index.to(f.device)].float()
+                made[id(f)] = self._dropout(dropout, x) if dropout is not None else x
+        return [made[id(f)] for f in features], index.to(self.device)
 
 
 class FastLoop:

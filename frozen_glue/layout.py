@@ -44,8 +44,20 @@ def predict_results_file(task: str, split: str) -> str:
     return f"predict_results_{task}{'-mm' if split.endswith('_mismatched') else ''}.txt"
 
 
+def seed_dir(parent, seed) -> Path:
+    """One seed's run folder inside a model x task folder."""
+    return Path(parent) / f"seed{seed}"
+
+
 def run_dir(runs_root, model_alias: str, task: str, seed: int) -> Path:
-    return Path(runs_root) / model_alias / task / f"seed{seed}"
+    return seed_dir(Path(runs_root) / model_alias / task, seed)
+
+
+def seed_folders(output_dir, seeds, seed) -> dict:
+    """{seed: run folder}: with --seeds each seed in <output_dir>/seed<N>; with --seed alone, output_dir itself."""
+    if seeds:
+        return {s: seed_dir(output_dir, s) for s in seeds}
+    return {seed: Path(output_dir)}
 
 
 @dataclasses.dataclass(frozen=True)

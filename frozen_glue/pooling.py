@@ -52,14 +52,14 @@ def pool_layers(base_output, input_ids, rule: str, pad_token_id, layers, top) ->
     """{layer: pooled state} at the position the model's own head reads. Layer 0 is the embeddings, 1..top the
     blocks; the top layer is exactly the head's input (`pool`: BERT's pooler output), the others the hidden state at
     that position (BERT: [CLS] below the top)."""
+    index = pooled_index(input_ids, rule, pad_token_id)  # once for every layer below the top
     out = {}
     for layer in layers:
         if layer == top:
             out[layer] = pool(base_output, input_ids, None, rule, pad_token_id)
         else:
             hidden = base_output.hidden_states[layer]
-            out[layer] = hidden[torch.arange(hidden.shape[0], device=hidden.device),
-                                pooled_index(input_ids, rule, pad_token_id)]
+            out[layer] = hidden[torch.arange(hidden.shape[0], device=hidden.device), index.to(hidden.device)]
     return out
 
 

@@ -72,15 +72,6 @@ class Prepared:
         return torch.bfloat16 if self.args.bf16 else torch.float16 if self.args.fp16 else None
 
 
-
-def seed_folders(study_args, training_args) -> dict:
-    """{seed: run folder}: --seeds puts each seed in <output_dir>/seed<N>; --seed writes into output_dir."""
-    out = Path(training_args.output_dir)
-    if study_args.seeds:
-        return {s: out / f"seed{s}" for s in study_args.seeds}
-    return {training_args.seed: out}
-
-
 def tokenize(splits, task, tokenizer, data_args, model_args):
     """Tokenize without padding (the collator pads per batch or to max_seq_length)."""
     eos = tokenizer.eos_token_id
@@ -145,7 +136,7 @@ def load_frozen_model(model_args, config, tokenizer):
 
 def resolve_heads(model_args, args, head_loaded, read):
     """{seed: head tensors} to evaluate with when nothing trains; {} when heads start from the seed (training) or
-    stay as the checkpoint loaded them. `read(seed)` reads a --head_from head."""
+    stay as the checkpoint loaded them. `read()` reads every seed's --head_from head."""
     name = model_args.model_name_or_path
     if args.do_train:
         if head_loaded:
@@ -164,7 +155,7 @@ def resolve_heads(model_args, args, head_loaded, read):
 def read_head(root, seed, task, model, model_fp, tokenizer_fp):
     """The head of a run folder of ours, after checking it was trained on this very base, tokenizer and task."""
     root = Path(root)
-    folder = root if (root / layout.HEAD_FILE).is_file() else root / f"seed{seed}"
+    folder = root if (root / layout.HEAD_FILE).is_file() else layout.seed_dir(root, seed)
     path = folder / layout.HEAD_FILE
     if not path.is_file():
         raise UserError(f"--head_from {root}: no {layout.HEAD_FILE} there (nor in seed{seed}/); give a run folder "
@@ -191,7 +182,7 @@ def prepare(model_args, data_args, study_args, training_args) -> Prepared:
     arguments.check_against_task(training_args, task)
     # decided before any Trainer exists: resolving the default arguments resets accelerate's state
     fallback = arguments.fast_loop_fallback(training_args)
-    folders = seed_folders(study_args, training_args)
+    folders = layout.seed_folders(training_args.output_dir, study_args.seeds, training_args.seed)
     complete = [str(f) for f in folders.values() if layout.is_complete(f)]
     if complete and not study_args.overwrite_output_dir:
         raise UserError(f"{', '.join(complete)} already hold(s) a complete run; pass --overwrite_output_dir to "

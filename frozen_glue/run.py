@@ -13,7 +13,7 @@ from transformers import set_seed
 
 from . import arguments, layout, runners, writer
 from .errors import UserError, run_cli, setup_logging
-from .prepare import prepare, seed_folders
+from .prepare import prepare
 
 logger = logging.getLogger(__name__)
 
@@ -78,7 +78,8 @@ def run_command(argv) -> int:
     set_seed(training_args.seed)
     with contextlib.ExitStack() as locks:
         if int(os.environ.get("RANK", "0")) == 0:  # one owner per folder, also under a multi-process launcher
-            for folder in seed_folders(study_args, training_args).values():
+            for folder in layout.seed_folders(training_args.output_dir, study_args.seeds,
+                                              training_args.seed).values():
                 locks.enter_context(layout.RunLock(folder))
         execute(prepare(model_args, data_args, study_args, training_args))
     return 0

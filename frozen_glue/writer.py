@@ -111,6 +111,7 @@ def evaluate(prep, folder, trainer, eval_data):
     """Every validation split: metrics, prediction dumps, and the collapse check; then every test split's
     predict_results file. Returns (metrics, collapse reasons)."""
     task, main = prep.task, trainer.is_world_process_zero()
+    train_labels = prep.raw["train"]["label"] if "train" in prep.raw else None
     results, collapsed = {}, []
     for split in task.validation_splits if prep.args.do_eval else ():
         if split not in prep.raw:
@@ -118,11 +119,10 @@ def evaluate(prep, folder, trainer, eval_data):
         output = trainer.predict(eval_data(split), metric_key_prefix="eval")
         metrics, rows = eval_outputs(task, split, prep.raw[split], output)
         results.update(metrics)
-        if "train" in prep.raw:
-            results.update(diagnostics.majority_baseline(task, prep.raw["train"]["label"], prep.raw[split]["label"],
-                                                         task.metric_suffix(split)))
-        reason = diagnostics.collapse_reason(task, output.predictions, prep.raw[split]["label"],
-                                             prep.raw["train"]["label"] if "train" in prep.raw else None)
+        labels = prep.raw[split]["label"]
+        if train_labels is not None:
+            results.update(diagnostics.majority_baseline(task, train_labels, labels, task.metric_suffix(split)))
+        reason = diagnostics.collapse_reason(task, output.predictions, labels, train_labels)
         if reason:
             collapsed.append(reason + (f" ({split})" if len(task.validation_splits) > 1 else ""))
         for k in ("eval_runtime", "eval_samples_per_second", "eval_steps_per_second"):
