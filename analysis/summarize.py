@@ -96,11 +96,12 @@ def drift_tables(args, runs):
 def task_sections(args, runs, models, out) -> list:
     """Per task: the layer curve (best layer vs top, and the significance test at both), the drift curve, the
     chosen head setting and the controls; writes summary_layers.csv and the layer and drift figures."""
-    raw_layers = results.load_layers(args.runs)
+    found, _ = layout.iter_runs(args.runs)  # complete runs only; load_runs has named the others already
+    raw_layers = results.load_layers(found)
     layers = results.summarize_layers(raw_layers)
     best = results.best_layers(layers)
     tests = results.layer_tests(raw_layers, best) if len(best) else pd.DataFrame()
-    drifts, controls, selected = drift_tables(args, runs), results.controls(runs), results.selections(args.runs)
+    drifts, controls, selected = drift_tables(args, runs), results.controls(runs), results.selections(found)
     if len(layers):
         write_text(out / "summary_layers.csv", layers.drop(columns="mixed").to_csv(index=False))
     lines = []

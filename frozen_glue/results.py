@@ -143,10 +143,9 @@ def wide_table(summary: pd.DataFrame, pairs: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
-def load_layers(runs_root) -> pd.DataFrame:
-    """One row per complete --probe_layers run x layer x reported metric (model, task, seed, layer, metric,
-    value, protocol)."""
-    found, _ = iter_runs(runs_root)
+def load_layers(found) -> pd.DataFrame:
+    """One row per --probe_layers run of `found` (layout.iter_runs' complete runs) x layer x reported metric
+    (model, task, seed, layer, metric, value, protocol)."""
     rows = [{"model": run.model, "task": run.task, "seed": run.seed, "layer": layer, "metric": metric,
              "value": float(scores[f"eval_{metric}"]), "protocol": run.protocol_hash}
             for run in found for layer, scores in run.layers.items()
@@ -200,9 +199,9 @@ def controls(runs: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def selections(runs_root) -> pd.DataFrame:
-    """Per model x task: the head setting chosen on the train hold-out (selection.json), and on how many rows."""
-    found, _ = iter_runs(runs_root)
+def selections(found) -> pd.DataFrame:
+    """Per model x task: the head setting chosen on the train hold-out (selection.json of the runs `found`), and
+    on how many rows."""
     rows = {}
     for run in found:
         chosen = run.selection.get("chosen")
