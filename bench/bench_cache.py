@@ -98,7 +98,8 @@ def measure(kind, model, glue_dir, work, trainer_rows, eval_rows):
             ds = study.tokenized[split]
             writer = cache.EntryWriter(Path(work) / f"floor-{split}.safetensors", len(ds), study.config.hidden_size,
                                        torch.float32)
-            cache.extract(study.model, ds, study.collator, pooling_rule(study.config), 64, torch.device("cpu"),
+            plan = cache.batches([len(ids) for ids in ds["input_ids"]], 64)
+            cache.extract(study.model, ds, study.collator, pooling_rule(study.config), plan, torch.device("cpu"),
                           {top: writer}, top)
             writer.discard()
             rows += len(ds)

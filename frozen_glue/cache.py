@@ -163,59 +163,108 @@ def batches(lengths, batch_size, tokens_per_batch=None):
 
 
 @torch.no_grad()
-def extract(model, dataset, collator, rule, batch_size, device, writers, top, autocast_dtype=None, desc="features",
-            tokens_per_batch=None):
-    """One no-grad forward of the frozen base over `dataset` (tokenized, unpadded), in length-sorted batches
-    (least padding), each requested layer pooled as the head would read it and written back in dataset order into
-    `writers` ({layer: EntryWriter}). Only one batch of hidden states is held at a time."""
+def extract(model, dataset, collator, rule, plan, device, writers, top, autocast_dtype=None, desc="features",
+            packed=False):
+    """One no-grad forward of the frozen base over the `plan` batches (row indices of `dataset`, tokenized and
+    unpadded), each requested layer pooled as the head would read it and written into `writers` ({layer:
+    EntryWriter}): at the rows' own indices, or, `packed`, one after another (a rank's share). Only one batch of
+    hidden states is held at a time."""
     base = model.base_model
     base.eval()
-    lengths = [len(ids) for ids in dataset["input_ids"]]
     columns = [c for c in ("input_ids", "attention_mask", "token_type_ids") if c in dataset.column_names]
     rows = dataset.select_columns(columns)
     below_top = any(layer != top for layer in writers)
-    for index in tqdm(batches(lengths, batch_size, tokens_per_batch), desc=desc, unit="batch", mininterval=2):
+    offset = 0
+    for index in tqdm(plan, desc=desc, unit="batch", mininterval=2):
         batch = {k: v.to(device) for k, v in collator([rows[i] for i in index]).items()}
         with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
             output = base(**batch, output_hidden_states=below_top)
             pooled = pool_layers(output, batch["input_ids"], rule, model.config.pad_token_id, list(writers), top)
         stats["base_forward_batches"] += 1
+        where = slice(offset, offset + len(index)) if packed else index
         for layer, values in pooled.items():
-            writers[layer].write(index, values.float().cpu())
+            writers[layer].write(where, values.float().cpu())
+        offset += len(index)
+
+
+def part_path(data_path, layer, rank, size) -> Path:
+    """Where rank `rank` of `size` leaves its share of one layer's entry (a hidden name: never read as an entry)."""
+    return data_path.with_name(f".{data_path.stem}.layer{layer}.rank{rank}of{size}.part")
+
+
+def assemble(writer, plan, size, part_of):
+    """Rank 0: the ranks' packed shares (`part_of(rank)`) written back into `writer` at their rows' indices."""
+    for rank in range(size):
+        rows = [i for index in plan[rank::size] for i in index]
+        part = read_features(part_of(rank))
+        for start in range(0, len(rows), 8192):  # bounded memory on MNLI-sized splits
+            writer.write(rows[start:start + 8192], part[start:start + 8192])
 
 
 def cached_features(cache_dir, model, model_fp, task, split, dataset, collator, parts, layers, top, rebuild=False,
-                    store_dtype=torch.float32, describe=None, **extract_kwargs):
+                    store_dtype=torch.float32, describe=None, batch_size=64, tokens_per_batch=None, shard=(0, 1),
+                    **extract_kwargs):
     """{layer: features} for one split: from the cache where a valid entry exists (unless `rebuild`:
     --overwrite_cache), the missing layers extracted together in one forward pass and stored under their keys
-    (atomically, replacing old entries). The top layer's key is the plain run's (no layer in it)."""
+    (atomically, replacing old entries). The top layer's key is the plain run's (no layer in it).
+
+    `shard` = (rank, ranks) under a multi-process launcher: rank 0 decides what is missing, every rank runs its
+    share of the batches (round-robin over the same length-sorted plan, so each batch is the one a single process
+    would run: the same features, bit for bit) into a part file, and rank 0 assembles and commits the entries after
+    a barrier; the other ranks return None. A rank that dies leaves part files only, never an entry."""
+    from . import sharding
+
+    rank, size = shard
     keys = {layer: feature_key(**parts) if layer == top else feature_key(**parts, layer=layer) for layer in layers}
-    found = {layer: None if rebuild else load_entry(cache_dir, model_fp, task, split, key)
+    found = {layer: None if rebuild or rank else load_entry(cache_dir, model_fp, task, split, key)
              for layer, key in keys.items()}
-    missing = [layer for layer, features in found.items() if features is None]
+    missing = sharding.from_rank0([layer for layer, features in found.items() if features is None])
     if not missing:
         logger.info("feature cache: hit for %s/%s (%d rows), no base forward", task, split, len(dataset))
-        return found
+        return found if rank == 0 else None
     started = time.time()
-    if describe:  # which model a fingerprint is, for readers that start from a model's name (analysis/drift.py)
+    if describe and rank == 0:  # which model a fingerprint is, for readers starting from a model's name (drift.py)
         atomic_write_json(Path(cache_dir) / model_fp[:32] / MODEL_FILE, {**describe, "fingerprint": model_fp,
                                                                          "top_layer": top})
-    writers = {layer: EntryWriter(entry_paths(cache_dir, model_fp, task, split, keys[layer])[0], len(dataset),
-                                  model.config.hidden_size, store_dtype) for layer in missing}
+    plan = batches([len(ids) for ids in dataset["input_ids"]], batch_size, tokens_per_batch)
+    data_paths = {layer: entry_paths(cache_dir, model_fp, task, split, keys[layer])[0] for layer in missing}
+    hidden = model.config.hidden_size
+    if size == 1:
+        writers = {layer: EntryWriter(path, len(dataset), hidden, store_dtype) for layer, path in data_paths.items()}
+    else:
+        mine = plan[rank::size]
+        writers = {layer: EntryWriter(part_path(path, layer, rank, size), sum(map(len, mine)), hidden, store_dtype)
+                   for layer, path in data_paths.items()}
     try:
-        extract(model, dataset, collator, writers=writers, top=top, desc=f"{task}/{split}", **extract_kwargs)
-        size = 0
+        extract(model, dataset, collator, plan=plan if size == 1 else mine, writers=writers, top=top,
+                desc=f"{task}/{split}" + (f" rank {rank}/{size}" if size > 1 else ""), packed=size > 1,
+                **extract_kwargs)
+        if size > 1:  # this rank's share becomes its part file; rank 0 assembles the entries from all of them
+            for layer, writer in writers.items():
+                writer.close().replace(part_path(data_paths[layer], layer, rank, size))
+            sharding.barrier()
+            if rank != 0:
+                return None
+            writers = {layer: EntryWriter(path, len(dataset), hidden, store_dtype) for layer, path in data_paths.items()}
+            for layer, writer in writers.items():
+                assemble(writer, plan, size, lambda r, layer=layer: part_path(data_paths[layer], layer, r, size))
+        size_on_disk = 0
         for layer, writer in writers.items():
             part = parts if layer == top else {**parts, "layer": layer}
-            size += commit_entry(cache_dir, model_fp, task, split, keys[layer], writer.close(),
-                                 (len(dataset), model.config.hidden_size), store_dtype, part, layer)
+            size_on_disk += commit_entry(cache_dir, model_fp, task, split, keys[layer], writer.close(),
+                                         (len(dataset), hidden), store_dtype, part, layer)
             # just written and hashed: read it mapped, without hashing it again as load_entry would
-            found[layer] = read_features(entry_paths(cache_dir, model_fp, task, split, keys[layer])[0])
+            found[layer] = read_features(data_paths[layer])
     finally:
         for writer in writers.values():
             writer.discard()
+        if rank == 0:
+            for layer, path in data_paths.items():
+                for r in range(size if size > 1 else 0):
+                    part_path(path, layer, r, size).unlink(missing_ok=True)
     logger.info(f"feature cache: {task}/{split} extracted in {time.time() - started:.1f}s"
-                f"{f' ({len(missing)} layers)' if len(missing) > 1 else ''}, {size / 1e6:.1f} MB on disk")
+                f"{f' ({len(missing)} layers)' if len(missing) > 1 else ''}"
+                f"{f' over {size} ranks' if size > 1 else ''}, {size_on_disk / 1e6:.1f} MB on disk")
     return found
 
 

@@ -7,7 +7,6 @@ import copy
 import dataclasses
 import io
 import logging
-import os
 
 import numpy as np
 import torch
@@ -18,7 +17,7 @@ with contextlib.redirect_stdout(io.StringIO()):
     from transformers import Trainer
     from transformers.trainer_utils import PredictionOutput
 
-from . import arguments, head_training, logistic, modeling, selection, writer
+from . import arguments, head_training, logistic, modeling, selection, sharding, writer
 from . import cache as feature_cache
 from .data import rows_digest
 from .pooling import num_layers, pooling_rule
@@ -110,13 +109,16 @@ def probed_layers(prep) -> list:
 
 def extract_features(prep, layers):
     """{split: {layer: pooled features of the frozen base}}, from the cache or by one forward pass over each
-    split for all the layers missing from it."""
+    split for all the layers missing from it. Under a multi-process launcher every rank extracts its share
+    (sharding.py) and only rank 0 gets the features; the others get None."""
     if prep.args.deepspeed:
         logger.info("cached path: --deepspeed is not used (the base runs forward once and the head trains in one "
                     "process)")
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        raise UserError("the feature cache runs in one process; launch with one GPU (NUM_GPUS=1) or plain python")
-    device = torch.device("cuda" if torch.cuda.is_available() and not prep.args.use_cpu else "cpu")
+    rank, size = sharding.world()
+    device = sharding.extraction_device(prep.args.use_cpu)
+    if size > 1:
+        sharding.join(device)
+        logger.info(f"feature cache: extraction sharded over {size} ranks; the heads train on rank 0")
     prep.model.to(device)
     before = feature_cache.stats["base_forward_batches"]
     features = {}
@@ -125,7 +127,7 @@ def extract_features(prep, layers):
             prep.study_args.feature_cache, prep.model, prep.model_fp, prep.task.name, split, ds, prep.collator,
             cache_parts(prep, split), layers=layers, top=num_layers(prep.config), rule=pooling_rule(prep.config),
             batch_size=prep.study_args.extraction_batch_size, device=device, autocast_dtype=prep.precision,
-            tokens_per_batch=prep.study_args.extraction_tokens_per_batch,
+            tokens_per_batch=prep.study_args.extraction_tokens_per_batch, shard=(rank, size),
             store_dtype=getattr(torch, prep.study_args.feature_dtype), rebuild=prep.data_args.overwrite_cache,
             describe={"model_name_or_path": prep.model_args.model_name_or_path,
                       "tokenizer_name": prep.model_args.tokenizer_name, "random_init": prep.model_args.random_init})
@@ -133,7 +135,7 @@ def extract_features(prep, layers):
     logger.info(f"feature cache: {done} base forward batches this run" + (" (all splits from cache)" if not done
                                                                           else ""))
     prep.model.to("cpu")
-    return features
+    return features if rank == 0 else None
 
 
 def predict_split(trainer, dataset):
@@ -232,6 +234,11 @@ def run_cached_path(prep):
     with layer_results.json / selection.json beside it."""
     layers, top = probed_layers(prep), num_layers(prep.config)
     features = extract_features(prep, layers)
+    if sharding.world()[1] > 1:  # sharded extraction done: rank 0 goes on as one process, the others stop here
+        args = sharding.leave(prep.args)
+        if args is None:
+            return
+        prep = dataclasses.replace(prep, args=args)
     data = {layer: {s: modeling.FeatureDataset(features[s][layer], None if s.startswith("test") else
                                                list(prep.raw[s]["label"]), prep.task.is_regression)
                     for s in features} for layer in layers}

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from safetensors.torch import save
 
-from . import diagnostics, layout, pooling, tracking
+from . import diagnostics, layout, pooling, sharding, tracking
 from .tasks import compute_metrics
 
 logger = logging.getLogger(__name__)
@@ -38,8 +38,10 @@ def start(prep, seed, folder, path):
                     "pad_token": prep.tokenizer.pad_token, "eos_token": prep.tokenizer.eos_token},
         "data_fingerprints": prep.fingerprints,
         "model_fingerprint": prep.model_fp, "tokenizer_fingerprint": prep.tokenizer_fp,
-        "global_batch_size": prep.args.per_device_train_batch_size * prep.args.world_size
-        * prep.args.gradient_accumulation_steps,
+        # the cached path trains its heads in one process, also when the extraction was sharded over ranks
+        "global_batch_size": prep.args.per_device_train_batch_size * prep.args.gradient_accumulation_steps
+        * (1 if path == "cached" else prep.args.world_size),
+        "extraction_ranks": sharding.world()[1] if path == "cached" else None,
         "max_samples": cuts or None, "cut_splits": prep.cut or None, "debug_run": bool(prep.cut),
         "start_time": prep.started,
         "command": " ".join([Path(sys.argv[0]).name] + sys.argv[1:]),

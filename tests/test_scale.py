@@ -1,0 +1,77 @@
+"""Scale-out: sharded extraction under torchrun, a base split by --device_map, the parallel sweep and its locks."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import ROOT, TRAIN, results
+from safetensors.torch import load_file
+
+from frozen_glue import cache as feature_cache
+
+# one thread per process: the 1-process run and each rank then compute every batch the same way, bit for bit
+ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+
+
+def study_args(assets, out, cache, *extra):
+    return [str(a) for a in ("--model_name_or_path", assets["base"], "--task_name", "cola", "--glue_dir",
+                             assets["glue_dir"], "--output_dir", out, *TRAIN, "--seeds", "1", "2", "--probe_layers",
+                             "all", "--extraction_batch_size", "8", "--feature_cache", cache, *extra)]
+
+
+def launch(args, ranks=1, port=29671):
+    command = [sys.executable, str(ROOT / "run_glue_frozen.py")]
+    if ranks > 1:
+        command = [str(Path(sys.executable).parent / "torchrun"), "--nproc_per_node", str(ranks), "--master_port",
+                   str(port), *command[1:]]
+    proc = subprocess.run(command + args, capture_output=True, text=True, env=ENV, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return proc.stdout + proc.stderr
+
+
+def entries(cache):
+    return {p.relative_to(cache): load_file(p)["features"] for p in sorted(Path(cache).rglob("*.safetensors"))}
+
+
+def test_sharded_extraction_is_bit_identical_to_one_process(assets, tmp_path):
+    """torchrun with 2 ranks over gloo: each rank runs half the batches, rank 0 assembles; the cache entries (every
+    layer), the metrics and the predictions equal a 1-process run's exactly, and each run folder is written once."""
+    launch(study_args(assets, tmp_path / "one", tmp_path / "c1"))
+    log = launch(study_args(assets, tmp_path / "two", tmp_path / "c2"), ranks=2)
+    assert "extraction sharded over 2 ranks" in log and log.count("run complete: ") == 2  # rank 0 alone writes
+    one, two = entries(tmp_path / "c1"), entries(tmp_path / "c2")
+    assert len(one) == 2 * 3 and list(one) == list(two)  # train + validation x 3 layers, the same keys
+    assert all(torch.equal(one[k], two[k]) for k in one)
+    assert not [p for p in (tmp_path / "c2").rglob(".*") if p.is_file()]  # no part or temp file left
+    for seed in (1, 2):
+        a, b = (results(tmp_path / run / f"seed{seed}") for run in ("one", "two"))
+        assert {k: v for k, v in a.items() if "runtime" not in k and "per_second" not in k} == \
+               {k: v for k, v in b.items() if "runtime" not in k and "per_second" not in k}
+        for name in ("predictions_validation.jsonl", "layer_results.json"):
+            assert (tmp_path / "one" / f"seed{seed}" / name).read_bytes() == \
+                   (tmp_path / "two" / f"seed{seed}" / name).read_bytes()
+        config = json.loads((tmp_path / "two" / f"seed{seed}" / "config.json").read_text())
+        assert config["extraction_ranks"] == 2 and config["global_batch_size"] == 16  # heads: one process
+
+
+def test_a_dead_ranks_parts_are_never_an_entry_and_a_rerun_finishes(assets, tmp_path):
+    """What a rank that died mid-extraction leaves (part files, no entry JSON) is not trusted: the cache has no
+    entry for it, and rerunning rebuilds the entries exactly."""
+    cache = tmp_path / "c"
+    launch(study_args(assets, tmp_path / "ref", tmp_path / "ref-cache"))
+    reference = entries(tmp_path / "ref-cache")
+    # the state of a killed sharded run: rank 1's part of every entry written, nothing committed
+    for path in reference:
+        layer = json.loads((tmp_path / "ref-cache" / path).with_suffix(".json").read_text())["layer"]
+        (cache / path).parent.mkdir(parents=True, exist_ok=True)
+        feature_cache.part_path(cache / path, layer, 1, 2).write_bytes(b"half a part")
+    meta = json.loads((tmp_path / "ref-cache" / next(iter(reference))).with_suffix(".json").read_text())
+    assert feature_cache.load_entry(cache, meta["parts"]["model_fp"], "cola", "train", meta["key"]) is None
+    launch(study_args(assets, tmp_path / "run", cache), ranks=2, port=29672)
+    rebuilt = entries(cache)
+    assert list(rebuilt) == list(reference) and all(torch.equal(rebuilt[k], reference[k]) for k in reference)
+    assert not list(cache.rglob("*.part"))
