@@ -49,6 +49,15 @@ class ModelArguments:
         "help": "Control: the same architecture and tokenizer with random weights (a fixed torch seed, the same "
                 "for every seed), to see how much of a probe score is pretraining at all. Give it its own model "
                 "alias."})
+    device_map: str | None = field(default=None, metadata={
+        "help": "Split a base too large for one GPU over the GPUs, the CPU and the disk for the cached path's "
+                "frozen forward (accelerate's big-model inference): auto, balanced, balanced_low_0 or sequential. "
+                "Needs --feature_cache; run it as one process (plain python)."})
+    max_memory: list[str] | None = field(default=None, metadata={
+        "help": "With --device_map: the most each device may hold, e.g. 0=70GiB 1=70GiB cpu=200GiB; what does not "
+                "fit goes to --offload_folder."})
+    offload_folder: str | None = field(default=None, metadata={
+        "help": "With --device_map: where weights that fit nowhere else are offloaded (read back every forward)."})
     head_from: str | None = field(default=None, metadata={
         "help": "Evaluate (--do_eval/--do_predict without --do_train) with the trained head of this run folder "
                 "(its head.safetensors; with --seeds, <dir>/seed<N>/head.safetensors). The base model and "
@@ -215,6 +224,7 @@ def validate(model_args, data_args, study_args, args):
 
 def validate_study(model_args, study_args, args):
     """The checks of our own study flags: the feature cache, probed layers, head grids and probes."""
+    validate_device_map(model_args, study_args)
     if study_args.feature_dtype not in ("float32", "float16"):
         raise UserError(f"--feature_dtype {study_args.feature_dtype}: use float32 or float16")
     if study_args.probe_layers:
@@ -249,6 +259,34 @@ def validate_study(model_args, study_args, args):
                         f"number of tokens")
     if study_args.extraction_batch_size < 1:
         raise UserError(f"--extraction_batch_size {study_args.extraction_batch_size}: give a positive number")
+
+
+DEVICE_MAPS = ("auto", "balanced", "balanced_low_0", "sequential")
+
+
+def validate_device_map(model_args, study_args):
+    """--device_map splits the frozen base for the cached path's forward; nothing else may need the whole model."""
+    import os
+
+    if not model_args.device_map:
+        if model_args.max_memory or model_args.offload_folder:
+            raise UserError("--max_memory/--offload_folder place a split model: add --device_map auto")
+        return
+    if model_args.device_map not in DEVICE_MAPS:
+        raise UserError(f"--device_map {model_args.device_map}: use {', '.join(DEVICE_MAPS)}")
+    if not study_args.feature_cache:
+        raise UserError("--device_map splits the frozen base for the cached path's forward; add --feature_cache DIR "
+                        "(the Trainer path trains the model as one piece: drop --device_map there)")
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        raise UserError("--device_map splits one model over this machine's devices from one process; launch with "
+                        "plain python, not torchrun or the deepspeed launcher")
+    if model_args.random_init or model_args.save_full_model:
+        flag = "--random_init" if model_args.random_init else "--save_full_model"
+        raise UserError(f"{flag} needs the whole model in one place; drop --device_map for it")
+    for item in model_args.max_memory or []:
+        device, sep, amount = item.partition("=")
+        if not sep or not amount or not (device.isdigit() or device in ("cpu", "mps")):
+            raise UserError(f"--max_memory {item}: give DEVICE=AMOUNT pairs such as 0=70GiB cpu=200GiB")
 
 
 def flag_set(argv, name) -> bool:
@@ -367,6 +405,7 @@ def check_against_task(args, task):
 # model x task must share it before a sweep skips them or a report averages them.
 NOT_PROTOCOL = {
     "model_name_or_path", "config_name", "tokenizer_name", "cache_dir", "token", "head_from", "save_full_model",
+    "device_map", "max_memory", "offload_folder",
     "glue_dir", "dataset_name", "train_file", "validation_file", "test_file", "overwrite_cache",
     "seeds", "feature_cache", "extraction_batch_size", "extraction_tokens_per_batch", "overwrite_output_dir", "seed",
 }

@@ -140,11 +140,59 @@ def load_model(model_args, config, tokenizer):
     model, info = _from_pretrained(
         AutoModelForSequenceClassification.from_pretrained, model_args.model_name_or_path, "the model",
         config=config, ignore_mismatched_sizes=model_args.ignore_mismatched_sizes, output_loading_info=True,
-        **_hub_kwargs(model_args))
+        **_hub_kwargs(model_args), **big_model_kwargs(model_args))
     fresh = set(info.get("missing_keys", ())) | {k[0] if isinstance(k, tuple) else k
                                                  for k in info.get("mismatched_keys", ())}
+    if model_args.device_map:
+        _head_on_cpu(model)
     head_names = set(head_state_dict(model))
     return _fit_embeddings(model, tokenizer), not (head_names & fresh)
+
+
+def big_model_kwargs(model_args) -> dict:
+    """--device_map / --max_memory / --offload_folder: accelerate's big-model loading, the base split over the GPUs,
+    the CPU and (past --max_memory) the disk, for the cached path's frozen forward."""
+    if not model_args.device_map:
+        return {}
+    memory = {}
+    for item in model_args.max_memory or []:
+        device, _, amount = item.partition("=")
+        memory[int(device) if device.isdigit() else device] = amount
+    return {"device_map": model_args.device_map, "max_memory": memory or None,
+            "offload_folder": model_args.offload_folder}
+
+
+def _head_on_cpu(model):
+    """A split model's head as a plain CPU module (its weights onloaded, accelerate's hooks removed): the cached
+    path copies it per seed and trains the copies; only the base runs split."""
+    from accelerate.utils import align_module_device
+
+    for module in head_modules(model).values():
+        try:
+            with align_module_device(module, "cpu"):
+                state = {k: v.detach().to("cpu", copy=True) for k, v in module.state_dict().items()}
+        except KeyError:  # a head the checkpoint lacks has no offloaded weights: it is new, initialised below
+            state = None
+        for sub in module.modules():  # the hooks, dropped without onloading (a new head has nothing to onload)
+            for attr in ("_hf_hook", "_old_forward", "forward"):
+                sub.__dict__.pop(attr, None)
+        module.to_empty(device="cpu")
+        if state is None:
+            module.apply(model._init_weights)
+        else:
+            module.load_state_dict(state)
+
+
+def is_split(model) -> bool:
+    """Whether accelerate placed the model over devices (--device_map): it must not be moved as a whole."""
+    return bool(getattr(model, "hf_device_map", None))
+
+
+def input_device(model) -> torch.device:
+    """Where a split model's first layer runs (its inputs go there)."""
+    hook = getattr(model.get_input_embeddings(), "_hf_hook", None)
+    device = getattr(hook, "execution_device", None)
+    return torch.device(device if device is not None else "cpu")
 
 
 def _fit_embeddings(model, tokenizer):
@@ -153,6 +201,10 @@ def _fit_embeddings(model, tokenizer):
     # rows (a pad, an EOS we added) start at zero, not random: the same model loads with the same fingerprint
     # whatever the seed, and a pad row is never read at the pooled position anyway
     rows = model.get_input_embeddings().num_embeddings
+    if len(tokenizer) > rows and is_split(model):
+        raise UserError(f"the tokenizer has {len(tokenizer) - rows} token(s) the model's embeddings lack, and a model "
+                        f"split by --device_map cannot be resized; save the resized model once without --device_map "
+                        f"(load, resize_token_embeddings, save_pretrained) and pass that")
     if len(tokenizer) > rows:
         model.resize_token_embeddings(len(tokenizer), mean_resizing=False)
         with torch.no_grad():
@@ -331,11 +383,18 @@ class FeatureDataset(torch.utils.data.Dataset):
 
 def model_fingerprint(model) -> str:
     """sha256 of the base weights as loaded (after any resize) and the model type: hub id, local dir or a
-    copy of the same weights all give the same fingerprint, and any changed weight gives another."""
+    copy of the same weights all give the same fingerprint, and any changed weight gives another. A model split by
+    --device_map gives its plain load's fingerprint (offloaded weights are read back one module at a time)."""
+    from accelerate.utils import align_module_device
+
     h = hashlib.sha256()
     h.update(model.config.model_type.encode())
-    for name, tensor in sorted(model.base_model.state_dict().items()):
-        t = tensor.detach().cpu().contiguous()
+    base = model.base_model
+    for name in sorted(base.state_dict()):
+        owner, _, attr = name.rpartition(".")
+        module = base.get_submodule(owner)
+        with align_module_device(module, "cpu") if is_split(model) else contextlib.nullcontext():
+            t = module.state_dict()[attr].detach().cpu().contiguous()
         h.update(f"{name}:{t.dtype}:{tuple(t.shape)}".encode())
         h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
     return h.hexdigest()

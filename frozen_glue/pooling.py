@@ -45,7 +45,8 @@ def pool(base_output, input_ids, attention_mask, rule: str, pad_token_id):
     if rule == "pooler":
         return base_output.pooler_output
     hidden = base_output.last_hidden_state
-    return hidden[torch.arange(hidden.shape[0], device=hidden.device), pooled_index(input_ids, rule, pad_token_id)]
+    index = pooled_index(input_ids, rule, pad_token_id).to(hidden.device)  # a split model's last layer may be elsewhere
+    return hidden[torch.arange(hidden.shape[0], device=hidden.device), index]
 
 
 def pool_layers(base_output, input_ids, rule: str, pad_token_id, layers, top) -> dict:

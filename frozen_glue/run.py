@@ -57,8 +57,9 @@ def execute(prep):
     """Every seed of a prepared run: config.json first (before extraction or training), then the path's runner."""
     reason = runners.cache_reason(prep)
     cached = reason is None
-    if prep.study_args.probe_layers and not cached:
-        raise UserError(f"--probe_layers needs the cached path, and the feature cache cannot serve this run: {reason}")
+    for flag in ("probe_layers", "device_map"):
+        if not cached and (getattr(prep.study_args, flag, None) or getattr(prep.model_args, flag, None)):
+            raise UserError(f"--{flag} needs the cached path, and the feature cache cannot serve this run: {reason}")
     if cached:
         runners.probed_layers(prep)  # a layer the model does not have is refused before any folder is written
     if prep.study_args.feature_cache and not cached:

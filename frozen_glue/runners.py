@@ -115,11 +115,16 @@ def extract_features(prep, layers):
         logger.info("cached path: --deepspeed is not used (the base runs forward once and the head trains in one "
                     "process)")
     rank, size = sharding.world()
-    device = sharding.extraction_device(prep.args.use_cpu)
+    split = modeling.is_split(prep.model)  # --device_map: accelerate placed it; inputs go to its first layer
+    device = modeling.input_device(prep.model) if split else sharding.extraction_device(prep.args.use_cpu)
     if size > 1:
         sharding.join(device)
         logger.info(f"feature cache: extraction sharded over {size} ranks; the heads train on rank 0")
-    prep.model.to(device)
+    if split:
+        logger.info(f"feature cache: the base is split by --device_map {prep.model_args.device_map} over "
+                    f"{', '.join(sorted(set(map(str, prep.model.hf_device_map.values()))))}")
+    else:
+        prep.model.to(device)
     before = feature_cache.stats["base_forward_batches"]
     features = {}
     for split, ds in prep.tokenized.items():
@@ -134,7 +139,8 @@ def extract_features(prep, layers):
     done = feature_cache.stats["base_forward_batches"] - before
     logger.info(f"feature cache: {done} base forward batches this run" + (" (all splits from cache)" if not done
                                                                           else ""))
-    prep.model.to("cpu")
+    if not split:
+        prep.model.to("cpu")
     return features if rank == 0 else None
 
 

@@ -75,3 +75,42 @@ def test_a_dead_ranks_parts_are_never_an_entry_and_a_rerun_finishes(assets, tmp_
     rebuilt = entries(cache)
     assert list(rebuilt) == list(reference) and all(torch.equal(rebuilt[k], reference[k]) for k in reference)
     assert not list(cache.rglob("*.part"))
+
+
+def test_a_base_split_by_device_map_gives_the_plain_loads_features(script, assets, tmp_path, capsys):
+    """--max_memory forces part of the model to the CPU and the rest to the disk (accelerate's offload): the same
+    fingerprint, the same features bit for bit, the same predictions as the plain load."""
+    from conftest import run
+
+    common = ["--model_name_or_path", assets["comet"], "--tokenizer_name", assets["comet_tokenizer"], "--task_name",
+              "sst2", "--glue_dir", assets["glue_dir"], *TRAIN, "--seeds", "1", "--probe_layers", "all"]
+    assert run(script, capsys, *common, "--output_dir", tmp_path / "plain", "--feature_cache", tmp_path / "c1")[0] == 0
+    code, out, err = run(script, capsys, *common, "--output_dir", tmp_path / "split", "--feature_cache",
+                         tmp_path / "c2", "--device_map", "auto", "--max_memory", "cpu=140KB", "--offload_folder",
+                         tmp_path / "offload")
+    assert code == 0, err
+    assert "the base is split by --device_map auto over cpu, disk" in out
+    plain, split = entries(tmp_path / "c1"), entries(tmp_path / "c2")
+    assert len(plain) == 6 and list(plain) == list(split)  # same fingerprint folder and keys
+    assert all(torch.equal(plain[k], split[k]) for k in plain)
+    assert (tmp_path / "plain" / "seed1" / "predictions_validation.jsonl").read_bytes() == \
+           (tmp_path / "split" / "seed1" / "predictions_validation.jsonl").read_bytes()
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--device_map", "auto"], "--device_map splits the frozen base for the cached path's forward; add "
+                               "--feature_cache DIR"),
+    (["--device_map", "auto", "--feature_cache", "C", "--freeze_base", "false"],
+     "--device_map needs the cached path, and the feature cache cannot serve this run: parts of the base train"),
+    (["--max_memory", "cpu=1GB"], "--max_memory/--offload_folder place a split model: add --device_map auto"),
+    (["--device_map", "auto", "--feature_cache", "C", "--max_memory", "lots"], "--max_memory lots: give DEVICE=AMOUNT"),
+    (["--device_map", "everywhere", "--feature_cache", "C"], "--device_map everywhere: use auto, balanced"),
+])
+def test_device_map_misuse_is_one_line(script, assets, tmp_path, capsys, extra, message):
+    from conftest import run
+
+    extra = [str(tmp_path / "c") if e == "C" else e for e in extra]
+    code, out, err = run(script, capsys, "--model_name_or_path", assets["base"], "--task_name", "cola", "--glue_dir",
+                         assets["glue_dir"], "--output_dir", tmp_path / "out", *TRAIN, *extra)
+    assert code == 2 and err.startswith(f"error: {message}") and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "out" / "all_results.json").exists()
