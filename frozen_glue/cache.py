@@ -7,9 +7,11 @@ Layout: <cache_dir>/<model_fingerprint>/<task>/<split>-<key16>.safetensors plus 
 (see `feature_key`). Entries are written and read memory-mapped: extraction never holds a split's features in RAM,
 and training reads the rows it uses. An entry is used only when its JSON parses, names
 the same key, and the safetensors file has the recorded size and sha256; anything else is rebuilt. Writers go
-through temp files and renames, so two processes filling the same entry cannot leave a torn file.
+through temp files and renames, so two processes filling the same entry cannot leave a torn file; and a job
+extracting a model's task holds <model_fingerprint>/<task>/.lock, so a second job waits and then reads.
 """
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -24,7 +26,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
-from .layout import atomic_write_json, sha256_file
+from .layout import LOCK_FILE, OwnerLock, atomic_write_json, sha256_file
 from .pooling import pool_layers
 
 logger = logging.getLogger(__name__)
@@ -201,9 +203,20 @@ def assemble(writer, plan, size, part_of):
             writer.write(rows[start:start + 8192], part[start:start + 8192])
 
 
-def cached_features(cache_dir, model, model_fp, task, split, dataset, collator, parts, layers, top, rebuild=False,
-                    store_dtype=torch.float32, describe=None, batch_size=64, tokens_per_batch=None, shard=(0, 1),
-                    **extract_kwargs):
+def cached_features(cache_dir, model, model_fp, task, split, dataset, collator, parts, layers, top, shard=(0, 1),
+                    **kwargs):
+    """{layer: features} of one split (`_cached_features`), under the lock of the model's task folder in the cache:
+    a second job that needs the same features waits for the first and then reads them, instead of running the same
+    forward pass beside it (rank 0 takes it for all ranks)."""
+    lock = Path(cache_dir) / model_fp[:32] / task / LOCK_FILE
+    with OwnerLock(lock, f"feature cache {cache_dir}", wait=True) if shard[0] == 0 else contextlib.nullcontext():
+        return _cached_features(cache_dir, model, model_fp, task, split, dataset, collator, parts, layers, top,
+                                shard=shard, **kwargs)
+
+
+def _cached_features(cache_dir, model, model_fp, task, split, dataset, collator, parts, layers, top, rebuild=False,
+                     store_dtype=torch.float32, describe=None, batch_size=64, tokens_per_batch=None, shard=(0, 1),
+                     **extract_kwargs):
     """{layer: features} for one split: from the cache where a valid entry exists (unless `rebuild`:
     --overwrite_cache), the missing layers extracted together in one forward pass and stored under their keys
     (atomically, replacing old entries). The top layer's key is the plain run's (no layer in it).

@@ -117,16 +117,24 @@ def iter_runs(runs_root, model=None, task=None):
     return runs, skipped
 
 
-class RunLock:
-    """A run folder's owner: `.lock` holds pid, host and start time, created exclusively. A second process is
-    refused in one line; a lock whose process is gone (same host) is named and taken over."""
+STALE_AFTER = 900  # seconds without a heartbeat after which a lock held from another host counts as abandoned
 
-    def __init__(self, folder):
-        self.path = Path(folder) / LOCK_FILE
+
+class OwnerLock:
+    """One owner at a time of a folder (a run folder, a model x task group of a sweep, a feature-cache task
+    folder): `path` holds the owner's pid, host, user and start time, created exclusively, its mtime a heartbeat
+    refreshed every minute. Another live owner is refused in one line (`wait`: waited for). An abandoned lock (its
+    process gone on this host, or no heartbeat for STALE_AFTER from another host) is named and taken over when it
+    is this user's; another user's is refused with how to clear it."""
+
+    def __init__(self, path, what: str, wait: bool = False):
+        self.path, self.what, self.wait = Path(path), what, wait
         self.held = False
 
     def __enter__(self):
+        import getpass
         import socket
+        import threading
         import time
 
         from .errors import UserError
@@ -134,25 +142,45 @@ class RunLock:
         # folders made just for the lock are removed again if the run leaves nothing in them (a user error)
         self.made = [p for p in (self.path.parent, *self.path.parent.parents) if not p.exists()]
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        me = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
-        for _ in range(2):
+        me = {"pid": os.getpid(), "host": socket.gethostname(), "user": getpass.getuser(), "uid": os.getuid(),
+              "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+        waited = False
+        while True:
             try:
                 fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
             except FileExistsError:
                 owner = self._owner()
-                if owner and owner.get("host") == me["host"] and not _alive(owner.get("pid")):
-                    logger.info(f"stale lock {self.path} (pid {owner.get('pid')} on {owner.get('host')}, started "
-                                f"{owner.get('started')}, no longer running): taking it over")
+                who = (f"pid {owner.get('pid')} on host {owner.get('host')}, user {owner.get('user', '?')}, started "
+                       f"{owner.get('started')}")
+                if self._abandoned(owner, me["host"]):
+                    if owner.get("uid", me["uid"]) != me["uid"]:
+                        raise UserError(f"{self.what}: {self.path} is an abandoned lock of another user's job ({who}; "
+                                        f"that process is gone); ask {owner.get('user', 'its owner')} to remove it, or "
+                                        f"remove it yourself if no job of theirs uses it: rm {self.path}") from None
+                    logger.info(f"stale lock {self.path} ({who}, no longer running): taking it over")
                     self.path.unlink(missing_ok=True)
                     continue
-                raise UserError(f"{self.path.parent} is in use by another run (pid {owner.get('pid')} on host "
-                                f"{owner.get('host')}, started {owner.get('started')}); wait for it, or if that "
-                                f"process is gone remove {self.path}") from None
+                if not self.wait:
+                    raise UserError(f"{self.what} is in use by another run ({who}); wait for it, or if that process "
+                                    f"is gone remove {self.path}") from None
+                if not waited:
+                    logger.info(f"waiting for {self.path} ({who})")
+                    waited = True
+                time.sleep(2)
+                continue
             with os.fdopen(fd, "w") as f:
                 json.dump(me, f)
             self.held = True
+            self._beating = threading.Event()
+            threading.Thread(target=self._heartbeat, daemon=True).start()
             return self
-        raise UserError(f"cannot take the lock {self.path}; remove it if no run uses that folder")
+
+    def _heartbeat(self):
+        while not self._beating.wait(60):
+            try:
+                os.utime(self.path)
+            except OSError:
+                return
 
     def _owner(self):
         try:
@@ -160,8 +188,24 @@ class RunLock:
         except (OSError, ValueError):
             return {}
 
+    def _abandoned(self, owner, host) -> bool:
+        import time
+
+        if not owner:  # being written this instant, or unreadable: judge by age
+            try:
+                return time.time() - self.path.stat().st_mtime > STALE_AFTER
+            except OSError:
+                return False
+        if owner.get("host") == host:
+            return not _alive(owner.get("pid"))
+        try:
+            return time.time() - self.path.stat().st_mtime > STALE_AFTER
+        except OSError:
+            return False
+
     def __exit__(self, *exc):
         if self.held:
+            self._beating.set()
             self.path.unlink(missing_ok=True)
             self.held = False
             for folder in self.made:  # deepest first
@@ -169,6 +213,11 @@ class RunLock:
                     folder.rmdir()
                 except OSError:
                     break
+
+
+def RunLock(folder) -> OwnerLock:
+    """A run folder's owner (`.lock` in it): a second run of the same folder is refused."""
+    return OwnerLock(Path(folder) / LOCK_FILE, str(folder))
 
 
 def _alive(pid) -> bool:

@@ -2,13 +2,17 @@
 Must not train anything itself: it plans, checks and launches run_glue_frozen.py.
 
 Settings come from the environment (the bash entry point's interface): MODELS, TASKS, SEEDS, RUNS, GLUE_DIR,
-NUM_GPUS, DS_CONFIG, LAUNCHER (auto|deepspeed|python), FEATURE_CACHE, DRY_RUN, EXTRA_ARGS; extra command-line
-arguments are passed through to every run. Complete runs are skipped; a failed run does not stop the sweep;
-the end prints "N complete, M skipped, K failed" and the failed runs' logs, and the exit code is 1 if any failed.
+NUM_GPUS, GPUS, JOBS, DS_CONFIG, LAUNCHER (auto|deepspeed|python), FEATURE_CACHE, DRY_RUN, EXTRA_ARGS; extra
+command-line arguments are passed through to every run. Complete runs are skipped; a failed run does not stop the
+sweep; a model x task group runs under its lock (another launcher's group is left to it); GPUS / JOBS run groups
+in parallel; the end prints "N complete, M skipped, K failed" and the failed runs' logs, and the exit code is 1 if
+any failed.
 """
 
+import concurrent.futures
 import logging
 import os
+import queue
 import re
 import shlex
 import subprocess
@@ -21,7 +25,7 @@ from . import arguments
 from .ds_config import validate_ds_config
 from .protocols import PROTOCOLS
 from .errors import UserError, run_cli
-from .layout import LOG_FILE, is_complete, protocol_diff, protocol_hash, read_config, run_dir
+from .layout import LOCK_FILE, LOG_FILE, OwnerLock, is_complete, protocol_diff, protocol_hash, read_config, run_dir
 from .tasks import TASKS, get_task
 
 # named, not __name__: run as `python -m frozen_glue.sweep` this module is __main__
@@ -231,6 +235,9 @@ def settings_from_env(env):
     if settings["num_gpus"] > available:
         raise UserError(f"NUM_GPUS={settings['num_gpus']} but this machine has {available} GPU(s); "
                         f"set NUM_GPUS={available}")
+    settings["slots"] = parallel_slots(env.get("GPUS", ""), env.get("JOBS", ""), available)
+    if settings["slots"][0] is not None:
+        settings["num_gpus"] = 1  # each job sees the one GPU of its slot
     launcher = env.get("LAUNCHER", "auto")
     ds_config = env.get("DS_CONFIG", str(ROOT / "ds_configs" / "zero2.json"))
     if launcher not in ("auto", "deepspeed", "python"):
@@ -254,12 +261,52 @@ def settings_from_env(env):
     return settings
 
 
-def run_job(job, env):
+def parallel_slots(gpus: str, jobs: str, available: int) -> list:
+    """The sweep's workers: one per GPU of GPUS="0 1 2 3" (each job sees that one device), JOBS=N workers that
+    share the machine, or one worker (None: the job sees what the launcher gives it)."""
+    if gpus.strip() and jobs.strip():
+        raise UserError("GPUS and JOBS both set: GPUS runs one job per listed GPU; JOBS=N runs N jobs that share the "
+                        "machine (e.g. on CPUs). Set one of them")
+    if gpus.strip():
+        wanted = gpus.replace(",", " ").split()
+        bad = [g for g in wanted if not g.isdigit() or int(g) >= available]
+        if bad or len(set(wanted)) != len(wanted):
+            have = f"GPUs 0-{available - 1}" if available else "no GPU"
+            raise UserError(f"GPUS={gpus!r}: this machine has {have}" + (f"; {', '.join(bad)} is not one of them"
+                            if bad else "; a GPU is listed twice") + " (list each device once, e.g. GPUS='0 1'; "
+                            "for parallel jobs without GPUs use JOBS=N)")
+        return [int(g) for g in wanted]
+    try:
+        count = int(jobs) if jobs.strip() else 1
+    except ValueError:
+        count = 0
+    if count < 1:
+        raise UserError(f"JOBS={jobs!r}: give how many model x task groups run at once, e.g. JOBS=2")
+    return [None] * count
+
+
+def on_slot(command, slot: int, gpu, port: int):
+    """(command, environment additions) of a job run by worker `slot` on `gpu`: the deepspeed launcher is given the
+    device itself (it ignores CUDA_VISIBLE_DEVICES next to --num_gpus) and a master port of its own."""
+    if gpu is None and slot == 0:
+        return command, {}
+    command = list(command)
+    if "--num_gpus" in command:
+        i = command.index("--num_gpus")
+        command[i:i + 2] = ["--include", f"localhost:{gpu}"] if gpu is not None else command[i:i + 2]
+        i = command.index("--master_port")
+        command[i + 1] = str(port + slot)
+        return command, {}
+    return command, {} if gpu is None else {"CUDA_VISIBLE_DEVICES": str(gpu)}
+
+
+def run_job(job, env, slot=0, gpu=None, port=29512):
+    command, extra = on_slot(job.command, slot, gpu, port)
     job.log.parent.mkdir(parents=True, exist_ok=True)
     with open(job.log, "a") as log:  # append: a rerun after a crash keeps the first attempt's log
-        log.write(f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')} {shlex.join(job.command)}\n")
+        log.write(f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')} {shlex.join(command)}\n")
         log.flush()
-        code = subprocess.call(job.command, stdout=log, stderr=subprocess.STDOUT, env=env)
+        code = subprocess.call(command, stdout=log, stderr=subprocess.STDOUT, env={**env, **extra})
     return code == 0 and all(is_complete(f) for f in job.folders)
 
 
@@ -292,30 +339,76 @@ def sweep(passthrough) -> int:
     env.setdefault("TORCH_EXTENSIONS_DIR", str(Path.home() / ".cache" / "frozen_glue" / "torch_extensions"))
     how = ("python, seeds grouped per model x task (the cached path runs in one process)"
            if settings["feature_cache"] else settings["launcher"])
-    logger.info(f"sweep: {len(models)} model(s) x {len(tasks)} task(s) x {len(seeds)} seed(s) via {how}")
-    complete, failed = 0, []
+    slots = settings["slots"]
+    at_once = (f", {len(slots)} groups at once" + (f" (GPUs {' '.join(map(str, slots))})" if slots[0] is not None
+                                                   else "")) if len(slots) > 1 or slots[0] is not None else ""
+    logger.info(f"sweep: {len(models)} model(s) x {len(tasks)} task(s) x {len(seeds)} seed(s) via {how}{at_once}")
+    groups = {}
     for n, job in enumerate(jobs, start=1):
-        label = f"{job.model.alias}/{job.task} seed(s) {' '.join(map(str, job.seeds))}"
-        if job.model.problem:
-            logger.info(f"[{n}/{len(jobs)}] FAILED {label}: {job.model.problem}")
-            failed.append((label, job.model.problem))
-            continue
-        logger.info(f"[{n}/{len(jobs)}] {label} ...")
-        started = time.time()
-        if run_job(job, env):
-            complete += len(job.folders)
-            logger.info(f"[{n}/{len(jobs)}] {label} done ({time.time() - started:.0f}s)")
-        else:
-            done = [f for f in job.folders if is_complete(f)]
-            complete += len(done)
-            reason = last_error(job.log)
-            logger.info(f"[{n}/{len(jobs)}] {label} FAILED ({time.time() - started:.0f}s)"
-                        f"{': ' + reason if reason else ''}")
-            failed.append((label, f"{reason + ' - ' if reason else ''}log: {job.log}"))
-    logger.info(f"{complete} complete, {len(skipped)} skipped, {len(failed)} failed")
-    for label, where in failed:
+        groups.setdefault((job.model.alias, job.task), []).append((n, job))
+    free = queue.Queue()
+    for slot, gpu in enumerate(slots):
+        free.put((slot, gpu))
+
+    def run_group(key, group):
+        slot, gpu = free.get()
+        try:
+            return run_locked(key, group, len(jobs), env, slot, gpu, runs, settings["port"])
+        finally:
+            free.put((slot, gpu))
+
+    tally = {"complete": 0, "failed": [], "locked": []}
+    with concurrent.futures.ThreadPoolExecutor(max_workers=len(slots)) as pool:
+        for future in [pool.submit(run_group, key, group) for key, group in groups.items()]:
+            for name, value in future.result().items():
+                tally[name] += value
+    logger.info(f"{tally['complete']} complete, {len(skipped)} skipped, " +
+                (f"{len(tally['locked'])} locked by other jobs, " if tally["locked"] else "") +
+                f"{len(tally['failed'])} failed")
+    for label, why in tally["locked"]:
+        logger.info(f"  locked: {label}: {why}")
+    for label, where in sorted(tally["failed"]):
         logger.info(f"  failed: {label}: {where}")
-    return 1 if failed else 0
+    return 1 if tally["failed"] else 0
+
+
+def run_locked(key, group, total, env, slot, gpu, runs, port) -> dict:
+    """One model x task group's jobs in turn, under the group's lock (runs/<alias>/<task>/.lock): another launcher
+    or array element running the same group leaves it to that one. Returns its tally (complete, failed, locked)."""
+    alias, task = key
+    tally = {"complete": 0, "failed": [], "locked": []}
+    try:
+        lock = OwnerLock(Path(runs) / alias / task / LOCK_FILE, f"{alias}/{task}")
+        lock.__enter__()
+    except UserError as e:
+        logger.info(f"left alone, locked by another job: {alias}/{task}")
+        tally["locked"].append((f"{alias}/{task}", str(e)))
+        return tally
+    try:
+        for n, job in group:
+            label = f"{job.model.alias}/{job.task} seed(s) {' '.join(map(str, job.seeds))}"
+            where = f" on GPU {gpu}" if gpu is not None else ""
+            if job.model.problem:
+                logger.info(f"[{n}/{total}] FAILED {label}: {job.model.problem}")
+                tally["failed"].append((label, job.model.problem))
+                continue
+            if all(is_complete(f) for f in job.folders):  # finished by another launcher since this one planned
+                logger.info(f"[{n}/{total}] {label}: completed elsewhere meanwhile")
+                continue
+            logger.info(f"[{n}/{total}] {label}{where} ...")
+            started = time.time()
+            if run_job(job, env, slot, gpu, port):
+                tally["complete"] += len(job.folders)
+                logger.info(f"[{n}/{total}] {label} done ({time.time() - started:.0f}s)")
+            else:
+                tally["complete"] += sum(is_complete(f) for f in job.folders)
+                reason = last_error(job.log)
+                logger.info(f"[{n}/{total}] {label} FAILED ({time.time() - started:.0f}s)"
+                            f"{': ' + reason if reason else ''}")
+                tally["failed"].append((label, f"{reason + ' - ' if reason else ''}log: {job.log}"))
+    finally:
+        lock.__exit__(None, None, None)
+    return tally
 
 
 def main(argv=None) -> int:

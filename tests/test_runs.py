@@ -2,6 +2,7 @@
 settings checked before a sweep skips it, one owner per run folder and no leftovers, readers that see complete runs
 only, inputs that mean what they say, and a report that says what it compares."""
 
+import getpass
 import json
 import os
 import signal
@@ -134,7 +135,8 @@ def test_a_second_run_into_a_busy_folder_is_refused(assets, tmp_path):
     first.wait()
     assert second.returncode == 2
     assert second.stderr.strip().splitlines() == [
-        f"error: {tmp_path / 'r'} is in use by another run (pid {first.pid} on host {os.uname().nodename}, started "
+        f"error: {tmp_path / 'r'} is in use by another run (pid {first.pid} on host {os.uname().nodename}, user "
+        f"{getpass.getuser()}, started "
         f"{json.loads(lock.read_text())['started']}); wait for it, or if that process is gone remove {lock}"]
     # the first run was killed: its lock is stale, and the next run names it and takes the folder over
     third = subprocess.run(args[:-6] + ["--num_train_epochs", "1", "--use_cpu", "true", "--overwrite_output_dir"],

@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -114,3 +115,103 @@ def test_device_map_misuse_is_one_line(script, assets, tmp_path, capsys, extra, 
                          assets["glue_dir"], "--output_dir", tmp_path / "out", *TRAIN, *extra)
     assert code == 2 and err.startswith(f"error: {message}") and len(err.strip().splitlines()) == 1, err
     assert not (tmp_path / "out" / "all_results.json").exists()
+
+
+# ------------------------------------------------------------------------------------- the sweep and its locks
+
+
+def sweep(tmp_path, assets, **env):
+    """`bash launch/all_tasks.sh` as a user runs it, two models x cola x 2 seeds on the cached path."""
+    models = tmp_path / "models.tsv"
+    models.write_text(f"gpt2\t{assets['base']}\t-\t\ncomet\t{assets['comet']}\t{assets['comet_tokenizer']}\t\n")
+    full = {**ENV, "PYTHON": sys.executable, "MODELS": str(models), "RUNS": str(tmp_path / "runs"),
+            "GLUE_DIR": str(assets["glue_dir"]), "TASKS": "cola", "SEEDS": "1 2", "FEATURE_CACHE": str(tmp_path / "c"),
+            "EXTRA_ARGS": " ".join(TRAIN[2:]), **env}
+    proc = subprocess.run(["bash", str(ROOT / "launch" / "all_tasks.sh")], capture_output=True, text=True, env=full,
+                          timeout=600)
+    return proc.returncode, proc.stdout + proc.stderr
+
+
+def dead_pid() -> int:
+    proc = subprocess.Popen(["true"])
+    proc.wait()
+    return proc.pid
+
+
+@pytest.mark.parametrize("env, message", [
+    ({"GPUS": "0 1"}, "GPUS='0 1': this machine has "),
+    ({"GPUS": "x"}, "GPUS='x': this machine has "),
+    ({"GPUS": "0", "JOBS": "2"}, "GPUS and JOBS both set"),
+    ({"JOBS": "0"}, "JOBS='0': give how many model x task groups run at once"),
+])
+def test_bad_parallel_settings_are_one_line(tmp_path, assets, env, message):
+    if "GPUS" in env and env["GPUS"] == "0 1" and torch.cuda.device_count() >= 2:
+        env = {"GPUS": "0 99"}
+    code, out = sweep(tmp_path, assets, **env)
+    assert code == 2 and out.strip().splitlines()[-1].startswith("error: ") and message.split(":")[0] in out, out
+    assert not (tmp_path / "runs").exists()
+
+
+def test_jobs_run_groups_in_parallel_and_skip_a_locked_group(tmp_path, assets):
+    """JOBS=2: both model x cola groups run at the same time; rerun with a group's lock held by a live job, that
+    group is left to it (named at the end) while the rest runs."""
+    code, out = sweep(tmp_path, assets, JOBS="2")
+    assert code == 0 and "2 groups at once" in out and "4 complete, 0 skipped, 0 failed" in out, out
+    spans = [((tmp_path / "runs" / m / "cola" / "seed1" / "config.json").stat().st_mtime,
+              (tmp_path / "runs" / m / "cola" / "seed2" / "all_results.json").stat().st_mtime) for m in ("gpt2", "comet")]
+    assert spans[0][0] < spans[1][1] and spans[1][0] < spans[0][1]  # the two groups' runs overlap in time
+
+    lock = tmp_path / "runs" / "comet" / "cola" / ".lock"
+    lock.write_text(json.dumps({"pid": os.getpid(), "host": os.uname().nodename, "started": "earlier"}))
+    code, out = sweep(tmp_path, assets, SEEDS="1 2 3")
+    assert code == 0 and "1 complete, 4 skipped, 1 locked by other jobs, 0 failed" in out, out
+    assert f"locked: comet/cola: comet/cola is in use by another run (pid {os.getpid()}" in out
+    assert lock.exists()  # not ours: left in place
+
+
+def test_feature_cache_locks(script, assets, tmp_path, capsys):
+    """The cache's task folder lock: another user's abandoned lock is refused in one line saying how to clear it;
+    this user's is taken over; a live one is waited for."""
+    from conftest import run
+
+    args = study_args(assets, tmp_path / "out", tmp_path / "c")
+    assert run(script, capsys, *args)[0] == 0
+    [task_folder] = (tmp_path / "c").glob("*/cola")
+    lock = task_folder / ".lock"
+    lock.write_text(json.dumps({"pid": dead_pid(), "host": os.uname().nodename, "user": "someone-else",
+                                "uid": os.getuid() + 1, "started": "yesterday"}))
+    code, out, err = run(script, capsys, *args, "--overwrite_output_dir", "--overwrite_cache")
+    assert code == 2 and err.strip().splitlines() == [
+        f"error: feature cache {tmp_path / 'c'}: {lock} is an abandoned lock of another user's job (pid "
+        f"{json.loads(lock.read_text())['pid']} on host {os.uname().nodename}, user someone-else, started yesterday; "
+        f"that process is gone); ask someone-else to remove it, or remove it yourself if no job of theirs uses it: "
+        f"rm {lock}"]
+    lock.write_text(json.dumps({"pid": dead_pid(), "host": os.uname().nodename, "uid": os.getuid()}))
+    code, out, err = run(script, capsys, *args, "--overwrite_output_dir")
+    assert code == 0 and f"stale lock {lock}" in out and not lock.exists()
+
+    lock.write_text(json.dumps({"pid": os.getpid(), "host": os.uname().nodename, "uid": os.getuid()}))
+    log = tmp_path / "waiting.log"
+    with open(log, "w") as f:
+        proc = subprocess.Popen([sys.executable, str(ROOT / "run_glue_frozen.py"), *args, "--overwrite_output_dir"],
+                                stdout=f, stderr=subprocess.STDOUT, env=ENV)
+    deadline = time.time() + 120
+    while time.time() < deadline and "waiting for" not in log.read_text():
+        time.sleep(0.2)
+    assert proc.poll() is None and f"waiting for {lock} (pid {os.getpid()}" in log.read_text()
+    lock.unlink()  # the other job is done
+    assert proc.wait(timeout=300) == 0 and "hit for cola/train" in log.read_text()
+
+
+def test_a_slot_pins_its_job_to_one_gpu():
+    """GPUS: the deepspeed launcher is given the device (--include; it ignores CUDA_VISIBLE_DEVICES beside
+    --num_gpus) and a master port per worker; a plain python job sees only its GPU."""
+    from frozen_glue.sweep import on_slot
+
+    ds = ["deepspeed", "--num_gpus", "1", "--master_port", "29512", "run_glue_frozen.py", "--seed", "1"]
+    assert on_slot(ds, 2, 3, 29512) == (["deepspeed", "--include", "localhost:3", "--master_port", "29514",
+                                         "run_glue_frozen.py", "--seed", "1"], {})
+    assert on_slot(ds, 1, None, 29512)[0][1:5] == ["--num_gpus", "1", "--master_port", "29513"]
+    assert on_slot(["python", "run_glue_frozen.py"], 1, 1, 29512) == (["python", "run_glue_frozen.py"],
+                                                                       {"CUDA_VISIBLE_DEVICES": "1"})
+    assert on_slot(ds, 0, None, 29512) == (ds, {})
