@@ -9,7 +9,7 @@ REPORTS ?= reports
 TRAIN_ARGS ?=
 DEMO_ARGS := --num_train_epochs 3 --learning_rate 1e-2 --per_device_train_batch_size 16 --disable_tqdm true
 
-.PHONY: venv demo test cola all thesis summarize bench clean
+.PHONY: venv demo test cola all thesis summarize bench gpu-check gpu-bench clean
 
 venv: $(STAMP)
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
@@ -60,6 +60,14 @@ summarize: venv
 
 bench: venv
 	$(PY) bench/bench_cache.py
+
+# on a GPU machine (install the CUDA build of torch first; see requirements.txt): bf16 vs fp32 on the cached path,
+# the Trainer path and DeepSpeed ZeRO-2/3 on the GPU; then the GPT-2-XL-shaped extraction benchmark
+gpu-check: venv
+	HF_HUB_OFFLINE=1 $(PY) bench/gpu_check.py
+
+gpu-bench: venv
+	$(PY) bench/bench_cache.py --gpu
 
 clean:
 	rm -rf demo reports

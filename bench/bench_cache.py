@@ -263,6 +263,10 @@ def gpu_bench(args):
     hours = 2 * glue_tokens / results[64]["tokens_per_s"] / 3600
     print(f"projected base-forward time, 2 models x 9 tasks (features reused by all 5 seeds): {hours:.2f} h "
           f"+ head training (seconds per seed)")
+    peak = max(r["peak_gb"] for r in results.values())
+    mfu = 100 * results[128]["tflops"] / args.peak_tflops
+    print(f"targets: projected study {hours:.2f} h (< 1 h), peak memory {peak:.1f} GiB (< 8 GB), MFU of the XL-shaped "
+          f"forward at 128 tokens {mfu:.1f}% (>= 40%)")
     print(f"device: {torch.cuda.get_device_name()}")
 
 

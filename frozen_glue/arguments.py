@@ -359,8 +359,17 @@ REFUSED = {
 
 @functools.cache
 def _defaults():
-    """The TrainingArguments a command line without training flags resolves to."""
-    return Parser(FrozenTrainingArguments).parse_args_into_dataclasses(args=["--output_dir", "x"])[0]
+    """The TrainingArguments a command line without training flags resolves to. Under torchrun transformers would
+    warn that these defaults (no --use_cpu) do not describe the launch: they are only compared with, never used."""
+    import logging
+
+    quiet = logging.getLogger("transformers.training_args")
+    level = quiet.level
+    quiet.setLevel(logging.ERROR)
+    try:
+        return Parser(FrozenTrainingArguments).parse_args_into_dataclasses(args=["--output_dir", "x"])[0]
+    finally:
+        quiet.setLevel(level)
 
 
 def changed_fields(args) -> dict:

@@ -271,9 +271,9 @@ def _cached_features(cache_dir, model, model_fp, task, split, dataset, collator,
     finally:
         for writer in writers.values():
             writer.discard()
-        if rank == 0:
+        if rank == 0 and size > 1:  # assembled, or failed: a rerun extracts anew
             for layer, path in data_paths.items():
-                for r in range(size if size > 1 else 0):
+                for r in range(size):
                     part_path(path, layer, r, size).unlink(missing_ok=True)
     logger.info(f"feature cache: {task}/{split} extracted in {time.time() - started:.1f}s"
                 f"{f' ({len(missing)} layers)' if len(missing) > 1 else ''}"

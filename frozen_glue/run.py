@@ -40,6 +40,9 @@ def quiet_loading():
     datasets.disable_progress_bars()
     transformers.utils.logging.disable_progress_bar()
     logging.getLogger("transformers.modeling_utils").setLevel(logging.ERROR)
+    # under torchrun every rank loads the whole frozen base (the cached path shards rows, not weights): transformers'
+    # note that the model's tensor-parallel plan was not applied is about a mode this tool does not use
+    logging.getLogger("transformers.distributed.tensor_parallel").setLevel(logging.ERROR)
 
 
 def start_cpu_deepspeed(argv):

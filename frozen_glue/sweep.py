@@ -367,7 +367,7 @@ def sweep(passthrough) -> int:
                 f"{len(tally['failed'])} failed")
     for label, why in tally["locked"]:
         logger.info(f"  locked: {label}: {why}")
-    for label, where in sorted(tally["failed"]):
+    for label, where in tally["failed"]:
         logger.info(f"  failed: {label}: {where}")
     return 1 if tally["failed"] else 0
 

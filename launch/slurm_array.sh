@@ -5,10 +5,17 @@
 #   n=$(( $(grep -cv '^\s*\(#\|$\)' launch/models.tsv) * 9 ))      # models x tasks (9 GLUE tasks)
 #   sbatch --array=0-$((n - 1)) launch/slurm_array.sh
 #
+#   FEATURE_CACHE=/shared/fs/features sbatch --array=0-$((n - 1)) launch/slurm_array.sh   # many nodes, one cache
+#
 # The settings of launch/all_tasks.sh apply (MODELS, TASKS, SEEDS, RUNS, GLUE_DIR, DS_CONFIG, FEATURE_CACHE, ...).
-# One FEATURE_CACHE on a shared filesystem can serve every element: entries are written under temp names that
-# carry host and pid and renamed into place, and a reader trusts an entry only when its JSON's size and sha256
-# match, so two elements writing the same entry leave one valid entry (tests/test_feature_cache.py runs two).
+# RUNS and FEATURE_CACHE on a shared filesystem serve every node:
+# - each element takes its group's lock (RUNS/<alias>/<task>/.lock): an element resubmitted while the first still
+#   runs leaves the group to it;
+# - cache entries are written under temp names that carry host and pid and renamed into place, and a reader trusts
+#   an entry only when its JSON's size and sha256 match, so two writers of the same entry leave one valid entry
+#   (tests/test_feature_cache.py runs two); a job that needs features another job is extracting waits on
+#   <cache>/<fingerprint>/<task>/.lock and then reads them;
+# - a lock whose job died on another node is taken over after 15 minutes without its heartbeat.
 #SBATCH --job-name=frozen-glue
 #SBATCH --gres=gpu:1
 #SBATCH --cpus-per-task=8
