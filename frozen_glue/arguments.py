@@ -264,6 +264,12 @@ def validate_study(model_args, study_args, args):
 DEVICE_MAPS = ("auto", "balanced", "balanced_low_0", "sequential")
 
 
+def base_fixed(model_args) -> bool:
+    """Whether the base computes the same function throughout training (frozen, in eval mode): the first condition
+    of the cached path."""
+    return model_args.freeze_base and not model_args.unfreeze_top_layers and not model_args.base_dropout
+
+
 def validate_device_map(model_args, study_args):
     """--device_map splits the frozen base for the cached path's forward; nothing else may need the whole model."""
     import os

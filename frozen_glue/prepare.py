@@ -127,9 +127,19 @@ def load_tokenizer(model_args, config):
     return tokenizer
 
 
-def load_frozen_model(model_args, config, tokenizer):
-    """(model with its base frozen as asked, whether the checkpoint held a trained head)."""
-    model, head_loaded = modeling.load_model(model_args, config, tokenizer)
+def load_frozen_model(model_args, config, tokenizer, whole=False):
+    """(model with its base frozen as asked, whether the checkpoint held a trained head). `whole`: loaded whole even
+    when a ZeRO-3 --deepspeed config is active (the cached path runs the base forward itself; ZeRO-3 would load it
+    partitioned over the ranks)."""
+    from transformers.integrations import deepspeed as hf_deepspeed
+
+    zero3 = hf_deepspeed._hf_deepspeed_config_weak_ref
+    if whole:
+        hf_deepspeed.unset_hf_deepspeed_config()
+    try:
+        model, head_loaded = modeling.load_model(model_args, config, tokenizer)
+    finally:
+        hf_deepspeed._hf_deepspeed_config_weak_ref = zero3
     modeling.freeze(model, model_args.freeze_base, model_args.unfreeze_top_layers, model_args.base_dropout)
     return model, head_loaded
 
@@ -202,7 +212,8 @@ def prepare(model_args, data_args, study_args, training_args) -> Prepared:
     pad_to_max = data_args.pad_to_max_length
     collator = DataCollatorWithPadding(tokenizer, padding="max_length" if pad_to_max else "longest",
                                        max_length=data_args.max_seq_length if pad_to_max else None)
-    model, head_loaded = load_frozen_model(model_args, config, tokenizer)
+    model, head_loaded = load_frozen_model(model_args, config, tokenizer,
+                                           whole=bool(study_args.feature_cache) and arguments.base_fixed(model_args))
     model_fp, tokenizer_fp = modeling.model_fingerprint(model), modeling.tokenizer_fingerprint(tokenizer)
     saved_heads = resolve_heads(model_args, training_args, head_loaded, lambda: {
         seed: read_head(model_args.head_from, seed, task, model, model_fp, tokenizer_fp) for seed in folders})

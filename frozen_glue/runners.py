@@ -31,8 +31,7 @@ def cache_reason(prep):
     """Why the feature cache cannot serve this run, or None."""
     if not prep.study_args.feature_cache:
         return "no --feature_cache"
-    m = prep.model_args
-    if not m.freeze_base or m.unfreeze_top_layers or m.base_dropout:
+    if not arguments.base_fixed(prep.model_args):
         return "parts of the base train or run with dropout, so features change during training"
     changing = [f"--{k} ({why})" for k, why in arguments.CHANGES_FEATURES.items() if getattr(prep.args, k, None)]
     if changing:
@@ -115,12 +114,12 @@ def extract_features(prep, layers):
         logger.info("cached path: --deepspeed is not used (the base runs forward once and the head trains in one "
                     "process)")
     rank, size = sharding.world()
-    split = modeling.is_split(prep.model)  # --device_map: accelerate placed it; inputs go to its first layer
-    device = modeling.input_device(prep.model) if split else sharding.extraction_device(prep.args.use_cpu)
+    placed = modeling.is_split(prep.model)  # --device_map: accelerate placed it; inputs go to its first layer
+    device = modeling.input_device(prep.model) if placed else sharding.extraction_device(prep.args.use_cpu)
     if size > 1:
         sharding.join(device)
         logger.info(f"feature cache: extraction sharded over {size} ranks; the heads train on rank 0")
-    if split:
+    if placed:
         logger.info(f"feature cache: the base is split by --device_map {prep.model_args.device_map} over "
                     f"{', '.join(sorted(set(map(str, prep.model.hf_device_map.values()))))}")
     else:
@@ -139,7 +138,7 @@ def extract_features(prep, layers):
     done = feature_cache.stats["base_forward_batches"] - before
     logger.info(f"feature cache: {done} base forward batches this run" + (" (all splits from cache)" if not done
                                                                           else ""))
-    if not split:
+    if not placed:
         prep.model.to("cpu")
     return features if rank == 0 else None
 

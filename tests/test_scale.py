@@ -29,10 +29,10 @@ def launch(args, ranks=1, port=29671, launcher="torchrun"):
     if ranks > 1 and launcher == "torchrun":
         command = [str(Path(sys.executable).parent / "torchrun"), "--nproc_per_node", str(ranks), "--master_port",
                    str(port), *command[1:]]
-    elif ranks > 1:  # the deepspeed launcher on CPU: gloo, --use_cpu (in TRAIN), its config is not used
+    elif ranks > 1:  # the deepspeed launcher on CPU (gloo, --use_cpu in TRAIN); a ZeRO-3 config must not partition
         command = [str(Path(sys.executable).parent / "deepspeed"), "--num_gpus", str(ranks), "--master_port",
-                   str(port), *command[1:]]
-        args = [*args, "--deepspeed", str(ROOT / "ds_configs" / "zero2.json")]
+                   str(port), *command[1:]]  # the base the cached path runs whole
+        args = [*args, "--deepspeed", str(ROOT / "ds_configs" / "zero3.json")]
     env = {**ENV, "TORCH_EXTENSIONS_DIR": str(Path.home() / ".cache" / "frozen_glue" / "torch_extensions")}
     proc = subprocess.run(command + args, capture_output=True, text=True, env=env, timeout=300)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
