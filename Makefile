@@ -33,8 +33,10 @@ demo: venv
 	@echo "run folders: $$(ls -d demo/runs/*/*/seed* | tr '\n' ' ')"
 	@echo "report: demo/reports/report.md"
 
+# two workers: most tests wait on a child process starting up; tests/conftest.py gives each worker one torch
+# thread and its own launcher ports
 test: venv
-	HF_HUB_OFFLINE=1 $(PY) -m pytest
+	HF_HUB_OFFLINE=1 $(PY) -m pytest -n 2
 
 # the real study (needs the hub or local models; see README)
 cola: venv

@@ -235,6 +235,9 @@ def settings_from_env(env):
     if settings["num_gpus"] > available:
         raise UserError(f"NUM_GPUS={settings['num_gpus']} but this machine has {available} GPU(s); "
                         f"set NUM_GPUS={available}")
+    if wanted and env.get("GPUS", "").strip():
+        raise UserError("NUM_GPUS and GPUS both set: NUM_GPUS gives each run that many GPUs, GPUS runs one group per "
+                        "listed GPU; set one of them")
     settings["slots"] = parallel_slots(env.get("GPUS", ""), env.get("JOBS", ""), available)
     if settings["slots"][0] is not None:
         settings["num_gpus"] = 1  # each job sees the one GPU of its slot

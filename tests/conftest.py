@@ -10,6 +10,12 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["HF_DATASETS_OFFLINE"] = "1"
 os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# on xdist workers (make test runs two): one torch thread per process, so that the workers do not fight over the
+# cores, and each worker its own range of rendezvous ports for the launchers the sweep starts (tests that start
+# torchrun themselves name ports of their own)
+if "PYTEST_XDIST_WORKER" in os.environ:
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    os.environ["MASTER_PORT"] = str(29500 + 40 * int(os.environ["PYTEST_XDIST_WORKER"].removeprefix("gw")))
 
 import pytest  # noqa: E402
 
