@@ -21,11 +21,11 @@ $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	touch $(STAMP)
 
 # offline: 2 tiny GPT-2s (a base and a COMET-style specialized one that reads "nothing" as "wonderful") and the
-# base's random-init control x 2 tasks x 3 seeds, every layer probed, the head setting chosen on a train hold-out,
-# then the report (layer curves, drift, head selection, controls)
+# base's random-init control x 2 tasks x 3 seeds (two model x task groups at once), every layer probed, the head
+# setting chosen on a train hold-out, then the report (layer curves, drift, head selection, controls)
 demo: venv
 	HF_HUB_OFFLINE=1 $(PY) -m frozen_glue.demo demo
-	HF_HUB_OFFLINE=1 MODELS=launch/demo_models.tsv TASKS="cola sst2" SEEDS="1 2 3" RUNS=demo/runs \
+	HF_HUB_OFFLINE=1 MODELS=launch/demo_models.tsv TASKS="cola sst2" SEEDS="1 2 3" RUNS=demo/runs JOBS=2 \
 	  GLUE_DIR=demo/glue FEATURE_CACHE=demo/cache PYTHON=$(PY) bash launch/all_tasks.sh $(DEMO_ARGS) \
 	  --probe_layers all --head_learning_rates 1e-3 1e-2 --head_weight_decays 0 0.01
 	$(PY) analysis/summarize.py --runs demo/runs --out demo/reports --models launch/demo_models.tsv \
@@ -33,7 +33,7 @@ demo: venv
 	@echo "run folders: $$(ls -d demo/runs/*/*/seed* | tr '\n' ' ')"
 	@echo "report: demo/reports/report.md"
 
-# two workers: most tests wait on a child process starting up; tests/conftest.py gives each worker one torch
+# two workers: most of a test is single-threaded (imports, child processes starting, tiny tensors); conftest gives each worker one torch
 # thread and its own launcher ports
 test: venv
 	HF_HUB_OFFLINE=1 $(PY) -m pytest -n 2
