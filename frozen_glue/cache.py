@@ -26,6 +26,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
+from . import sharding
 from .layout import LOCK_FILE, OwnerLock, atomic_write_json, sha256_file
 from .pooling import pool_layers
 
@@ -225,8 +226,6 @@ def _cached_features(cache_dir, model, model_fp, task, split, dataset, collator,
     share of the batches (round-robin over the same length-sorted plan, so each batch is the one a single process
     would run: the same features, bit for bit) into a part file, and rank 0 assembles and commits the entries after
     a barrier; the other ranks return None. A rank that dies leaves part files only, never an entry."""
-    from . import sharding
-
     rank, size = shard
     keys = {layer: feature_key(**parts) if layer == top else feature_key(**parts, layer=layer) for layer in layers}
     found = {layer: None if rebuild or rank else load_entry(cache_dir, model_fp, task, split, key)

@@ -5,13 +5,17 @@ Everything that reads or writes a run folder (the script, the launcher, the anal
 """
 
 import dataclasses
+import getpass
 import hashlib
 import json
 import logging
 import os
 import platform
+import socket
 import subprocess
 import tempfile
+import threading
+import time
 from pathlib import Path
 
 logger = logging.getLogger(__name__)
@@ -132,11 +136,6 @@ class OwnerLock:
         self.held = False
 
     def __enter__(self):
-        import getpass
-        import socket
-        import threading
-        import time
-
         from .errors import UserError
 
         # folders made just for the lock are removed again if the run leaves nothing in them (a user error)
@@ -189,16 +188,9 @@ class OwnerLock:
             return {}
 
     def _abandoned(self, owner, host) -> bool:
-        import time
-
-        if not owner:  # being written this instant, or unreadable: judge by age
-            try:
-                return time.time() - self.path.stat().st_mtime > STALE_AFTER
-            except OSError:
-                return False
-        if owner.get("host") == host:
+        if owner and owner.get("host") == host:
             return not _alive(owner.get("pid"))
-        try:
+        try:  # another host's, or a lock not yet written: judged by its heartbeat
             return time.time() - self.path.stat().st_mtime > STALE_AFTER
         except OSError:
             return False
