@@ -273,11 +273,14 @@ def parallel_slots(gpus: str, jobs: str, available: int) -> list:
     if gpus.strip():
         wanted = gpus.replace(",", " ").split()
         bad = [g for g in wanted if not g.isdigit() or int(g) >= available]
-        if bad or len(set(wanted)) != len(wanted):
-            have = f"GPUs 0-{available - 1}" if available else "no GPU"
-            raise UserError(f"GPUS={gpus!r}: this machine has {have}" + (f"; {', '.join(bad)} is not one of them"
-                            if bad else "; a GPU is listed twice") + " (list each device once, e.g. GPUS='0 1'; "
-                            "for parallel jobs without GPUs use JOBS=N)")
+        if not available:
+            raise UserError(f"GPUS={gpus!r}: this machine has no GPU; unset GPUS (JOBS=N runs N groups at once "
+                            f"without GPUs)")
+        if bad:
+            raise UserError(f"GPUS={gpus!r}: this machine has GPUs 0-{available - 1}; {', '.join(bad)} "
+                            f"{'is' if len(bad) == 1 else 'are'} not among them")
+        if len(set(wanted)) != len(wanted):
+            raise UserError(f"GPUS={gpus!r} lists a GPU twice; list each once, e.g. GPUS='0 1'")
         return [int(g) for g in wanted]
     try:
         count = int(jobs) if jobs.strip() else 1
