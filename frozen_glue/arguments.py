@@ -8,6 +8,7 @@ import dataclasses
 import difflib
 import functools
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -159,6 +160,9 @@ def parse_args(argv):
     for flag, why in REFUSED.items():  # before parsing: TrainingArguments may reject their combinations less clearly
         if flag_set(argv, flag):
             raise UserError(f"--{flag}: {why}")
+    if flag_set(argv, "device_map") and int(os.environ.get("WORLD_SIZE", "1")) > 1:  # before any process group
+        raise UserError("--device_map splits one model over this machine's devices from one process; launch with "
+                        "plain python, not torchrun or the deepspeed launcher")
     deepspeed = flag_value(argv, "deepspeed")
     if isinstance(deepspeed, str):  # TrainingArguments reads the file while parsing: check it first, to name what is wrong
         from .ds_config import validate_ds_config
@@ -271,9 +275,8 @@ def base_fixed(model_args) -> bool:
 
 
 def validate_device_map(model_args, study_args):
-    """--device_map splits the frozen base for the cached path's forward; nothing else may need the whole model."""
-    import os
-
+    """--device_map splits the frozen base for the cached path's forward; nothing else may need the whole model
+    (under a multi-process launcher it is refused by parse_args, before the process group starts)."""
     if not model_args.device_map:
         if model_args.max_memory or model_args.offload_folder:
             raise UserError("--max_memory/--offload_folder place a split model: add --device_map auto")
@@ -283,9 +286,6 @@ def validate_device_map(model_args, study_args):
     if not study_args.feature_cache:
         raise UserError("--device_map splits the frozen base for the cached path's forward; add --feature_cache DIR "
                         "(the Trainer path trains the model as one piece: drop --device_map there)")
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        raise UserError("--device_map splits one model over this machine's devices from one process; launch with "
-                        "plain python, not torchrun or the deepspeed launcher")
     if model_args.random_init or model_args.save_full_model:
         flag = "--random_init" if model_args.random_init else "--save_full_model"
         raise UserError(f"{flag} needs the whole model in one place; drop --device_map for it")

@@ -221,3 +221,14 @@ def test_a_slot_pins_its_job_to_one_gpu():
     assert on_slot(["python", "run_glue_frozen.py"], 1, 1, 29512) == (["python", "run_glue_frozen.py"],
                                                                        {"CUDA_VISIBLE_DEVICES": "1"})
     assert on_slot(ds, 0, None, 29512) == (ds, {})
+
+
+def test_device_map_under_a_launcher_is_refused_before_any_process_group(assets, tmp_path):
+    """Each rank would split the whole model over the same devices: refused at once (no rendezvous is awaited)."""
+    proc = subprocess.run([sys.executable, str(ROOT / "run_glue_frozen.py"), *study_args(assets, tmp_path / "o",
+                                                                                          tmp_path / "c"),
+                           "--device_map", "auto"], capture_output=True, text=True, timeout=120,
+                          env={**ENV, "WORLD_SIZE": "2", "RANK": "0", "LOCAL_RANK": "0"})
+    assert proc.returncode == 2 and proc.stderr.strip().splitlines() == [
+        "error: --device_map splits one model over this machine's devices from one process; launch with plain "
+        "python, not torchrun or the deepspeed launcher"]
