@@ -10,6 +10,7 @@ any failed.
 """
 
 import concurrent.futures
+import contextlib
 import logging
 import os
 import queue
@@ -383,14 +384,13 @@ def run_locked(key, group, total, env, slot, gpu, runs, port) -> dict:
     or array element running the same group leaves it to that one. Returns its tally (complete, failed, locked)."""
     alias, task = key
     tally = {"complete": 0, "failed": [], "locked": []}
-    try:
-        lock = OwnerLock(Path(runs) / alias / task / LOCK_FILE, f"{alias}/{task}")
-        lock.__enter__()
-    except UserError as e:
-        logger.info(f"left alone, locked by another job: {alias}/{task}")
-        tally["locked"].append((f"{alias}/{task}", str(e)))
-        return tally
-    try:
+    with contextlib.ExitStack() as held:
+        try:
+            held.enter_context(OwnerLock(Path(runs) / alias / task / LOCK_FILE, f"{alias}/{task}"))
+        except UserError as e:
+            logger.info(f"left alone, locked by another job: {alias}/{task}")
+            tally["locked"].append((f"{alias}/{task}", str(e)))
+            return tally
         for n, job in group:
             label = f"{job.model.alias}/{job.task} seed(s) {' '.join(map(str, job.seeds))}"
             where = f" on GPU {gpu}" if gpu is not None else ""
@@ -412,8 +412,6 @@ def run_locked(key, group, total, env, slot, gpu, runs, port) -> dict:
                 logger.info(f"[{n}/{total}] {label} FAILED ({time.time() - started:.0f}s)"
                             f"{': ' + reason if reason else ''}")
                 tally["failed"].append((label, f"{reason + ' - ' if reason else ''}log: {job.log}"))
-    finally:
-        lock.__exit__(None, None, None)
     return tally
 
 
