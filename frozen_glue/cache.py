@@ -13,6 +13,7 @@ extracting a model's task holds <model_fingerprint>/<task>/.lock, so a second jo
 
 import contextlib
 import hashlib
+import itertools
 import json
 import logging
 import os
@@ -195,6 +196,19 @@ def part_path(data_path, layer, rank, size) -> Path:
     return data_path.with_name(f".{data_path.stem}.layer{layer}.rank{rank}of{size}.part")
 
 
+def extract_share(model, dataset, collator, share, hidden, dtype, at, **extract_kwargs):
+    """One rank's share of the batches, packed one after another into its part file of each layer (`at`: {layer:
+    path}), renamed into place only once complete."""
+    writers = {layer: EntryWriter(path, sum(map(len, share)), hidden, dtype) for layer, path in at.items()}
+    try:
+        extract(model, dataset, collator, plan=share, writers=writers, packed=True, **extract_kwargs)
+        for layer, writer in writers.items():
+            writer.close().replace(at[layer])
+    finally:
+        for writer in writers.values():
+            writer.discard()
+
+
 def assemble(writer, plan, size, part_of):
     """Rank 0: the ranks' packed shares (`part_of(rank)`) written back into `writer` at their rows' indices."""
     for rank in range(size):
@@ -240,28 +254,22 @@ def _cached_features(cache_dir, model, model_fp, task, split, dataset, collator,
                                                                          "top_layer": top})
     plan = batches([len(ids) for ids in dataset["input_ids"]], batch_size, tokens_per_batch)
     data_paths = {layer: entry_paths(cache_dir, model_fp, task, split, keys[layer])[0] for layer in missing}
-    hidden = model.config.hidden_size
-    if size == 1:
-        writers = {layer: EntryWriter(path, len(dataset), hidden, store_dtype) for layer, path in data_paths.items()}
-    else:
-        mine = plan[rank::size]
-        writers = {layer: EntryWriter(part_path(path, layer, rank, size), sum(map(len, mine)), hidden, store_dtype)
-                   for layer, path in data_paths.items()}
+    hidden, desc = model.config.hidden_size, f"{task}/{split}"
+    if size > 1:  # every rank's share into its part files; rank 0 assembles the entries from all of them below
+        extract_share(model, dataset, collator, plan[rank::size], hidden, store_dtype, top=top,
+                      at={layer: part_path(path, layer, rank, size) for layer, path in data_paths.items()},
+                      desc=f"{desc} rank {rank}/{size}", **extract_kwargs)
+        sharding.barrier()
+        if rank != 0:
+            return None
+    writers = {layer: EntryWriter(path, len(dataset), hidden, store_dtype) for layer, path in data_paths.items()}
     try:
-        extract(model, dataset, collator, plan=plan if size == 1 else mine, writers=writers, top=top,
-                desc=f"{task}/{split}" + (f" rank {rank}/{size}" if size > 1 else ""), packed=size > 1,
-                **extract_kwargs)
-        if size > 1:  # this rank's share becomes its part file; rank 0 assembles the entries from all of them
-            for layer, writer in writers.items():
-                writer.close().replace(part_path(data_paths[layer], layer, rank, size))
-            sharding.barrier()
-            if rank != 0:
-                return None
-            writers = {layer: EntryWriter(path, len(dataset), hidden, store_dtype) for layer, path in data_paths.items()}
-            for layer, writer in writers.items():
-                assemble(writer, plan, size, lambda r, layer=layer: part_path(data_paths[layer], layer, r, size))
+        if size == 1:
+            extract(model, dataset, collator, plan=plan, writers=writers, top=top, desc=desc, **extract_kwargs)
         size_on_disk = 0
         for layer, writer in writers.items():
+            if size > 1:
+                assemble(writer, plan, size, lambda r, layer=layer: part_path(data_paths[layer], layer, r, size))
             part = parts if layer == top else {**parts, "layer": layer}
             size_on_disk += commit_entry(cache_dir, model_fp, task, split, keys[layer], writer.close(),
                                          (len(dataset), hidden), store_dtype, part, layer)
@@ -270,10 +278,9 @@ def _cached_features(cache_dir, model, model_fp, task, split, dataset, collator,
     finally:
         for writer in writers.values():
             writer.discard()
-        if rank == 0 and size > 1:  # assembled, or failed: a rerun extracts anew
-            for layer, path in data_paths.items():
-                for r in range(size):
-                    part_path(path, layer, r, size).unlink(missing_ok=True)
+        if size > 1:  # assembled, or failed: a rerun extracts anew
+            for (layer, path), r in itertools.product(data_paths.items(), range(size)):
+                part_path(path, layer, r, size).unlink(missing_ok=True)
     logger.info(f"feature cache: {task}/{split} extracted in {time.time() - started:.1f}s"
                 f"{f' ({len(missing)} layers)' if len(missing) > 1 else ''}"
                 f"{f' over {size} ranks' if size > 1 else ''}, {size_on_disk / 1e6:.1f} MB on disk")
