@@ -13,7 +13,7 @@ import json
 import sys
 from pathlib import Path
 
-from frozen_glue import compare, layout
+from frozen_glue import compare, identity, layout
 from frozen_glue.errors import ArgumentParser, UserError, run_cli
 from frozen_glue.tasks import get_task
 
@@ -40,9 +40,9 @@ def disagreements(argv):
     a, b = args.models
     pa = compare.read_predictions(args.runs, a, task.name, split, seed=args.seed)
     pb = compare.read_predictions(args.runs, b, task.name, split, seed=args.seed)
-    if pa.attrs["protocol"] != pb.attrs["protocol"]:
-        print(f"warning: {a} and {b} were run with different settings: "
-              f"{layout.protocol_diff(pa.attrs['protocol'], pb.attrs['protocol'])}", file=sys.stderr)
+    kind = identity.relation(pa.attrs["protocol"], pb.attrs["protocol"])
+    if kind:
+        print(f"note: {a} vs {b}: {kind}", file=sys.stderr)
     result, table = compare.disagreement(task.name, pa, pb, (a, b), n_resamples=args.n_resamples)
     sl = compare.slices(task.name, pa, pb, (a, b), args.slice)
     out = Path(args.out)
@@ -55,8 +55,8 @@ def disagreements(argv):
         print(f"  both right {result['both_right']}, only {a} right {result['only_a_right']}, "
               f"only {b} right {result['only_b_right']}, both wrong {result['both_wrong']} "
               f"({result['disagree']} disagree); exact McNemar p = {result['mcnemar_p']:.4g}")
-    print(f"  {result['metric']} difference {a} − {b} = {result['difference']:+.4f}, paired bootstrap 95% CI "
-          f"[{result['ci_low']:+.4f}, {result['ci_high']:+.4f}]")
+    print(f"  {result['metric']} difference {a} − {b} (seed means) = {result['difference']:+.4f}, bootstrap over "
+          f"examples and seeds 95% CI [{result['ci_low']:+.4f}, {result['ci_high']:+.4f}], p = {result['p']:.4g}")
     print(sl.to_string(index=False))
     print(json.dumps({"written": str(out / f"disagreements_{task.name}{suffix}.tsv")}))
     return 0

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from frozen_glue import compare, drift, figures, layout, results, sweep
+from frozen_glue import compare, diagnostics, drift, figures, identity, layout, results, sweep
 from frozen_glue.errors import ArgumentParser, UserError, run_cli
 from frozen_glue.tasks import TASKS
 
@@ -93,6 +93,17 @@ def drift_tables(args, runs):
     return pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
 
 
+def layer_table(layers, task):
+    """The main metric by layer, a column per model: 'mean ± std [setting]' (mixed cells say so)."""
+    rows = layers[(layers.task == task) & (layers.metric == TASKS[task].report_metrics[0])]
+    cells = {(r.layer, r.model): (f"mixed: {r.mixed}" if r.mixed else f"{r['mean']:.3f}" + (
+        f" ± {r['std']:.3f}" if r["std"] == r["std"] else "") + (f" [{r.setting}]" if r.setting else ""))
+        for _, r in rows.iterrows()}
+    models = list(dict.fromkeys(rows["model"]))
+    return pd.DataFrame([{"layer": layer, **{m: cells.get((layer, m), "—") for m in models}}
+                         for layer in sorted(set(rows["layer"]))])
+
+
 def task_sections(args, runs, models, out) -> list:
     """Per task: the layer curve (best layer vs top, and the significance test at both), the drift curve, the
     chosen head setting and the controls; writes summary_layers.csv and the layer and drift figures."""
@@ -103,7 +114,7 @@ def task_sections(args, runs, models, out) -> list:
     tests = results.layer_tests(raw_layers, best) if len(best) else pd.DataFrame()
     drifts, controls, selected = drift_tables(args, runs), results.controls(runs), results.selections(found)
     if len(layers):
-        write_text(out / "summary_layers.csv", layers.drop(columns="mixed").to_csv(index=False))
+        write_text(out / "summary_layers.csv", layers.to_csv(index=False))
     lines = []
     for task in results.task_order(runs["task"]):
         part = []
@@ -111,7 +122,9 @@ def task_sections(args, runs, models, out) -> list:
             write_figure(figures.layer_figure(layers, task, models, majority=figures.main_metric_runs(runs, task)),
                          out / f"fig_layers_{task}.png")
             part += ["### Layers\n", f"![layers {task}](fig_layers_{task}.png)\n",
-                     md_table(best[best.task == task].round(4)), ""]
+                     md_table(best[best.task == task].round(4)), "", "By layer (mean ± std over seeds, and the head "
+                     "setting chosen for that layer on the train hold-out when a grid was given):\n",
+                     md_table(layer_table(layers, task)), ""]
             if len(tests) and task in set(tests["task"]):
                 shown = tests[tests.task == task].drop(columns="task").round(4)
                 shown["welch_p"] = shown["welch_p"].map(results.fmt_p)
@@ -140,6 +153,52 @@ def task_sections(args, runs, models, out) -> list:
                  "beside each model's mean; models run with `--random_init` are the no-pretraining control.\n",
                  *lines]
     return lines
+
+
+def comparisons(args, runs, models, out):
+    """Every task x validation split x pair of models, example by example (compare.disagreement), then the verdicts
+    with Holm's correction across all of them; writes the disagreement and slice files. Returns (the comparisons
+    with verdicts, the slice tables)."""
+    found, slice_tables = [], []
+    if len(models) < 2:
+        print("one model only: tables and figures, no comparison", file=sys.stderr)
+    for task in results.task_order(runs["task"]):
+        for a, b in itertools.combinations(models, 2):
+            for split in TASKS[task].validation_splits:
+                try:
+                    pa = compare.read_predictions(args.runs, a, task, split)
+                    pb = compare.read_predictions(args.runs, b, task, split)
+                    kind = identity.relation(pa.attrs["protocol"], pb.attrs["protocol"])
+                    res, table = compare.disagreement(task, pa, pb, (a, b), n_resamples=args.n_resamples)
+                    sl = compare.slices(task, pa, pb, (a, b), args.slice, n_resamples=min(args.n_resamples, 1000))
+                except UserError as e:
+                    print(f"warning: {task}/{split} {a} vs {b}: {e}", file=sys.stderr)
+                    continue
+                suffix = ("" if len(models) == 2 else f"_{a}_vs_{b}") + ("" if split == "validation" else f"_{split}")
+                write_text(out / f"disagreements_{task}{suffix}.tsv", table.to_csv(sep="\t", index=False))
+                write_text(out / f"slices_{task}{suffix}.csv", sl.to_csv(index=False))
+                found.append({**res, "kind": kind, "split": split, "file": f"disagreements_{task}{suffix}.tsv"})
+                slice_tables.append((task, split, a, b, sl))
+    dis = compare.verdicts(pd.DataFrame(found)) if found else pd.DataFrame()
+    if len(dis):
+        write_text(out / "disagreements.csv", dis.to_csv(index=False))
+    return dis, slice_tables
+
+
+def verdict_section(dis) -> list:
+    """The report's opening: one sentence per comparison, then the table behind them."""
+    if not len(dis):
+        return []
+    shown = dis[["task", "split", "model_a", "model_b", "kind", "metric", "difference", "ci_low", "ci_high", "p",
+                 "p_holm", "verdict"]].copy()
+    shown[["p", "p_holm"]] = shown[["p", "p_holm"]].map(results.fmt_p)
+    return ["## Verdicts\n",
+            f"Each comparison of two models on a task is decided example by example: the difference of their "
+            f"seed-mean main metric with a bootstrap over dev examples and seeds together (both the dev set being a "
+            f"sample and the seed-to-seed noise count), Holm-corrected across the {len(dis)} comparison(s) of this "
+            f"report (alpha {compare.ALPHA}). 'control': the pair differs only in --random_init.\n",
+            *[f"- {compare.verdict_sentence(row)}" + (f" [{row['kind']}]" if row["kind"] else "")
+              for _, row in dis.iterrows()], "", md_table(shown.round(4)), ""]
 
 
 def main(argv=None):
@@ -176,8 +235,9 @@ def summarize(args):
     wide = results.wide_table(summary, pairs)
     write_text(out / "summary.csv", numeric_wide(summary, pairs).to_csv(index=False))
     write_text(out / "summary.md", md_table(wide) + "\n\nmean ± sample std (ddof=1) over seeds, n = seeds; "
-               "differences are model − model with Welch's t-test p across seeds; †debug = used max_*_samples; "
-               "⚠ collapsed = heads that learnt nothing (all one class, or no better than the label prior).\n")
+               "differences are model − model with Welch's t-test p across seeds (seed-to-seed only; report.md's "
+               "verdicts are the example-level test); †debug = used max_*_samples; ⚠ collapsed = heads that learnt "
+               "nothing (diagnostics.py); ‡control = the pair differs only in --random_init.\n")
     write_text(out / "summary.tex", wide.to_latex(index=False, escape=True))
     write_text(out / "significance.csv", pairs.to_csv(index=False))
 
@@ -187,30 +247,7 @@ def summarize(args):
         figs.append(f"fig_{task}.png")
     write_figure(figures.summary_figure(runs, models), out / "fig_summary.png")
 
-    disagreements, slice_tables = [], []
-    if len(models) < 2:
-        print("one model only: tables and figures, no comparison", file=sys.stderr)
-    for task in results.task_order(runs["task"]):
-        for a, b in itertools.combinations(models, 2):
-            for split in TASKS[task].validation_splits:
-                try:
-                    pa = compare.read_predictions(args.runs, a, task, split)
-                    pb = compare.read_predictions(args.runs, b, task, split)
-                    res, table = compare.disagreement(task, pa, pb, (a, b), n_resamples=args.n_resamples)
-                    if pa.attrs["protocol"] != pb.attrs["protocol"]:
-                        res["settings_differ"] = layout.protocol_diff(pa.attrs["protocol"], pb.attrs["protocol"])
-                    sl = compare.slices(task, pa, pb, (a, b), args.slice, n_resamples=min(args.n_resamples, 1000))
-                except UserError as e:
-                    print(f"warning: {task}/{split} {a} vs {b}: {e}", file=sys.stderr)
-                    continue
-                suffix = ("" if len(models) == 2 else f"_{a}_vs_{b}") + ("" if split == "validation" else f"_{split}")
-                write_text(out / f"disagreements_{task}{suffix}.tsv", table.to_csv(sep="\t", index=False))
-                write_text(out / f"slices_{task}{suffix}.csv", sl.to_csv(index=False))
-                disagreements.append({**res, "split": split, "file": f"disagreements_{task}{suffix}.tsv"})
-                slice_tables.append((task, split, a, b, sl))
-    dis = pd.DataFrame(disagreements)
-    if len(dis):
-        write_text(out / "disagreements.csv", dis.to_csv(index=False))
+    dis, slice_tables = comparisons(args, runs, models, out)
 
     aliases = {m.alias: m.reference for m in sweep.read_models(args.models) if m.reference} if args.models else {}
     ref = reference_table(args.reference, summary, aliases) if args.reference else None
@@ -219,31 +256,38 @@ def summarize(args):
 
     report = ["# frozen-GLUE report\n", f"Runs: `{args.runs}` — {runs.groupby(['model', 'task', 'seed']).ngroups} "
               f"complete runs of {len(models)} model(s): {', '.join(models)}.\n"]
+    report += verdict_section(dis)
     if warnings:
         report += ["## Warnings\n", *[f"- {w}" for w in warnings], ""]
     dead = runs[runs["collapsed"]].drop_duplicates(["model", "task", "seed"])
     if len(dead):
-        report += ["## Collapsed heads\n", f"{len(dead)} run(s) whose head learnt nothing: every validation "
-                   "prediction one class (STS-B: one score), or a validation loss no better than always predicting "
-                   "the train label prior (STS-B: the train mean). Their numbers say nothing about the model; they "
-                   "are marked ⚠ in the tables and drawn as red crosses. Rerun them with another learning rate "
-                   "or more epochs.\n", *[f"- `{f}`" for f in dead["folder"]], ""]
+        report += ["## Collapsed heads\n", f"{len(dead)} run(s) whose head learnt nothing (diagnostics.py): "
+                   f"constant predictions, or predictions no more associated with the gold labels than the "
+                   f"majority-class control's (a one-sided test at {diagnostics.ALPHA}). Their numbers say nothing "
+                   "about the model; they are marked ⚠ in the tables and drawn as red crosses. Rerun them with a "
+                   "head grid (--head_learning_rates 1e-3 1e-2 1e-1, chosen on a train hold-out) or more epochs.\n",
+                   *[f"- `{f}`" for f in dead["folder"]], ""]
     report += ["## Main metric per task\n", md_table(wide), "",
-               "mean ± sample std (ddof=1) over seeds; n = seeds. Differences: Welch's t-test across seeds.",
+               "mean ± sample std (ddof=1) over seeds; n = seeds. Differences: of the means, with Welch's t-test "
+               "across seeds (seed-to-seed only: it ignores that the dev set is a sample; the verdicts above are the "
+               "test to cite).",
                "Tables: [summary.md](summary.md), [summary.csv](summary.csv), [summary.tex](summary.tex).\n",
                "## Figures\n", "![summary](fig_summary.png)\n", *[f"![{f}]({f})" for f in figs], ""]
     report += task_sections(args, runs, models, out)
     if len(dis):
         cols = [c for c in ("task", "split", "model_a", "model_b", "n", "disagree", "a_better", "b_better", "test",
-                            "test_p", "metric", "difference", "ci_low", "ci_high", "settings_differ") if c in dis.columns]
-        shown = dis[cols].astype({c: "Int64" for c in ("n", "disagree", "a_better", "b_better")})
+                            "test_p", "collapsed_a", "collapsed_b") if c in dis.columns]
+        shown = dis[cols].astype({c: "Int64" for c in ("n", "disagree", "a_better", "b_better", "collapsed_a",
+                                                       "collapsed_b") if c in cols})
         shown["test_p"] = shown["test_p"].map(results.fmt_p)
         report += ["## Example-level comparison\n",
-                   "Predictions combined over seeds by majority vote (STS-B: mean score). a_better / b_better: "
-                   "examples only that model gets right (STS-B: where its score is closer to the gold one). Test: "
-                   "exact McNemar on the discordant pairs; STS-B: Wilcoxon signed-rank on the paired absolute "
-                   "errors. CI: paired bootstrap 95% of the main-metric difference over examples.\n",
-                   md_table(shown), "", "Disagreeing examples: " +
+                   "Predictions combined over seeds by majority vote (STS-B: mean score). disagree: examples where "
+                   "the two predictions differ (STS-B: scores more than "
+                   f"{compare.STSB_DISAGREE:g} point apart on the 0-5 scale). a_better / b_better: examples only "
+                   "that model gets right (STS-B: where its score is closer to the gold one). Test: exact McNemar on "
+                   "the discordant pairs; STS-B: Wilcoxon signed-rank on the paired absolute errors (beside the "
+                   "primary test of the verdicts). collapsed_a / collapsed_b: collapsed heads among each model's "
+                   "runs.\n", md_table(shown), "", "Disagreeing examples: " +
                    ", ".join(f"[{f}]({f})" for f in dis["file"]), ""]
         report += ["## Slices\n", f"Significant after Holm correction first. Past tense: "
                    f"{compare.past_tense_method()}.\n"]

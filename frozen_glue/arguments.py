@@ -122,6 +122,12 @@ class StudyArguments:
         "help": "head: the model's own classification head, trained as upstream. logistic: scikit-learn's "
                 "logistic regression (ridge for STS-B) on the cached features, its regularisation chosen by 5-fold "
                 "cross-validation on train (the convex probe of SentEval/MTEB; needs --feature_cache)."})
+    pooling: str = field(default="auto", metadata={
+        "help": "Which position(s) of the frozen base the head reads: auto (the model's own head: GPT-2 the last "
+                "token, BERT the pooler, RoBERTa the first token), last, first, pooler (BERT-like models), or mean "
+                "(the mean over the text's real tokens: the usual reading of a sentence encoder). Anything but auto "
+                "needs --feature_cache. Part of the protocol and the cache key; both models of a comparison must use "
+                "the same."})
 
 
 @dataclass
@@ -244,6 +250,11 @@ def validate_study(model_args, study_args, args):
             raise UserError(f"{what} needs --feature_cache DIR (it trains many heads on cached features)")
         if not args.do_train:
             raise UserError(f"{what} trains heads: add --do_train")
+    if study_args.pooling not in POOLING_CHOICES:
+        raise UserError(f"--pooling {study_args.pooling}: use one of {', '.join(POOLING_CHOICES)}")
+    if study_args.pooling != "auto" and not study_args.feature_cache:
+        raise UserError(f"--pooling {study_args.pooling} reads other positions than the model's own head, which only "
+                        f"the cached path can: add --feature_cache DIR (or use --pooling auto)")
     if study_args.probe not in ("head", "logistic"):
         raise UserError(f"--probe {study_args.probe}: use head or logistic")
     if any(v <= 0 for v in study_args.head_learning_rates or []) or \
@@ -266,6 +277,7 @@ def validate_study(model_args, study_args, args):
 
 
 DEVICE_MAPS = ("auto", "balanced", "balanced_low_0", "sequential")
+POOLING_CHOICES = ("auto", "last", "first", "pooler", "mean")  # pooling.py maps them to rules
 
 
 def base_fixed(model_args) -> bool:

@@ -183,7 +183,8 @@ def extract(model, dataset, collator, rule, plan, device, writers, top, autocast
         batch = {k: v.to(device) for k, v in collator([rows[i] for i in index]).items()}
         with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
             output = base(**batch, output_hidden_states=below_top)
-            pooled = pool_layers(output, batch["input_ids"], rule, model.config.pad_token_id, list(writers), top)
+            pooled = pool_layers(output, batch["input_ids"], rule, model.config.pad_token_id, list(writers), top,
+                                 batch.get("attention_mask"))
         stats["base_forward_batches"] += 1
         where = slice(offset, offset + len(index)) if packed else index
         for layer, values in pooled.items():

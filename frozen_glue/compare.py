@@ -1,6 +1,7 @@
-"""Example-level comparison of two models on one task: where they disagree, whether the disagreement is more
-than noise (exact McNemar; paired bootstrap CI of the main-metric difference), and on which slices
-(length, negation, past tense, user regexes; Holm-corrected). Must not write files or find runs itself
+"""Example-level comparison of two models on one task: where they disagree, whether the difference is more than
+noise (the primary test: a bootstrap over dev examples and seeds together; exact McNemar or Wilcoxon on the
+seed-majority predictions beside it), the verdict in words after Holm's correction across a report's comparisons,
+and on which slices (length, negation, past tense, user regexes; Holm-corrected). Must not write files or find runs itself
 (layout.iter_runs does)."""
 
 import json
@@ -12,40 +13,44 @@ import pandas as pd
 from .errors import UserError
 from .layout import iter_runs, predictions_file
 from .metrics import get_metric
-from .stats import holm, mcnemar_exact, paired_bootstrap, wilcoxon_p
+from .stats import hierarchical_bootstrap, holm, mcnemar_exact, paired_bootstrap, wilcoxon_p
 from .tasks import get_task
 
 
 def read_predictions(runs_root, model, task, split, seed=None):
     """One model's predictions on a split, indexed by idx, from its complete runs only (layout.iter_runs): one
     seed, or all its seeds combined (majority vote of classes, ties to the lowest class id; mean score for
-    STS-B). Seeds made with different settings are refused, not combined."""
+    STS-B). attrs: `per_seed` (seeds x examples, for the hierarchical bootstrap; one row for a deterministic probe),
+    `seeds`, `config` (the first run's) and `collapsed` (how many of the runs' heads collapsed). Runs of different
+    identities are refused, not combined."""
     task = get_task(task)
     name = predictions_file(split)
     runs, skipped = iter_runs(runs_root, model=model, task=task.name)
-    runs = [r for r in runs if seed is None or r.seed == seed]
-    files = [r.folder / name for r in runs if (r.folder / name).exists()]
-    if not files:
+    runs = [r for r in runs if (seed is None or r.seed == seed) and (r.folder / name).exists()]
+    if not runs:
         which = f"model {model} on {task.name}" + (f" seed {seed}" if seed is not None else "")
         raise UserError(f"no complete run with {name} for {which} under {runs_root}"
                         + (f" ({len(skipped)} incomplete run(s) skipped)" if skipped else ""))
-    if len({r.protocol_hash for r in runs}) > 1:
-        raise UserError(f"the {task.name} runs of {model} were made with different settings; compare one seed "
-                        f"(--seed) or redo the others with the same settings")
+    if len({r.identity_hash for r in runs}) > 1:
+        raise UserError(f"the {task.name} runs of {model} have different identities (settings, model, tokenizer or "
+                        f"data); compare one seed (--seed) or redo the others with the same ones")
+    if (runs[0].protocol or {}).get("probe") == "logistic":
+        runs = runs[:1]  # a deterministic probe: every seed is the same fit, one run
+    files = [r.folder / name for r in runs]
     frames = [pd.read_json(f, lines=True).set_index("idx") for f in files]
     first = frames[0]
     for f, frame in zip(files[1:], frames[1:]):
         if not frame.index.equals(first.index) or not frame["label"].equals(first["label"]):
             raise UserError(f"{f} holds other examples than {files[0]}: runs of {model} used different data")
-    out = first.drop(columns=[c for c in ("probs", "score") if c in first.columns]).copy()
+    out = first.drop(columns=[c for c in ("probs", "score", "pvi") if c in first.columns]).copy()
     preds = np.stack([fr["prediction"].to_numpy() for fr in frames])
     if task.is_regression:
         out["prediction"] = preds.mean(0)
     else:
         out["prediction"] = [np.bincount(col.astype(int)).argmax() for col in preds.T]
         out["probs"] = list(np.mean([np.stack(fr["probs"].to_numpy()) for fr in frames], axis=0).round(4).tolist())
-    out.attrs["seeds"] = [f.parent.name for f in files]
-    out.attrs["protocol"] = runs[0].protocol
+    out.attrs.update(per_seed=preds, seeds=[f.parent.name for f in files], config=runs[0].config,
+                     protocol=runs[0].protocol, collapsed=sum(bool(r.results.get("head_collapsed")) for r in runs))
     return out
 
 
@@ -62,15 +67,24 @@ def join(a: pd.DataFrame, b: pd.DataFrame, names=("A", "B")):
 
 
 def disagreement(task_name, a, b, names, n_resamples=2000):
-    """Counts, McNemar and bootstrap for one pair; plus the table of disagreeing examples."""
+    """One pair on one split: the primary test (stats.hierarchical_bootstrap over dev examples and both models'
+    seeds: difference of the seed-mean main metric, CI, p), McNemar (classification) or Wilcoxon (STS-B) on the
+    seed-majority predictions beside it, how many collapsed heads each side has; plus the table of disagreeing
+    examples. `verdicts` then corrects the p-values across a report's comparisons and words them."""
     task = get_task(task_name)
-    a, b = join(a, b, names)
+    raw_a, raw_b, b_index = a.attrs.get("per_seed"), b.attrs.get("per_seed"), b.index
+    dead = a.attrs.get("collapsed", 0), b.attrs.get("collapsed", 0)
+    a, b = join(a, b, names)  # b's rows now in a's order: so must its per-seed columns be
     gold = a["label"].to_numpy()
     pa, pb = a["prediction"].to_numpy(), b["prediction"].to_numpy()
+    seeds_a = raw_a if raw_a is not None else pa[None]
+    seeds_b = raw_b[:, b_index.get_indexer(a.index)] if raw_b is not None else pb[None]
     metric = task.main_metric
-    diff, low, high, p_boot = paired_bootstrap(metric, pa, pb, gold, n_resamples=n_resamples)
-    result = {"task": task.name, "model_a": names[0], "model_b": names[1], "n": len(gold), "metric": metric,
-              "difference": diff, "ci_low": low, "ci_high": high, "bootstrap_p": p_boot}
+    diff, low, high, p = hierarchical_bootstrap(metric, seeds_a, seeds_b, gold, n_resamples=n_resamples)
+    result = {"task": task.name, "model_a": names[0], "model_b": names[1], "n": len(gold),
+              "seeds_a": len(seeds_a), "seeds_b": len(seeds_b), "metric": metric, "difference": diff,
+              "ci_low": low, "ci_high": high, "p": p,
+              "collapsed_a": dead[0], "collapsed_b": dead[1]}
     text_cols = list(task.text_keys)
     table = pd.DataFrame({"idx": a.index, **{c: a[c].to_numpy() for c in text_cols}, "gold": gold,
                           f"pred_{names[0]}": pa, f"pred_{names[1]}": pb})
@@ -78,20 +92,55 @@ def disagreement(task_name, a, b, names, n_resamples=2000):
         # STS-B: which model is closer to the gold score, example by example, and a Wilcoxon signed-rank test
         # of the paired absolute errors (McNemar's counterpart for scores)
         ea, eb = np.abs(pa - gold), np.abs(pb - gold)
-        disagree = np.abs(pa - pb) > 1.0  # scores more than one point apart (0-5 scale)
+        disagree = np.abs(pa - pb) > STSB_DISAGREE
         result.update(a_better=int(np.sum(ea < eb)), b_better=int(np.sum(eb < ea)), disagree=int(np.sum(disagree)),
                       test="Wilcoxon signed-rank, |error|", test_p=wilcoxon_p(ea, eb))
     else:
         ra, rb = pa == gold, pb == gold
         counts = {"both_right": int(np.sum(ra & rb)), "only_a_right": int(np.sum(ra & ~rb)),
                   "only_b_right": int(np.sum(~ra & rb)), "both_wrong": int(np.sum(~ra & ~rb))}
-        p = mcnemar_exact(counts["only_a_right"], counts["only_b_right"])
-        result.update(counts, disagree=int(np.sum(pa != pb)), mcnemar_p=p, a_better=counts["only_a_right"],
-                      b_better=counts["only_b_right"], test="exact McNemar", test_p=p)
+        mc = mcnemar_exact(counts["only_a_right"], counts["only_b_right"])
+        result.update(counts, disagree=int(np.sum(pa != pb)), mcnemar_p=mc, a_better=counts["only_a_right"],
+                      b_better=counts["only_b_right"], test="exact McNemar", test_p=mc)
         table[f"probs_{names[0]}"] = [json.dumps(p) for p in a["probs"]]
         table[f"probs_{names[1]}"] = [json.dumps(p) for p in b["probs"]]
         disagree = pa != pb
     return result, table[disagree].reset_index(drop=True)
+
+
+STSB_DISAGREE = 1.0  # STS-B: two models disagree on a pair when their scores are more than one point apart (0-5)
+ALPHA = 0.05
+
+
+def verdicts(comparisons: pd.DataFrame, alpha=ALPHA) -> pd.DataFrame:
+    """The report's family of comparisons (disagreement results, one row per task x split x pair) with the primary
+    p Holm-corrected across all of them (`p_holm`) and a verdict in words: '<A> better' / '<B> better' when the
+    corrected p < alpha (the direction: the metric's better side), else 'no evidence of a difference'. A side with
+    collapsed heads gets that said, since its score is no evidence about the model."""
+    out = comparisons.copy()
+    out["p_holm"] = holm(out["p"])
+    words = []
+    for _, row in out.iterrows():
+        if not row["p_holm"] < alpha:
+            verdict = "no evidence of a difference"
+        else:
+            a_wins = get_metric(row["metric"]).better(row["difference"], 0)
+            verdict = f"{row['model_a'] if a_wins else row['model_b']} better"
+        dead = [m for m, c in ((row["model_a"], row.get("collapsed_a", 0)), (row["model_b"], row.get("collapsed_b", 0)))
+                if c]
+        words.append(verdict + (f" (collapsed heads: {', '.join(dead)})" if dead else ""))
+    out["verdict"] = words
+    return out
+
+
+def verdict_sentence(row) -> str:
+    """'sst2: tiny-base better than tiny-comet (accuracy +0.047, 95% CI [+0.021, +0.074], Holm p = 0.002).'"""
+    where = row["task"] + (f" ({row['split']})" if row.get("split", "validation") != "validation" else "")
+    stats_text = (f"{row['metric']} {row['difference']:+.3f}, 95% CI [{row['ci_low']:+.3f}, {row['ci_high']:+.3f}], "
+                  f"Holm-corrected p = {row['p_holm']:.3g}")
+    if row["verdict"].startswith("no evidence"):
+        return f"{where}: {row['model_a']} vs {row['model_b']}: {row['verdict']} ({stats_text})."
+    return f"{where}: {row['verdict']} ({row['model_a']} − {row['model_b']}: {stats_text})."
 
 
 # ------------------------------------------------------------------------------------------------------ slices

@@ -6,36 +6,58 @@ import math
 import warnings
 
 import numpy as np
-from scipy.special import log_softmax
+from scipy import stats as sps
+from sklearn.metrics import confusion_matrix, matthews_corrcoef
 
 from .tasks import compute_metrics
 
 
-def collapse_reason(task, logits, labels, train_labels=None) -> str | None:
-    """Why the head's validation outputs show it learnt nothing, or None. Collapsed: every prediction the same
-    class (STS-B: one constant score), or a loss no better than always predicting the train split's label
-    prior (STS-B: its mean score)."""
+ALPHA = 0.05      # a head whose association with the gold labels is not significant at this level learnt nothing
+FLAT = 0.05       # STS-B: scores whose spread is under this share of the gold scores' spread are constant
+
+
+def association_p(task, predictions, labels) -> tuple:
+    """(statistic, one-sided p) of 'the predictions are associated with the gold labels', which the majority-class
+    control (a constant) never is. Binary: MCC, p = P(Z > MCC·sqrt(n)) (n·MCC² is the 2x2 table's chi-square
+    statistic), so p falls as MCC rises: of two heads on the same rows the better one never has the larger p.
+    Several classes: Cramér's chi-square test of independence of the confusion table. STS-B: Pearson r, the
+    t-test of r > 0."""
+    predictions, labels = np.asarray(predictions), np.asarray(labels)
+    n = len(labels)
+    if task.is_regression:
+        r, p = sps.pearsonr(predictions, labels, alternative="greater")
+        return float(r), float(p)
+    mcc = float(matthews_corrcoef(labels, predictions))
+    if task.num_labels == 2:
+        return mcc, float(sps.norm.sf(mcc * math.sqrt(n)))
+    table = confusion_matrix(labels, predictions)
+    table = table[table.sum(1) > 0][:, table.sum(0) > 0]
+    return mcc, float(sps.chi2_contingency(table, correction=False).pvalue) if mcc > 0 else 1.0
+
+
+def collapse_reason(task, logits, labels) -> str | None:
+    """Why the head's validation outputs show it learnt nothing, or None. Collapsed: constant predictions (one
+    class; STS-B: scores that vary by less than FLAT of the gold scores' spread), or predictions indistinguishable
+    from the majority-class control, i.e. not significantly associated with the gold labels (association_p >=
+    ALPHA). A head a hair worse than the label prior in loss but clearly associated with the labels is not
+    collapsed."""
     logits, labels = np.asarray(logits, dtype=float), np.asarray(labels)
     if task.is_regression:
         scores = logits.reshape(-1)
-        if np.ptp(scores) <= 1e-6 * max(1.0, float(np.abs(scores).max())):
-            return f"every validation score is {scores[0]:.4g}"
-        if train_labels is not None:
-            mse = float(np.mean((scores - labels) ** 2))
-            prior = float(np.mean((float(np.mean(train_labels)) - labels) ** 2))
-            if mse >= prior:
-                return f"validation MSE {mse:.4g} is no better than predicting the train mean ({prior:.4g})"
+        spread, gold = float(np.std(scores)), float(np.std(labels))
+        if spread <= FLAT * gold:
+            return f"the validation scores are constant (spread {spread:.3g}, under {FLAT:.0%} of the gold's {gold:.3g})"
+        r, p = association_p(task, scores, labels)
+        if p >= ALPHA:
+            return f"validation Pearson r {r:.3f} is not significantly above 0 (one-sided p {p:.3g})"
         return None
     predictions = logits.argmax(-1)
     if len(set(predictions.tolist())) == 1:
         return f"every validation prediction is class {int(predictions[0])} ({task.label_names[predictions[0]]})"
-    if train_labels is not None:
-        loss = float(-np.mean(log_softmax(logits, axis=-1)[np.arange(len(labels)), labels]))
-        counts = np.bincount(np.asarray(train_labels, dtype=int), minlength=task.num_labels) + 1e-12
-        prior = float(-np.mean(np.log(counts / counts.sum())[labels]))
-        if loss >= prior:
-            return (f"validation loss {loss:.4g} is no better than always predicting the train label prior "
-                    f"({prior:.4g})")
+    mcc, p = association_p(task, predictions, labels)
+    if p >= ALPHA:
+        return (f"validation predictions are not significantly associated with the gold labels (MCC {mcc:.3f}, "
+                f"one-sided p {p:.3g}): no better than the majority-class control")
     return None
 
 

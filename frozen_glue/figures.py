@@ -1,6 +1,6 @@
 """Thesis-style figures: one bar per model (mean of the main metric), std error bars, each seed as a dot.
 Each function returns the matplotlib Figure so tests can inspect what was drawn. Must not compute statistics or
-read runs (results.py does)."""
+read runs: the numbers drawn are results.aggregate's, the tables' own."""
 
 import matplotlib
 
@@ -10,6 +10,7 @@ import numpy as np  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from .metrics import display_name  # noqa: E402
+from .results import aggregate  # noqa: E402
 from .tasks import TASKS  # noqa: E402
 
 DPI = 300  # readable in a paper
@@ -19,19 +20,25 @@ def main_metric_runs(runs, task):
 
 
 def task_figure(runs, task, models, path=None):
-    """fig_<task>.png: a bar per model with std error bars, seeds as dots."""
+    """fig_<task>.png: a bar per model with std error bars (results.aggregate: the table's numbers), seeds as dots;
+    a model whose runs mix identities gets no bar, only the word 'mixed', as in the table."""
     data = main_metric_runs(runs, task)
+    cells = aggregate(data, ["model"]).set_index("model")
     fig, ax = plt.subplots(figsize=(1.2 + 0.9 * len(models), 3.0))
     rng = np.random.default_rng(0)
     crosses = None
     for i, model in enumerate(models):
         rows = data[data.model == model]
+        if not len(rows):
+            continue
+        cell = cells.loc[model]
+        if cell["mixed"]:
+            ax.text(i, 0.5, "mixed,\nnot averaged", ha="center", va="center", fontsize=7,
+                    transform=ax.get_xaxis_transform())
+            continue
         values = rows["value"].to_numpy()
         dead = rows["collapsed"].to_numpy(dtype=bool) if "collapsed" in rows else np.zeros(len(rows), dtype=bool)
-        if not len(values):
-            continue
-        std = values.std(ddof=1) if len(values) > 1 else 0.0
-        ax.bar(i, values.mean(), yerr=std, capsize=4, color=f"C{i}", alpha=0.8, label=model)
+        ax.bar(i, cell["mean"], yerr=np.nan_to_num(cell["std"]), capsize=4, color=f"C{i}", alpha=0.8, label=model)
         x = i + rng.uniform(-0.15, 0.15, len(values))
         ax.scatter(x[~dead], values[~dead], s=10, color="black", zorder=3)
         if dead.any():  # a collapsed head is no evidence about the model: drawn as a red cross
@@ -61,14 +68,14 @@ def summary_figure(runs, models, path=None):
     tasks = [t for t in TASKS if t in set(runs.task)]
     fig, ax = plt.subplots(figsize=(1.0 + 1.1 * len(tasks), 3.2))
     width = 0.8 / max(len(models), 1)
+    cells = {task: aggregate(main_metric_runs(runs, task), ["model"]).set_index("model") for task in tasks}
     for i, model in enumerate(models):
         means, stds, xs = [], [], []
         for j, task in enumerate(tasks):
-            values = main_metric_runs(runs, task).query("model == @model")["value"].to_numpy()
-            if len(values):
+            if model in cells[task].index and not cells[task].loc[model, "mixed"]:  # mixed: no bar, as in the table
                 xs.append(j + (i - (len(models) - 1) / 2) * width)
-                means.append(values.mean())
-                stds.append(values.std(ddof=1) if len(values) > 1 else 0.0)
+                means.append(cells[task].loc[model, "mean"])
+                stds.append(np.nan_to_num(cells[task].loc[model, "std"]))
         ax.bar(xs, means, width, yerr=stds, capsize=3, color=f"C{i}", alpha=0.8, label=model)
     ax.set_xticks(range(len(tasks)), [f"{t}\n({display_name(TASKS[t].main_metric)})"
                                       for t in tasks], fontsize=7)

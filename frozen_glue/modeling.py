@@ -360,6 +360,31 @@ class CachedHead(nn.Module):
         return {k.removeprefix("heads."): v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
 
 
+class RowView:
+    """Some rows of a feature tensor, indexed without copying them out: a hold-out cut of a memory-mapped cache
+    entry at every probed layer would otherwise sit in RAM whole (GPT-2 XL x 49 layers x MNLI: ~100 GB)."""
+
+    def __init__(self, base, rows):
+        self.base, self.rows = base, torch.as_tensor(rows, dtype=torch.long, device=base.device)
+
+    def __getitem__(self, index):
+        return self.base[self.rows[index]]
+
+    def __len__(self):
+        return len(self.rows)
+
+    @property
+    def device(self):
+        return self.base.device
+
+    def to(self, device):
+        return RowView(self.base.to(device), self.rows.to(device))
+
+    def float(self):
+        """All its rows, as one float tensor (evaluation, the logistic probe)."""
+        return self.base[self.rows].float()
+
+
 class FeatureDataset(torch.utils.data.Dataset):
     """Cached features (+ labels, absent for test splits) in the shape the Trainer feeds to CachedHead."""
 
@@ -401,12 +426,16 @@ def model_fingerprint(model) -> str:
 
 
 def tokenizer_fingerprint(tokenizer) -> str:
+    """sha256 of what maps text to ids: class, vocabulary, special tokens, sides, and the backend's model,
+    normalizer and pre-tokenizer (not its current truncation or padding)."""
     state = {"class": type(tokenizer).__name__, "vocab": sorted(tokenizer.get_vocab().items()),
              "special": {k: str(v) for k, v in tokenizer.special_tokens_map.items()},
              "padding_side": tokenizer.padding_side, "truncation_side": tokenizer.truncation_side}
     backend = getattr(tokenizer, "backend_tokenizer", None)
     if backend is not None:
-        state["backend"] = backend.to_str()
+        # without the truncation and padding settings: tokenizing sets them (to --max_seq_length), and they are
+        # not the tokenizer (the protocol and the cache key hold max_seq_length)
+        state["backend"] = {k: v for k, v in json.loads(backend.to_str()).items() if k not in ("truncation", "padding")}
     return hashlib.sha256(json.dumps(state, sort_keys=True, default=str).encode()).hexdigest()
 
 

@@ -15,19 +15,35 @@ POOLING = {
 }
 
 
+CHOICES = {"last": "last_non_pad", "first": "first_token", "pooler": "pooler", "mean": "mean"}  # --pooling
+
+
 def pooled_position(rule: str, append_eos: bool) -> str:
     """The position the head reads, in words (config.json records it)."""
     return {"last_non_pad": "the appended EOS" if append_eos else "the last token of the text",
-            "pooler": "the first token ([CLS]) through the pooler", "first_token": "the first token"}.get(
-        rule, "the model's own choice")
+            "pooler": "the first token ([CLS]) through the pooler", "first_token": "the first token",
+            "mean": "the mean over the text's tokens"}.get(rule, "the model's own choice")
 
 
-def pooling_rule(config) -> str:
+def head_kind(config) -> str:
+    """How the model's own *ForSequenceClassification head takes its input (modeling.CachedHead applies it the
+    same way, whatever --pooling fed it)."""
     rule = POOLING.get(config.model_type)
     if rule is None:
         raise UserError(f"model type {config.model_type!r} is not supported by the feature cache (supported: "
                         f"{', '.join(sorted(POOLING))}); run without --feature_cache to use the Trainer path")
     return rule
+
+
+def pooling_rule(config, choice: str = "auto") -> str:
+    """The rule of --pooling `choice`: auto is the model's own head's (head_kind); pooler exists on BERT-like models
+    only."""
+    own = head_kind(config)
+    if choice == "auto":
+        return own
+    if choice == "pooler" and own != "pooler":
+        raise UserError(f"--pooling pooler: a {config.model_type} model has no pooler; use auto, last, first or mean")
+    return CHOICES[choice]
 
 
 def pooled_index(input_ids, rule: str, pad_token_id):
@@ -40,30 +56,51 @@ def pooled_index(input_ids, rule: str, pad_token_id):
     return (positions * non_pad).argmax(-1)
 
 
+def _at(hidden, rule, index, attention_mask):
+    """One layer's hidden states read by the rule: the mean over the real tokens, or the state at `index`."""
+    if rule == "mean":
+        mask = attention_mask.to(hidden.device, hidden.dtype)[..., None]
+        return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1)
+    return hidden[torch.arange(hidden.shape[0], device=hidden.device), index.to(hidden.device)]
+
+
 def pool(base_output, input_ids, attention_mask, rule: str, pad_token_id):
-    """The head's input, exactly as the model's *ForSequenceClassification.forward computes it."""
+    """The head's input at the top layer, exactly as the model's *ForSequenceClassification.forward computes it
+    for its own rule (or the --pooling one)."""
     if rule == "pooler":
         return base_output.pooler_output
-    hidden = base_output.last_hidden_state
-    index = pooled_index(input_ids, rule, pad_token_id).to(hidden.device)  # a split model's last layer may be elsewhere
-    return hidden[torch.arange(hidden.shape[0], device=hidden.device), index]
+    index = None if rule == "mean" else pooled_index(input_ids, rule, pad_token_id)
+    return _at(base_output.last_hidden_state, rule, index, attention_mask)
 
 
-def pool_layers(base_output, input_ids, rule: str, pad_token_id, layers, top) -> dict:
-    """{layer: pooled state} at the position the model's own head reads. Layer 0 is the embeddings, 1..top the
-    blocks; the top layer is exactly the head's input (`pool`: BERT's pooler output), the others the hidden state at
-    that position (BERT: [CLS] below the top)."""
-    index = pooled_index(input_ids, rule, pad_token_id)  # once for every layer below the top
+def pool_layers(base_output, input_ids, rule: str, pad_token_id, layers, top, attention_mask=None) -> dict:
+    """{layer: pooled state} read by the rule. Layer 0 is the embeddings, 1..top the blocks; the top layer is
+    exactly the head's input (`pool`: BERT's pooler output), the others the hidden state at that position (BERT:
+    [CLS] below the top), or their mean over the real tokens (`mean`: needs the attention mask)."""
+    index = None if rule == "mean" else pooled_index(input_ids, rule, pad_token_id)  # once for every layer
+    if attention_mask is None:
+        attention_mask = torch.ones_like(input_ids)
     out = {}
     for layer in layers:
         if layer == top:
-            out[layer] = pool(base_output, input_ids, None, rule, pad_token_id)
+            out[layer] = pool(base_output, input_ids, attention_mask, rule, pad_token_id)
         else:
-            hidden = base_output.hidden_states[layer]
-            out[layer] = hidden[torch.arange(hidden.shape[0], device=hidden.device), index.to(hidden.device)]
+            out[layer] = _at(base_output.hidden_states[layer], rule, index, attention_mask)
     return out
 
 
 def num_layers(config) -> int:
     """The top layer's index: the number of transformer blocks (hidden_states has one more entry, the embeddings)."""
     return config.num_hidden_layers
+
+
+def probed_layers(spec, config, name) -> list:
+    """The layers of --probe_layers `spec` (all | last | L ...), ascending, always with the top one (the run's own
+    results); a layer the model does not have is refused."""
+    top = num_layers(config)
+    spec = spec or ["last"]
+    layers = list(range(top + 1)) if spec == ["all"] else [top] if spec == ["last"] else [int(s) for s in spec]
+    wrong = [layer for layer in layers if not 0 <= layer <= top]
+    if wrong:
+        raise UserError(f"--probe_layers {' '.join(map(str, wrong))}: {name} has layers 0 (embeddings) to {top}")
+    return sorted(set(layers) | {top})

@@ -11,7 +11,7 @@ import torch
 from safetensors.torch import load_file
 from transformers import DataCollatorWithPadding, TrainingArguments
 
-from . import arguments, layout, modeling
+from . import arguments, layout, modeling, pooling
 from .data import load_glue, select_rows
 from .errors import UserError
 from .tasks import Task, get_task
@@ -33,6 +33,7 @@ class Prepared:
     raw: dict                # {split: datasets.Dataset of the rows used}
     fingerprints: dict       # {split: fingerprint of those rows}
     cut: dict                # {split: "n of N rows"} for the splits a max_*_samples cut shortened
+    train_labels: list | None  # the train split's labels (also for eval-only runs: the majority control)
     config: object
     tokenizer: object
     tokenizer_fp: str
@@ -40,7 +41,7 @@ class Prepared:
     collator: DataCollatorWithPadding
     model: torch.nn.Module
     model_fp: str
-    saved_heads: dict        # {seed: head tensors} when evaluating saved heads; {} otherwise
+    saved_heads: dict        # {seed: {None: the head, layer: that layer's}} when evaluating saved heads; {} otherwise
     protocol: dict
     fast_loop_fallback: str | None  # why cached heads train under Trainer.train(), or None
     provenance: dict         # versions and git commit, read once
@@ -54,12 +55,14 @@ class Prepared:
         """A fresh copy of the model as loaded (for Trainer-path seeds whose base trains)."""
         return load_frozen_model(self.model_args, self.config, self.tokenizer)[0]
 
-    def init_heads(self, heads: dict, seed):
-        """Set the head modules for a seed: the seed's init when training, the saved head when evaluating one."""
+    def init_heads(self, heads: dict, seed, layer=None):
+        """Set the head modules for a seed (and probed layer): the seed's init when training, the saved head (that
+        layer's) when evaluating one."""
         if self.args.do_train:
             modeling.init_head(heads.values(), self.config, seed)
         elif self.saved_heads:
-            modeling.load_head(heads, self.saved_heads[seed], f"--head_from {self.model_args.head_from}")
+            saved = self.saved_heads[seed]
+            modeling.load_head(heads, saved.get(layer, saved[None]), f"--head_from {self.model_args.head_from}")
 
     def seed_args(self, seed, folder):
         """The Trainer's arguments for one seed. W&B is left to tracking.py (one W&B run per seed, both paths): the
@@ -95,7 +98,9 @@ def model_inputs(ds, labelled=True):
 
 
 def load_splits(task, data_args, args, cache_dir):
-    """(rows, fingerprints, cuts) of the splits this run uses, after the max_*_samples cuts."""
+    """(rows, fingerprints, cuts, train labels) of the splits this run uses, after the max_*_samples cuts. The train
+    labels (after the same cut; None without a train split) come also when the run does not train: they make the
+    majority-class control of an eval-only run."""
     splits, fingerprints = load_glue(task, data_args, want_test=args.do_predict, cache_dir=cache_dir)
     limits = {"train": data_args.max_train_samples, "test": data_args.max_predict_samples}
     raw, fps, cut = {}, {}, {}
@@ -113,7 +118,8 @@ def load_splits(task, data_args, args, cache_dir):
         raise UserError("--do_eval needs a validation split; pass --validation_file or --glue_dir")
     if args.do_predict and not any(s.startswith("test") for s in raw):
         raise UserError("--do_predict needs a test split; pass --test_file or --glue_dir with test.tsv")
-    return raw, fps, cut
+    train = raw.get("train") or (select_rows(splits["train"], limits["train"], "")[0] if "train" in splits else None)
+    return raw, fps, cut, None if train is None else list(train["label"])
 
 
 def load_tokenizer(model_args, config):
@@ -162,8 +168,10 @@ def resolve_heads(model_args, args, head_loaded, read):
                     f"trained with this tool pass --head_from <run folder>, or add --do_train")
 
 
-def read_head(root, seed, task, model, model_fp, tokenizer_fp):
-    """The head of a run folder of ours, after checking it was trained on this very base, tokenizer and task."""
+def read_head(root, seed, task, model, model_fp, tokenizer_fp, layers=()):
+    """The head of a run folder of ours, after checking it was trained on this very base, tokenizer and task:
+    {None: its head} plus {layer: that layer's head} for each of `layers` (--probe_layers; refused when the run
+    did not save them)."""
     root = Path(root)
     folder = root if (root / layout.HEAD_FILE).is_file() else layout.seed_dir(root, seed)
     path = folder / layout.HEAD_FILE
@@ -181,9 +189,20 @@ def read_head(root, seed, task, model, model_fp, tokenizer_fp):
                             f"{theirs[:12]}…, this run's {ours[:12]}…); use the {what} that run used")
     if config.get("task") != task.name:
         raise UserError(f"--head_from {folder} is a {config.get('task')} run; this run is {task.name}")
-    state = load_file(path)
-    modeling.load_head(copy.deepcopy(modeling.head_modules(model)), state, f"--head_from {path}")
-    return state
+    heads = {None: load_file(path)}
+    if layers:
+        saved = load_file(folder / layout.LAYER_HEADS_FILE) if (folder / layout.LAYER_HEADS_FILE).is_file() else {}
+        for layer in layers:
+            prefix = f"layer{layer}."
+            heads[layer] = {k[len(prefix):]: v for k, v in saved.items() if k.startswith(prefix)}
+        missing = [str(layer) for layer in layers if not heads[layer]]
+        if missing:
+            raise UserError(f"--head_from {folder} holds no head for layer(s) {', '.join(missing)} (its "
+                            f"{layout.LAYER_HEADS_FILE} has the layers its --probe_layers run trained); evaluate "
+                            f"those layers' heads from a run that probed them, or drop --probe_layers")
+    for state in heads.values():
+        modeling.load_head(copy.deepcopy(modeling.head_modules(model)), state, f"--head_from {path}")
+    return heads
 
 
 def prepare(model_args, data_args, study_args, training_args) -> Prepared:
@@ -200,7 +219,7 @@ def prepare(model_args, data_args, study_args, training_args) -> Prepared:
     if (training_args.bf16 or training_args.fp16) and not torch.cuda.is_available():
         logger.warning(f"--{'bf16' if training_args.bf16 else 'fp16'} without a GPU: autocast on the CPU is slower "
                        f"than float32 and changes the numbers; drop the flag on CPU")
-    raw, fingerprints, cut = load_splits(task, data_args, training_args, model_args.cache_dir)
+    raw, fingerprints, cut, train_labels = load_splits(task, data_args, training_args, model_args.cache_dir)
     config = modeling.load_config(model_args, task)
     positions = modeling.max_positions(config)
     if positions and data_args.max_seq_length > positions:
@@ -216,10 +235,12 @@ def prepare(model_args, data_args, study_args, training_args) -> Prepared:
                                            whole=bool(study_args.feature_cache) and arguments.base_fixed(model_args))
     model_fp, tokenizer_fp = modeling.model_fingerprint(model), modeling.tokenizer_fingerprint(tokenizer)
     saved_heads = resolve_heads(model_args, training_args, head_loaded, lambda: {
-        seed: read_head(model_args.head_from, seed, task, model, model_fp, tokenizer_fp) for seed in folders})
+        seed: read_head(model_args.head_from, seed, task, model, model_fp, tokenizer_fp, layers=pooling.probed_layers(
+            study_args.probe_layers, config, model_args.model_name_or_path) if study_args.probe_layers else ())
+        for seed in folders})
     return Prepared(
         model_args=model_args, data_args=data_args, study_args=study_args, args=training_args, task=task,
-        folders=folders, raw=raw, fingerprints=fingerprints, cut=cut, config=config, tokenizer=tokenizer,
+        folders=folders, raw=raw, fingerprints=fingerprints, cut=cut, train_labels=train_labels, config=config, tokenizer=tokenizer,
         tokenizer_fp=tokenizer_fp, tokenized=tokenized, collator=collator, model=model, model_fp=model_fp,
         saved_heads=saved_heads, protocol=arguments.protocol(model_args, data_args, study_args, training_args),
         fast_loop_fallback=fallback, provenance={"versions": layout.versions(), "git_commit": layout.git_commit()},

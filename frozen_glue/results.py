@@ -1,5 +1,6 @@
 """Reading a run tree (read only) and the mean ± std tables. Analysis is a pure function of the run folders.
-Must not write anything, nor average runs made with different settings (it shows them as mixed)."""
+Must not write anything, nor average runs of different identities (`aggregate` shows them as mixed, for every
+table and figure alike)."""
 
 import itertools
 import json
@@ -7,6 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from . import identity
 from .errors import UserError
 from .layout import RESULTS_FILE, iter_runs
 from .metrics import get_metric
@@ -16,96 +18,123 @@ from .tasks import TASKS
 
 def load_runs(runs_root):
     """(DataFrame of complete runs, one row per run x reported metric; list of warnings). Runs come from
-    layout.iter_runs (complete ones only); each row carries its protocol hash, and the table's attrs hold
-    {hash: protocol} so that mixed cells can name what differs."""
+    layout.iter_runs (complete ones only); each row carries its identity hash (identity.py), and the table's attrs
+    hold {identity hash: config} so that mixed cells can name what differs. A deterministic probe (--probe
+    logistic: every seed is the same fit) counts as one run, its lowest seed's."""
     root = Path(runs_root)
     if not root.is_dir():
         raise UserError(f"runs dir {root} does not exist; run a study first (make demo, bash launch/all_tasks.sh) "
                         f"or pass --runs DIR")
     found, warnings = iter_runs(root)
-    rows, protocols = [], {}
+    rows, configs, debug_runs, seen = [], {}, [], set()
     for run in found:
+        deterministic = (run.protocol or {}).get("probe") == "logistic"
+        if deterministic and (run.model, run.task, run.identity_hash) in seen:
+            continue
+        seen.add((run.model, run.task, run.identity_hash))
         debug = bool(run.config.get("debug_run"))
         if debug:
-            warnings.append(f"debug run (max_*_samples {run.config.get('max_samples')}), labelled in tables: "
-                            f"{run.folder}")
-        protocols[run.protocol_hash] = run.protocol
+            debug_runs.append(run)
+        configs[run.identity_hash] = run.config
         for metric in TASKS[run.task].report_metrics:
             value = run.results.get(f"eval_{metric}")
             if value is not None:
                 rows.append({"model": run.model, "task": run.task, "seed": run.seed, "metric": metric,
                              "value": float(value), "majority": run.results.get(f"eval_majority_{metric}"),
-                             "debug": debug, "path": run.config.get("path"),
-                             "protocol": run.protocol_hash, "collapsed": bool(run.results.get("head_collapsed")),
+                             "debug": debug, "path": run.config.get("path"), "identity": run.identity_hash,
+                             "collapsed": bool(run.results.get("head_collapsed")), "deterministic": deterministic,
                              "folder": str(run.folder)})
         if run.results.get("head_collapsed"):
             warnings.append(f"collapsed head ({run.results.get('head_collapse_reason')}), marked in tables and "
                             f"figures: {run.folder}")
-    columns = ["model", "task", "seed", "metric", "value", "majority", "debug", "path", "protocol", "collapsed",
-               "folder"]
+    if debug_runs:  # one line, not one per run: a small debug study has dozens
+        cuts = sorted({json.dumps(r.config.get("max_samples"), sort_keys=True) for r in debug_runs})
+        warnings.insert(0, f"{len(debug_runs)} debug run(s) (max_*_samples {', '.join(cuts)}), labelled †debug in "
+                           f"tables: {', '.join(sorted({f'{r.model}/{r.task}' for r in debug_runs}))}")
+    columns = ["model", "task", "seed", "metric", "value", "majority", "debug", "path", "identity", "collapsed",
+               "deterministic", "folder"]
     runs = pd.DataFrame(rows, columns=columns)
     if runs.empty:
         raise UserError(f"no complete run under {root} (a run is complete once its {RESULTS_FILE} exists)"
                         + (f"; {len(warnings)} incomplete or corrupt" if warnings else ""))
-    runs.attrs["protocols"] = protocols
+    runs.attrs["configs"] = configs
     for (model, task), g in runs.groupby(["model", "task"]):
-        if g["protocol"].nunique(dropna=False) > 1:
-            warnings.append(f"{model}/{task} mixes runs made with different settings ({mixed_protocols(runs, g)}); "
-                            f"its cells are shown as mixed, not averaged")
+        if g["identity"].nunique(dropna=False) > 1:
+            warnings.append(f"{model}/{task} mixes runs of different identities ({mixed(runs, g)}); its cells are "
+                            f"shown as mixed, not averaged")
     return runs, warnings
 
 
-def mixed_protocols(runs, group) -> str:
-    """What differs between the protocols of a group of rows: 'learning_rate 0.02/0.05, ...'."""
-    protos = [runs.attrs.get("protocols", {}).get(h) for h in dict.fromkeys(group["protocol"])]
-    if any(p is None for p in protos):
-        return "some runs have no recorded protocol"
-    keys = sorted(k for k in set().union(*protos) if len({json.dumps(p.get(k)) for p in protos}) > 1)
-    return ", ".join(f"{k} {'/'.join(str(p.get(k)) for p in protos)}" for k in keys)
+def mixed(runs, group) -> str:
+    """What differs between the identities of a group of rows ('' when they share one): 'learning_rate
+    0.02 -> 0.05', 'the model's weights differ', ..."""
+    hashes = list(dict.fromkeys(group["identity"]))
+    if len(hashes) < 2:
+        return ""
+    configs = [runs.attrs.get("configs", {}).get(h) or {} for h in hashes]
+    return "; ".join(dict.fromkeys(identity.difference(configs[0], c) or "another identity" for c in configs[1:]))
 
 
 def task_order(tasks):
     return sorted(set(tasks), key=list(TASKS).index)
 
 
-def summarize(runs: pd.DataFrame) -> pd.DataFrame:
-    """One row per task x metric x model: mean, sample std (ddof=1), n seeds, debug flag."""
+def aggregate(runs: pd.DataFrame, by: list) -> pd.DataFrame:
+    """THE aggregation of per-run values (tables, figures, controls and layer curves all use it): one row per group
+    of `by` with mean, sample std (ddof=1; NaN for one run), n, seeds, `mixed` (what differs when the group's runs
+    have several identities: then mean and std are NaN, never an average), collapsed (how many runs), debug and
+    deterministic."""
     rows = []
-    for (task, metric, model), g in runs.groupby(["task", "metric", "model"], sort=False):
-        mixed = mixed_protocols(runs, g) if g["protocol"].nunique(dropna=False) > 1 else ""
-        mean, std, n = mean_std(g["value"]) if not mixed else (float("nan"), float("nan"), len(g))
-        rows.append({"task": task, "metric": metric, "model": model, "mean": mean, "std": std, "n": n,
-                     "seeds": " ".join(map(str, sorted(g["seed"]))), "debug": bool(g["debug"].any()),
-                     "mixed": mixed, "protocol": g["protocol"].iloc[0] if not mixed else None,
-                     "collapsed": int(g["collapsed"].sum())})
-    out = pd.DataFrame(rows)
+    for key, g in runs.groupby(by, sort=False, observed=True):
+        why = mixed(runs, g)
+        mean, std, n = mean_std(g["value"]) if not why else (float("nan"), float("nan"), len(g))
+        rows.append({**dict(zip(by, key if isinstance(key, tuple) else (key,))), "mean": mean, "std": std, "n": n,
+                     "seeds": " ".join(map(str, sorted(g["seed"]))), "mixed": why,
+                     "identity": None if why else g["identity"].iloc[0],
+                     "collapsed": int(g["collapsed"].sum()) if "collapsed" in g else 0,
+                     "debug": bool(g["debug"].any()) if "debug" in g else False,
+                     "deterministic": bool(g["deterministic"].any()) if "deterministic" in g else False})
+    out = pd.DataFrame(rows, columns=[*by, "mean", "std", "n", "seeds", "mixed", "identity", "collapsed", "debug",
+                                      "deterministic"])
     out.attrs = runs.attrs
+    return out
+
+
+def summarize(runs: pd.DataFrame) -> pd.DataFrame:
+    """One row per task x metric x model (aggregate): mean, sample std, n seeds, debug, mixed, collapsed."""
+    out = aggregate(runs, ["task", "metric", "model"])
     out["task"] = pd.Categorical(out["task"], task_order(out["task"]), ordered=True)
     out["order"] = [TASKS[t].report_metrics.index(m) for t, m in zip(out["task"], out["metric"])]
     return out.sort_values(["task", "order"], kind="stable").drop(columns="order").reset_index(drop=True)
 
 
+def comparison_kind(runs, a_rows, b_rows) -> str:
+    """identity.relation of two models' runs: 'control', 'settings differ: …' or ''."""
+    configs = runs.attrs.get("configs", {})
+    return identity.relation(*(configs.get(rows["identity"].iloc[0], {}).get("protocol") for rows in (a_rows, b_rows)))
+
+
 def pairwise(runs: pd.DataFrame) -> pd.DataFrame:
-    """Every pair of models on every task x metric: difference of means and Welch's t-test p across seeds. A
-    model whose runs mix protocols is not compared; a pair made with different protocols says which arguments
-    differ (`protocols_differ`)."""
+    """Every pair of models on every task x metric: difference of means and Welch's t-test p across seeds (seed to
+    seed only: it ignores that the dev set is a sample; compare.py holds the example-level test). A model whose
+    runs mix identities, or a deterministic probe (one run), gets no Welch p; `kind` says 'control' or which
+    settings differ."""
     rows = []
     models = list(dict.fromkeys(runs["model"]))
     for (task, metric), g in runs.groupby(["task", "metric"], sort=False):
         for a, b in itertools.combinations(models, 2):
             ga, gb = g[g.model == a], g[g.model == b]
-            if not len(ga) or not len(gb) or ga["protocol"].nunique(dropna=False) > 1 \
-                    or gb["protocol"].nunique(dropna=False) > 1:
+            if not len(ga) or not len(gb) or mixed(runs, ga) or mixed(runs, gb):
                 continue
             va, vb = ga["value"].tolist(), gb["value"].tolist()
-            differ = mixed_protocols(runs, pd.concat([ga, gb])) if ga["protocol"].iloc[0] != gb["protocol"].iloc[0] \
-                else ""
+            seeded = not (ga["deterministic"].any() or gb["deterministic"].any())
             rows.append({"task": task, "metric": metric, "model_a": a, "model_b": b,
-                         "diff": sum(va) / len(va) - sum(vb) / len(vb), "welch_p": welch_p(va, vb),
-                         "n_a": len(va), "n_b": len(vb), "protocols_differ": differ,
+                         "diff": sum(va) / len(va) - sum(vb) / len(vb),
+                         "welch_p": welch_p(va, vb) if seeded else float("nan"),
+                         "n_a": len(va), "n_b": len(vb), "kind": comparison_kind(runs, ga, gb),
                          "collapsed": int(ga["collapsed"].sum() + gb["collapsed"].sum())})
     return pd.DataFrame(rows, columns=["task", "metric", "model_a", "model_b", "diff", "welch_p", "n_a", "n_b",
-                                       "protocols_differ", "collapsed"])
+                                       "kind", "collapsed"])
 
 
 def fmt_p(p) -> str:
@@ -115,28 +144,32 @@ def fmt_p(p) -> str:
     return "< 0.001" if p < 0.001 else f"{p:.3g}"
 
 
-def fmt(mean, std, n, debug=False, mixed="", collapsed=0):
-    if mixed:
-        return f"mixed settings, not averaged: {mixed} (n={n})"
-    text = f"{mean:.3f} ± {std:.3f}" if std == std else f"{mean:.3f}"
-    return f"{text} (n={n})" + (" †debug" if debug else "") + (f" ⚠{collapsed}/{n} collapsed" if collapsed else "")
+def fmt(row) -> str:
+    """One aggregated cell as tables print it: 'mean ± std (n=5)', a deterministic probe's single value, or what
+    makes a cell mixed."""
+    if row["mixed"]:
+        return f"mixed, not averaged: {row['mixed']} (n={row['n']})"
+    if row["deterministic"]:
+        return f"{row['mean']:.3f} (deterministic probe, one run)" + (" †debug" if row["debug"] else "")
+    text = f"{row['mean']:.3f} ± {row['std']:.3f}" if row["std"] == row["std"] else f"{row['mean']:.3f}"
+    return f"{text} (n={row['n']})" + (" †debug" if row["debug"] else "") + (
+        f" ⚠{row['collapsed']}/{row['n']} collapsed" if row["collapsed"] else "")
 
 
 def wide_table(summary: pd.DataFrame, pairs: pd.DataFrame) -> pd.DataFrame:
-    """The table of summary.md/.tex: one row per task x metric, a column per model, then a difference and
-    Welch p column per model pair."""
+    """The table of summary.md/.tex: one row per task x metric, a column per model, then a difference column per
+    model pair (with Welch's seed-to-seed p)."""
     models = list(dict.fromkeys(summary["model"]))
     out = []
     for (task, metric), g in summary.groupby(["task", "metric"], sort=False, observed=True):
         row = {"task": task, "metric": metric}
         for m in models:
             hit = g[g.model == m]
-            row[m] = fmt(*hit.iloc[0][["mean", "std", "n", "debug", "mixed", "collapsed"]]) if len(hit) else "—"
+            row[m] = fmt(hit.iloc[0]) if len(hit) else "—"
         for _, p in pairs[(pairs.task == task) & (pairs.metric == metric)].iterrows():
             p_text = fmt_p(p.welch_p)
-            row[f"{p.model_a} − {p.model_b}"] = (f"{p['diff']:+.3f} (p{'' if p_text.startswith('<') else '='}"
-                                                 f"{p_text})" + (f" ‡settings differ: {p.protocols_differ}"
-                                                                 if p.protocols_differ else "")
+            welch = f" (seed-to-seed p{'' if p_text.startswith('<') else '='}{p_text})" if p_text != "—" else ""
+            row[f"{p.model_a} − {p.model_b}"] = (f"{p['diff']:+.3f}{welch}" + (f" ‡{p.kind}" if p.kind else "")
                                                  + (f" ⚠{p.collapsed} collapsed head(s): not a model difference"
                                                     if p.collapsed else ""))
         out.append(row)
@@ -145,24 +178,44 @@ def wide_table(summary: pd.DataFrame, pairs: pd.DataFrame) -> pd.DataFrame:
 
 def load_layers(found) -> pd.DataFrame:
     """One row per --probe_layers run of `found` (layout.iter_runs' complete runs) x layer x reported metric
-    (model, task, seed, layer, metric, value, protocol)."""
+    (model, task, seed, layer, metric, value, identity, and the head setting chosen for that layer, if any)."""
     rows = [{"model": run.model, "task": run.task, "seed": run.seed, "layer": layer, "metric": metric,
-             "value": float(scores[f"eval_{metric}"]), "protocol": run.protocol_hash}
+             "value": float(scores[f"eval_{metric}"]), "identity": run.identity_hash,
+             "deterministic": (run.protocol or {}).get("probe") == "logistic",
+             "setting": setting_text(scores)}
             for run in found for layer, scores in run.layers.items()
             for metric in TASKS[run.task].report_metrics if scores.get(f"eval_{metric}") is not None]
-    return pd.DataFrame(rows, columns=["model", "task", "seed", "layer", "metric", "value", "protocol"])
+    out = pd.DataFrame(rows, columns=["model", "task", "seed", "layer", "metric", "value", "identity",
+                                      "deterministic", "setting"])
+    out.attrs["configs"] = {run.identity_hash: run.config for run in found}
+    return out
+
+
+def setting_text(scores: dict) -> str | None:
+    """'lr 0.01, wd 0' of a layer's selected head setting (layer_results.json's selected_*), or None."""
+    if scores.get("selected_learning_rate") is None:
+        return None
+    return f"lr {scores['selected_learning_rate']:g}, wd {scores.get('selected_weight_decay', 0):g}"
+
+
+def one_run_per_deterministic(layers: pd.DataFrame) -> pd.DataFrame:
+    """A deterministic probe's seeds are one fit: keep its first seed's rows only (no seed statistics)."""
+    if not len(layers):
+        return layers
+    first = layers.drop_duplicates(["model", "task", "layer", "metric", "identity"])
+    return pd.concat([layers[~layers["deterministic"]], first[first["deterministic"]]])
 
 
 def summarize_layers(layers: pd.DataFrame) -> pd.DataFrame:
-    """summary_layers.csv: model, task, layer, metric, mean, std (ddof=1), n; runs made with different settings
-    are not averaged (mean and std left empty, `mixed` says so)."""
-    rows = []
-    for (model, task, layer, metric), g in layers.groupby(["model", "task", "layer", "metric"], sort=False):
-        mixed = g["protocol"].nunique(dropna=False) > 1
-        mean, std, n = mean_std(g["value"]) if not mixed else (float("nan"), float("nan"), len(g))
-        rows.append({"model": model, "task": task, "layer": int(layer), "metric": metric, "mean": mean, "std": std,
-                     "n": n, "mixed": mixed})
-    out = pd.DataFrame(rows, columns=["model", "task", "layer", "metric", "mean", "std", "n", "mixed"])
+    """summary_layers.csv: model, task, layer, metric, mean, std (ddof=1), n, the chosen head setting(s); runs of
+    different identities are not averaged (aggregate: mean and std empty, `mixed` says what differs)."""
+    layers = one_run_per_deterministic(layers)
+    out = aggregate(layers.assign(collapsed=False, debug=False), ["model", "task", "layer", "metric"])
+    settings = layers.groupby(["model", "task", "layer", "metric"], sort=False)["setting"].agg(
+        lambda v: "; ".join(dict.fromkeys(x for x in v if x)) or None)
+    out["setting"] = [settings.get(tuple(k)) for k in out[["model", "task", "layer", "metric"]].itertuples(
+        index=False)]
+    out = out[["model", "task", "layer", "metric", "mean", "std", "n", "setting", "mixed"]].astype({"layer": int})
     return out.sort_values(["task", "model", "metric", "layer"], key=lambda c: c.map(list(TASKS).index)
                            if c.name == "task" else c, kind="stable").reset_index(drop=True)
 
@@ -186,15 +239,17 @@ def best_layers(summary_layers: pd.DataFrame) -> pd.DataFrame:
 
 
 def controls(runs: pd.DataFrame) -> pd.DataFrame:
-    """Per task x metric: the majority-class baseline (train majority; STS-B: train mean) beside each model's mean,
-    so no score is read without what needs no model at all."""
+    """Per task x metric: the majority-class baseline (train majority; STS-B: train mean) beside each model's
+    aggregated mean (aggregate: a mixed cell stays empty), so no score is read without what needs no model."""
     rows = []
+    summary = aggregate(runs, ["task", "metric", "model"])
     for (task, metric), g in runs.groupby(["task", "metric"], sort=False):
         majority = pd.to_numeric(g["majority"], errors="coerce").dropna()
         if majority.empty:
             continue
         row = {"task": task, "metric": metric, "majority baseline": float(majority.iloc[0])}
-        row.update({model: float(m["value"].mean()) for model, m in g.groupby("model", sort=False)})
+        cells = summary[(summary.task == task) & (summary.metric == metric)]
+        row.update({c.model: "mixed" if c.mixed else c["mean"] for _, c in cells.iterrows()})
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -217,6 +272,7 @@ def layer_tests(layers: pd.DataFrame, best: pd.DataFrame) -> pd.DataFrame:
     layer (the model's own head input) and at each model's best layer (the specialized model may keep the ability
     below the top)."""
     rows = []
+    layers = one_run_per_deterministic(layers)
     for task, b in best.groupby("task", sort=False):
         metric = TASKS[task].report_metrics[0]
         scores = layers[(layers.task == task) & (layers.metric == metric)]

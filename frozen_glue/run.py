@@ -60,8 +60,9 @@ def execute(prep):
     """Every seed of a prepared run: config.json first (before extraction or training), then the path's runner."""
     reason = runners.cache_reason(prep)
     cached = reason is None
-    for flag in ("probe_layers", "device_map"):
-        if not cached and (getattr(prep.study_args, flag, None) or getattr(prep.model_args, flag, None)):
+    for flag in ("probe_layers", "device_map", "pooling"):
+        value = getattr(prep.study_args, flag, None) or getattr(prep.model_args, flag, None)
+        if not cached and value and value != "auto":
             raise UserError(f"--{flag} needs the cached path, and the feature cache cannot serve this run: {reason}")
     if cached:
         runners.probed_layers(prep)  # a layer the model does not have is refused before any folder is written

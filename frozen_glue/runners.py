@@ -17,7 +17,7 @@ with contextlib.redirect_stdout(io.StringIO()):
     from transformers import Trainer
     from transformers.trainer_utils import PredictionOutput
 
-from . import arguments, head_training, logistic, modeling, selection, sharding, writer
+from . import arguments, head_training, logistic, modeling, pooling, selection, sharding, writer
 from . import cache as feature_cache
 from .data import rows_digest
 from .pooling import num_layers, pooling_rule
@@ -36,7 +36,7 @@ def cache_reason(prep):
     changing = [f"--{k} ({why})" for k, why in arguments.CHANGES_FEATURES.items() if getattr(prep.args, k, None)]
     if changing:
         return ", ".join(changing)
-    pooling_rule(prep.config)  # unsupported model types fail here, in one line
+    pooling_rule(prep.config, prep.study_args.pooling)  # unsupported model types fail here, in one line
     return None
 
 
@@ -89,21 +89,14 @@ def cache_parts(prep, split):
     """Everything that changes a split's features: the feature-cache key is the hash of this."""
     return {"model_fp": prep.model_fp, "tokenizer": prep.tokenizer_fp,
             "max_seq_length": prep.data_args.max_seq_length, "pad_to_max_length": prep.data_args.pad_to_max_length,
-            "append_eos": prep.model_args.append_eos, "pooling": pooling_rule(prep.config),
+            "append_eos": prep.model_args.append_eos, "pooling": pooling_rule(prep.config, prep.study_args.pooling),
             "pad_token_id": prep.config.pad_token_id, "precision": str(prep.precision),
             "dtype": prep.study_args.feature_dtype, "data": rows_digest(prep.raw[split], prep.task.text_keys)}
 
 
 def probed_layers(prep) -> list:
     """The layers whose heads train, ascending; always the top one (the run's own results)."""
-    top = num_layers(prep.config)
-    spec = prep.study_args.probe_layers or ["last"]
-    layers = list(range(top + 1)) if spec == ["all"] else [top] if spec == ["last"] else [int(s) for s in spec]
-    wrong = [layer for layer in layers if not 0 <= layer <= top]
-    if wrong:
-        raise UserError(f"--probe_layers {' '.join(map(str, wrong))}: {prep.model_args.model_name_or_path} has "
-                        f"layers 0 (embeddings) to {top}")
-    return sorted(set(layers) | {top})
+    return pooling.probed_layers(prep.study_args.probe_layers, prep.config, prep.model_args.model_name_or_path)
 
 
 def extract_features(prep, layers):
@@ -129,7 +122,8 @@ def extract_features(prep, layers):
     for split, ds in prep.tokenized.items():
         features[split] = feature_cache.cached_features(
             prep.study_args.feature_cache, prep.model, prep.model_fp, prep.task.name, split, ds, prep.collator,
-            cache_parts(prep, split), layers=layers, top=num_layers(prep.config), rule=pooling_rule(prep.config),
+            cache_parts(prep, split), layers=layers, top=num_layers(prep.config),
+            rule=pooling_rule(prep.config, prep.study_args.pooling),
             batch_size=prep.study_args.extraction_batch_size, device=device, autocast_dtype=prep.precision,
             tokens_per_batch=prep.study_args.extraction_tokens_per_batch, shard=(rank, size),
             store_dtype=getattr(torch, prep.study_args.feature_dtype), rebuild=prep.data_args.overwrite_cache,
@@ -152,7 +146,7 @@ def predict_split(trainer, dataset):
     head = trainer.model.eval()
     labels = dataset.labels
     with torch.no_grad():
-        out = head(features=dataset.features.float().to(trainer.args.device),
+        out = head(features=dataset.features.float().to(trainer.args.device),  # RowView.float: its rows
                    labels=None if labels is None else labels.to(trainer.args.device))
     metrics = {} if labels is None else {"eval_loss": float(out["loss"])}
     return PredictionOutput(predictions=out["logits"].float().cpu().numpy(),
@@ -170,50 +164,60 @@ def layer_results(prep, trainer, data):
 
 
 def head_trainers(prep, data, seeds_args):
-    """{key: Trainer of a fresh CachedHead} for each (key, seed, TrainingArguments) in seeds_args; data(key) is
-    that trainer's split -> FeatureDataset."""
+    """{key: Trainer of a fresh CachedHead} for each (key, seed, TrainingArguments, layer) in seeds_args; data(key) is
+    that trainer's split -> FeatureDataset; the head starts from the seed, or from the saved head of that layer."""
     trainers = {}
-    for key, seed, args in seeds_args:
+    for key, seed, args, layer in seeds_args:
         # FeatureDataset yields exactly CachedHead's arguments: no column filtering needed
         args = dataclasses.replace(args, deepspeed=None, remove_unused_columns=False)
         modules = copy.deepcopy(modeling.head_modules(prep.model))
-        prep.init_heads(modules, seed)
-        head = modeling.CachedHead(modules, pooling_rule(prep.config), source_model=prep.model)
+        prep.init_heads(modules, seed, layer)
+        head = modeling.CachedHead(modules, pooling.head_kind(prep.config), source_model=prep.model)
         trainers[key] = make_trainer(prep, head, args, data(key))
     return trainers
 
 
-def choose_head_setting(prep, train):
-    """--head_learning_rates / --head_weight_decays: every setting x seed trained on the train split minus the
-    hold-out cut, scored on it (selection.py chooses); returns what selection.json records."""
-    task = prep.task
-    fit, hold = selection.holdout_split(train.labels.numpy(), prep.study_args.selection_fraction, task.is_regression)
-    part = {"train": modeling.FeatureDataset(train.features[torch.as_tensor(fit)], train.labels[fit].tolist(),
-                                             task.is_regression),
-            "hold": modeling.FeatureDataset(train.features[torch.as_tensor(hold)], train.labels[hold].tolist(),
-                                            task.is_regression)}
-
-    # every setting x seed in one stacked loop (each setting its own optimizer group, each seed its own batches)
-    runs = [((lr, wd, seed), seed, dataclasses.replace(prep.seed_args(seed, folder), learning_rate=lr,
-                                                       weight_decay=wd, eval_strategy="no"))
-            for lr, wd in selection.grid(prep.study_args, prep.args) for seed, folder in prep.folders.items()]
-    trainers = head_trainers(prep, lambda key: part.__getitem__, runs)
+def choose_head_settings(prep, data, layers) -> dict:
+    """--head_learning_rates / --head_weight_decays: every layer x setting x seed trained on the train split minus
+    the hold-out cut (the same rows at every layer), scored on it; selection.py chooses per layer, so a lower layer
+    is not judged with the setting that suits the top one. Returns what selection.json records: the top layer's
+    choice as `chosen` / `grid`, every layer's under `layers`."""
+    task, top = prep.task, num_layers(prep.config)
+    labels = data[top]["train"].labels
+    fit, hold = selection.holdout_split(labels.numpy(), prep.study_args.selection_fraction, task.is_regression)
+    parts = {layer: {name: modeling.FeatureDataset(modeling.RowView(data[layer]["train"].features, rows),
+                                                   labels[rows].tolist(), task.is_regression)
+                     for name, rows in (("train", fit), ("hold", hold))} for layer in layers}
+    # every layer x setting x seed in one stacked loop (each setting its own optimizer group, each seed its batches)
+    runs = [((layer, lr, wd, seed), seed, dataclasses.replace(prep.seed_args(seed, folder), learning_rate=lr,
+                                                              weight_decay=wd, eval_strategy="no"), layer)
+            for layer in layers for lr, wd in selection.grid(prep.study_args, prep.args)
+            for seed, folder in prep.folders.items()]
+    trainers = head_trainers(prep, lambda key: parts[key[0]].__getitem__, runs)
     head_training.train_heads(list(trainers.values()), prep.fast_loop_fallback)
     predictions = {}
-    for (lr, wd, seed), trainer in trainers.items():
-        logits = np.asarray(predict_split(trainer, part["hold"]).predictions)
-        predictions.setdefault((lr, wd), {})[seed] = logits.reshape(-1) if task.is_regression else logits.argmax(-1)
-    chosen = selection.select(task, predictions, part["hold"].labels.numpy())
-    logger.info(f"head selection on {len(hold)} held-out train rows: learning rate {chosen['chosen']['learning_rate']}"
-                f", weight decay {chosen['chosen']['weight_decay']}")
-    return {**chosen, "selection_fraction": prep.study_args.selection_fraction, "fit_rows": len(fit),
-            "holdout_rows": len(hold)}
+    for (layer, lr, wd, seed), trainer in trainers.items():
+        logits = np.asarray(predict_split(trainer, parts[layer]["hold"]).predictions)
+        predictions.setdefault(layer, {}).setdefault((lr, wd), {})[seed] = \
+            logits.reshape(-1) if task.is_regression else logits.argmax(-1)
+    hold_labels = labels[hold].numpy()
+    chosen = {layer: selection.select(task, predictions[layer], hold_labels) for layer in layers}
+    logger.info(f"head selection on {len(hold)} held-out train rows: at the top layer learning rate "
+                f"{chosen[top]['chosen']['learning_rate']}, weight decay {chosen[top]['chosen']['weight_decay']}"
+                + (f"; per layer {', '.join(str(c['chosen']['learning_rate']) for c in chosen.values())}"
+                   if len(layers) > 1 else ""))
+    return {**chosen[top], "selection_fraction": prep.study_args.selection_fraction, "fit_rows": len(fit),
+            "holdout_rows": len(hold), "layers": {str(layer): c for layer, c in chosen.items()}}
 
 
-def train_stacked(prep, layers, data):
-    """({(layer, seed): Trainer}, {(layer, seed): train metrics}): every layer x seed head trained together."""
+def train_stacked(prep, layers, data, settings=None):
+    """({(layer, seed): Trainer}, {(layer, seed): train metrics}): every layer x seed head trained together, each
+    layer with its own chosen head setting (`settings`: {layer: {learning_rate, weight_decay}}) if any."""
+    def args(layer, seed, folder):
+        return dataclasses.replace(prep.seed_args(seed, folder), **(settings or {}).get(layer, {}))
+
     trainers = head_trainers(prep, lambda key: data[key[0]].__getitem__,
-                             [((layer, seed), seed, prep.seed_args(seed, folder)) for layer in layers
+                             [((layer, seed), seed, args(layer, seed, folder), layer) for layer in layers
                               for seed, folder in prep.folders.items()])
     if not prep.args.do_train:
         return trainers, {}
@@ -247,17 +251,24 @@ def run_cached_path(prep):
     data = {layer: {s: modeling.FeatureDataset(features[s][layer], None if s.startswith("test") else
                                                list(prep.raw[s]["label"]), prep.task.is_regression)
                     for s in features} for layer in layers}
-    chosen, extra = None, {}
+    chosen, settings, extra = None, {}, {}
     if prep.study_args.head_learning_rates or prep.study_args.head_weight_decays:
-        chosen = choose_head_setting(prep, data[top]["train"])
-        setting = chosen["chosen"]
-        prep = dataclasses.replace(prep, args=dataclasses.replace(prep.args, **setting))
-        extra = {f"selected_{k}": v for k, v in setting.items()}
-    trainers, metrics = (fit_logistic if prep.study_args.probe == "logistic" else train_stacked)(prep, layers, data)
+        chosen = choose_head_settings(prep, data, layers)
+        settings = {int(layer): c["chosen"] for layer, c in chosen["layers"].items()}
+        prep = dataclasses.replace(prep, args=dataclasses.replace(prep.args, **settings[top]))
+        extra = {f"selected_{k}": v for k, v in settings[top].items()}
+    if prep.study_args.probe == "logistic":
+        trainers, metrics = fit_logistic(prep, layers, data)
+    else:
+        trainers, metrics = train_stacked(prep, layers, data, settings)
     for seed, folder in prep.folders.items():
         if prep.study_args.probe_layers and prep.args.do_eval:
-            writer.write_layer_results(folder, {
-                layer: layer_results(prep, trainers[layer, seed], data[layer].__getitem__) for layer in layers})
+            writer.write_layer_results(folder, {layer: {
+                **layer_results(prep, trainers[layer, seed], data[layer].__getitem__),
+                **{f"selected_{k}": v for k, v in settings.get(layer, {}).items()}} for layer in layers})
+        if prep.study_args.probe_layers and prep.study_args.probe != "logistic":
+            writer.write_layer_heads(folder, {layer: trainers[layer, seed].model.model_state_dict()
+                                              for layer in layers})
         if chosen:
             writer.write_selection(folder, chosen)
         trainer = trainers[top, seed]

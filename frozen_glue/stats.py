@@ -1,5 +1,5 @@
-"""Significance: across seeds (Welch's t-test), across examples (exact McNemar, paired bootstrap), and the Holm
-correction for many slices. Thin wrappers over scipy / statsmodels so the numbers are theirs. Must not know
+"""Significance: the primary example-and-seed-level test (hierarchical bootstrap), across examples (exact McNemar,
+Wilcoxon, paired bootstrap), across seeds only (Welch's t-test), and the Holm correction for a family of tests. Thin wrappers over scipy / statsmodels so the numbers are theirs. Must not know
 about runs or files."""
 
 import warnings
@@ -60,6 +60,42 @@ def paired_bootstrap(metric_name, pred_a, pred_b, gold, n_resamples=2000, seed=0
     p = min(1.0, 2 * min(np.mean(dist <= 0), np.mean(dist >= 0))) if len(dist) else float("nan")
     return float(diff(pred_a, pred_b, gold)), float(res.confidence_interval.low), \
         float(res.confidence_interval.high), float(p)
+
+
+def hierarchical_bootstrap(metric_name, seeds_a, seeds_b, gold, n_resamples=2000, seed=0, confidence=0.95,
+                           batch=100):
+    """The primary comparison of two models on one split: the difference of their seed-mean main metric, with a
+    two-level bootstrap: each resample draws dev examples with replacement (the same for both models: paired) and,
+    within each model, its seeds with replacement, so both the dev set being a sample and the seed-to-seed noise
+    count. seeds_a, seeds_b: (seeds x examples) predictions; gold: (examples,). Returns (difference, CI low, CI
+    high, two-sided p) with p = 2 min((1 + #{d <= 0}) / (R + 1), (1 + #{d >= 0}) / (R + 1)), never 0."""
+    metric = get_metric(metric_name).fast
+    a, b, gold = (np.asarray(x, dtype=float) for x in (seeds_a, seeds_b, gold))
+    a, b = np.atleast_2d(a), np.atleast_2d(b)
+
+    def seed_mean(preds, g):  # preds (..., seeds, n), g (..., n): the metric of each seed, averaged over seeds
+        return np.mean(metric(preds, np.broadcast_to(g[..., None, :], preds.shape)), axis=-1)
+
+    observed = float(seed_mean(a, gold) - seed_mean(b, gold))
+    rng = np.random.default_rng(seed)
+    n, dist = len(gold), []
+    for start in range(0, n_resamples, batch):
+        size = min(batch, n_resamples - start)
+        rows = rng.integers(0, n, (size, n))
+        pick_a = rng.integers(0, len(a), (size, len(a)))
+        pick_b = rng.integers(0, len(b), (size, len(b)))
+        g = gold[rows]
+        dist.append(seed_mean(a[pick_a[:, :, None], rows[:, None, :]], g)
+                    - seed_mean(b[pick_b[:, :, None], rows[:, None, :]], g))
+    dist = np.concatenate(dist)
+    dist = dist[np.isfinite(dist)]
+    if not len(dist):
+        return observed, float("nan"), float("nan"), float("nan")
+    tail = (1 - confidence) / 2
+    low, high = np.quantile(dist, [tail, 1 - tail])
+    r = len(dist)
+    p = min(1.0, 2 * min((1 + np.sum(dist <= 0)) / (r + 1), (1 + np.sum(dist >= 0)) / (r + 1)))
+    return observed, float(low), float(high), float(p)
 
 
 def holm(p_values):

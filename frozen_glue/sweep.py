@@ -19,14 +19,16 @@ import shlex
 import subprocess
 import sys
 import time
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import arguments
+from . import arguments, identity
 from .ds_config import validate_ds_config
 from .protocols import PROTOCOLS
 from .errors import UserError, run_cli
-from .layout import LOCK_FILE, LOG_FILE, OwnerLock, is_complete, protocol_diff, protocol_hash, read_config, run_dir
+from .layout import (LOCK_FILE, LOG_FILE, OwnerLock, is_complete, protocol_diff, protocol_hash, read_config,
+                     read_results, run_dir)
 from .tasks import TASKS, get_task
 
 # named, not __name__: run as `python -m frozen_glue.sweep` this module is __main__
@@ -129,49 +131,67 @@ class Job:
     folders: list
     log: Path
     command: list
+    redo: list = dataclasses.field(default_factory=list)  # complete folders it replaces (REDO_CHANGED=1)
 
 
 def plan(models, tasks, seeds, runs, settings):
-    """(jobs to run, run folders skipped as complete). A complete run is skipped only when its recorded protocol
-    equals the one this sweep would run; otherwise the sweep is refused (REDO_CHANGED=1 redoes such runs). With
-    the feature cache, one job per model x task."""
+    """(jobs to run, run folders skipped as complete). A complete run is skipped only when its recorded identity
+    (identity.py: protocol + model, tokenizer and data fingerprints) equals the one this sweep would produce;
+    otherwise the sweep is refused, naming what changed (REDO_CHANGED=1 redoes such runs). With the feature
+    cache, one job per model x task."""
     jobs, skipped, changed = [], [], []
     grouped = bool(settings["feature_cache"])
+    expected = identity.Expected()
     for m in models:
         for task in tasks:
-            todo, expected = [], None
+            todo, redo, parsed = [], [], None
             for seed in seeds:
                 folder = run_dir(runs, m.alias, task, seed)
                 if not is_complete(folder):
                     todo.append((seed, folder))
                     continue
-                if expected is None:
-                    expected = expected_protocol(m, task, runs, settings)
-                recorded = read_config(folder)
-                if recorded.get("protocol_hash") == protocol_hash(expected):
+                parsed = parsed or parse_job(m, task, runs, settings)
+                why = changed_since(read_config(folder), parsed, settings, expected, m)
+                if not why:
                     skipped.append(folder)
                 elif settings["redo_changed"]:
                     todo.append((seed, folder))
+                    redo.append(folder)
                 else:
-                    changed.append(f"{folder}: {protocol_diff(recorded.get('protocol'), expected)}")
+                    changed.append(f"{folder}: {why}")
             groups = [todo] if grouped and todo else [[t] for t in todo]
             for group in groups:
-                jobs.append(make_job(m, task, group, runs, settings))
+                jobs.append(make_job(m, task, group, runs, settings, redo=[f for _, f in group if f in redo]))
     if changed:
-        raise UserError(f"{len(changed)} complete run(s) were made with other settings than this sweep's and would "
-                        f"be mixed with new ones ({'; '.join(changed)}); REDO_CHANGED=1 redoes them with these "
-                        f"settings, or choose another RUNS")
+        raise UserError(f"{len(changed)} complete run(s) were made with another model, tokenizer, data or settings "
+                        f"than this sweep's and would be mixed with new ones ({'; '.join(changed)}); "
+                        f"REDO_CHANGED=1 redoes them, or choose another RUNS")
     return jobs, skipped
 
 
-def expected_protocol(m, task, runs, settings) -> dict:
-    """The protocol of the runs this sweep would start for model m on task (their command, parsed)."""
+def parse_job(m, task, runs, settings):
+    """The parsed arguments of the runs this sweep would start for model m on task (their command)."""
     args = job_args(m, task, [(0, run_dir(runs, m.alias, task, 0))], runs, settings)
     try:
-        parsed = arguments.parse_args(args)
+        return arguments.parse_args(args)
     except UserError as e:
         raise UserError(f"model {m.alias}, task {task}: {e}") from None
-    return arguments.protocol(*parsed, deepspeed=settings["ds_config"] if uses_deepspeed(settings) else None)
+
+
+def changed_since(recorded, parsed, settings, expected, m) -> str:
+    """What differs between a complete run's recorded identity and the one this sweep would produce ('' if
+    nothing): the protocol first (cheap), then the data, tokenizer and model fingerprints."""
+    proto = arguments.protocol(*parsed, deepspeed=settings["ds_config"] if uses_deepspeed(settings) else None)
+    now = {"protocol": proto, "protocol_hash": protocol_hash(proto)}
+    if recorded.get("protocol_hash") != now["protocol_hash"]:
+        return protocol_diff(recorded.get("protocol"), proto)
+    if m.problem:  # the model cannot be loaded now; its runs will be reported as failed, not compared
+        return ""
+    try:
+        now.update(expected.sources(parsed, recorded))
+    except UserError as e:
+        raise UserError(f"model {m.alias}: {e}") from None
+    return identity.difference(recorded, now)
 
 
 def uses_deepspeed(settings) -> bool:
@@ -191,15 +211,14 @@ def job_args(m, task, group, runs, settings) -> list:
                  "--output_dir", str(Path(runs) / m.alias / task)]
     else:
         args += ["--seed", str(seeds[0]), "--output_dir", str(group[0][1])]
-    if settings["redo_changed"]:
-        args.append("--overwrite_output_dir")
     return args + m.flags + settings["extra"]
 
 
-def make_job(m, task, group, runs, settings):
+def make_job(m, task, group, runs, settings, redo=()):
+    """The job of one group of seeds; `redo`: its complete folders to replace (REDO_CHANGED=1)."""
     seeds = [s for s, _ in group]
     folders = [f for _, f in group]
-    args = job_args(m, task, group, runs, settings)
+    args = job_args(m, task, group, runs, settings) + (["--overwrite_output_dir"] if redo else [])
     log = (Path(runs) / m.alias / task if settings["feature_cache"] else folders[0]) / LOG_FILE
     if uses_deepspeed(settings):
         gpus = settings["num_gpus"]
@@ -211,7 +230,7 @@ def make_job(m, task, group, runs, settings):
             command.append("--use_cpu")
     else:  # plain python: the cached path runs in one process; or DeepSpeed not wanted
         command = [sys.executable, str(SCRIPT), *args]
-    return Job(m, task, seeds, folders, log, command)
+    return Job(m, task, seeds, folders, log, command, list(redo))
 
 
 def _path(value):
@@ -364,26 +383,38 @@ def sweep(passthrough) -> int:
         finally:
             free.put((slot, gpu))
 
-    tally = {"complete": 0, "failed": [], "locked": []}
+    tally = {"complete": 0, "redone": 0, "failed": [], "locked": []}
     with concurrent.futures.ThreadPoolExecutor(max_workers=len(slots)) as pool:
         for future in [pool.submit(run_group, key, group) for key, group in groups.items()]:
             for name, value in future.result().items():
                 tally[name] += value
-    logger.info(f"{tally['complete']} complete, {len(skipped)} skipped, " +
+    redone = f" ({tally['redone']} redone with the changed settings)" if tally["redone"] else ""
+    logger.info(f"{tally['complete']} complete{redone}, {len(skipped)} skipped, " +
                 (f"{len(tally['locked'])} locked by other jobs, " if tally["locked"] else "") +
                 f"{len(tally['failed'])} failed")
     for label, why in tally["locked"]:
         logger.info(f"  locked: {label}: {why}")
     for label, where in tally["failed"]:
         logger.info(f"  failed: {label}: {where}")
+    collapsed_hint([f for job in jobs for f in job.folders])
     return 1 if tally["failed"] else 0
+
+
+def collapsed_hint(folders):
+    """One line when most heads of this sweep learnt nothing: a study of collapsed heads shows nothing."""
+    done = [r for r in map(read_results, folders) if r is not None]
+    dead = sum(bool(r.get("head_collapsed")) for r in done)
+    if done and dead * 2 > len(done):
+        logger.info(f"{dead} of {len(done)} heads of this sweep collapsed (learnt nothing), so their scores say "
+                    f"nothing about the models: add a head grid chosen on a train hold-out (FEATURE_CACHE=DIR and "
+                    f"--head_learning_rates 1e-3 1e-2 1e-1) or more epochs")
 
 
 def run_locked(key, group, total, env, slot, gpu, runs, port) -> dict:
     """One model x task group's jobs in turn, under the group's lock (runs/<alias>/<task>/.lock): another launcher
     or array element running the same group leaves it to that one. Returns its tally (complete, failed, locked)."""
     alias, task = key
-    tally = {"complete": 0, "failed": [], "locked": []}
+    tally = {"complete": 0, "redone": 0, "failed": [], "locked": []}
     with contextlib.ExitStack() as held:
         try:
             held.enter_context(OwnerLock(Path(runs) / alias / task / LOCK_FILE, f"{alias}/{task}"))
@@ -398,13 +429,14 @@ def run_locked(key, group, total, env, slot, gpu, runs, port) -> dict:
                 logger.info(f"[{n}/{total}] FAILED {label}: {job.model.problem}")
                 tally["failed"].append((label, job.model.problem))
                 continue
-            if all(is_complete(f) for f in job.folders):  # finished by another launcher since this one planned
+            if not job.redo and all(is_complete(f) for f in job.folders):  # finished elsewhere since planned
                 logger.info(f"[{n}/{total}] {label}: completed elsewhere meanwhile")
                 continue
             logger.info(f"[{n}/{total}] {label}{where} ...")
             started = time.time()
             if run_job(job, env, slot, gpu, port):
                 tally["complete"] += len(job.folders)
+                tally["redone"] += len(job.redo)
                 logger.info(f"[{n}/{total}] {label} done ({time.time() - started:.0f}s)")
             else:
                 tally["complete"] += sum(is_complete(f) for f in job.folders)

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from safetensors.torch import save
 
-from . import diagnostics, layout, pooling, sharding, tracking
+from . import diagnostics, identity, layout, pooling, sharding, tracking
 from .tasks import compute_metrics
 
 logger = logging.getLogger(__name__)
@@ -29,15 +29,18 @@ def start(prep, seed, folder, path):
         group.pop("hub_token", None)
     cuts = {k: getattr(prep.data_args, k) for k in ("max_train_samples", "max_eval_samples", "max_predict_samples")
             if getattr(prep.data_args, k)}
-    rule = pooling.POOLING.get(prep.config.model_type)
+    rule = pooling.POOLING.get(prep.config.model_type) if prep.study_args.pooling == "auto" else \
+        pooling.CHOICES[prep.study_args.pooling]
+    ident = {"protocol_hash": layout.protocol_hash(prep.protocol), "model_fingerprint": prep.model_fp,
+              "tokenizer_fingerprint": prep.tokenizer_fp, "data_fingerprints": prep.fingerprints}
     layout.atomic_write_json(folder / layout.CONFIG_FILE, {
         "format_version": layout.FORMAT_VERSION, "task": prep.task.name, "seed": seed, "path": path,
-        "protocol": prep.protocol, "protocol_hash": layout.protocol_hash(prep.protocol), "args": args,
+        "protocol": prep.protocol, "args": args, **ident,
+        "identity_hash": identity.identity_hash(ident),
+        "model_source": identity.source_stamp(prep.model_args.model_name_or_path),
         **prep.provenance,
         "pooling": {"rule": rule, "position": pooling.pooled_position(rule, prep.model_args.append_eos),
                     "pad_token": prep.tokenizer.pad_token, "eos_token": prep.tokenizer.eos_token},
-        "data_fingerprints": prep.fingerprints,
-        "model_fingerprint": prep.model_fp, "tokenizer_fingerprint": prep.tokenizer_fp,
         # the cached path trains its heads in one process, also when the extraction was sharded over ranks
         "global_batch_size": prep.args.per_device_train_batch_size * prep.args.gradient_accumulation_steps
         * (1 if path == "cached" else prep.args.world_size),
@@ -93,6 +96,13 @@ def write_layer_results(folder, results: dict):
     layout.atomic_write_json(Path(folder) / layout.LAYER_RESULTS_FILE, {str(k): v for k, v in results.items()})
 
 
+def write_layer_heads(folder, heads: dict):
+    """layer_heads.safetensors: every probed layer's trained head, its tensors as "layer<L>.<name>" (what
+    --head_from reads to evaluate each layer with its own head)."""
+    layout.atomic_write_bytes(Path(folder) / layout.LAYER_HEADS_FILE, save(
+        {f"layer{layer}.{k}": v.contiguous() for layer, state in heads.items() for k, v in state.items()}))
+
+
 def write_selection(folder, selection: dict):
     """selection.json: the head-setting grid's hold-out scores (per seed and mean) and the setting chosen."""
     layout.atomic_write_json(Path(folder) / layout.SELECTION_FILE, selection)
@@ -113,7 +123,7 @@ def evaluate(prep, folder, trainer, eval_data):
     """Every validation split: metrics, prediction dumps, and the collapse check; then every test split's
     predict_results file. Returns (metrics, collapse reasons)."""
     task, main = prep.task, trainer.is_world_process_zero()
-    train_labels = prep.raw["train"]["label"] if "train" in prep.raw else None
+    train_labels = prep.train_labels
     results, collapsed = {}, []
     for split in task.validation_splits if prep.args.do_eval else ():
         if split not in prep.raw:
@@ -124,7 +134,7 @@ def evaluate(prep, folder, trainer, eval_data):
         labels = prep.raw[split]["label"]
         if train_labels is not None:
             results.update(diagnostics.majority_baseline(task, train_labels, labels, task.metric_suffix(split)))
-        reason = diagnostics.collapse_reason(task, output.predictions, labels, train_labels)
+        reason = diagnostics.collapse_reason(task, output.predictions, labels)
         if reason:
             collapsed.append(reason + (f" ({split})" if len(task.validation_splits) > 1 else ""))
         for k in ("eval_runtime", "eval_samples_per_second", "eval_steps_per_second"):

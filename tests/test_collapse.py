@@ -6,10 +6,11 @@ import math
 
 import numpy as np
 import pytest
+from scipy import stats as sps
 from conftest import TRAIN, results, run
 
 from frozen_glue import figures, results as run_results, tiny
-from frozen_glue.diagnostics import collapse_reason
+from frozen_glue.diagnostics import association_p, collapse_reason
 from frozen_glue.tasks import TASKS
 
 
@@ -18,22 +19,54 @@ def test_collapse_rule_known_answers():
     # all one class
     assert collapse_reason(cola, [[2.0, 1.0], [3.0, 0.0]], [0, 1]) == "every validation prediction is class 0 " \
                                                                      "(unacceptable)"
-    # train prior [0.75, 0.25]; validation labels [0, 1]: prior loss -(ln .75 + ln .25) / 2 = 0.8370
-    prior = -(math.log(0.75) + math.log(0.25)) / 2
-    assert prior == pytest.approx(0.836988, abs=1e-6)
-    weak = np.array([[0.0, 0.4], [0.4, 0.0]])  # both wrong, mildly: loss ln(1 + e^0.4) = 0.913 > prior, two classes
-    loss = math.log(1 + math.exp(0.4))
-    assert loss == pytest.approx(0.913015, abs=1e-6) and loss > prior
-    assert collapse_reason(cola, weak, [0, 1], [0, 0, 0, 1]) == (
-        f"validation loss {loss:.4g} is no better than always predicting the train label prior ({prior:.4g})")
-    good = np.array([[2.0, 0.0], [0.0, 2.0]])  # loss 0.127 < prior
-    assert collapse_reason(cola, good, [0, 1], [0, 0, 0, 1]) is None
-    # STS-B: a constant score; an MSE above the train mean's; a useful score
-    assert collapse_reason(stsb, [[2.5], [2.5], [2.5]], [1.0, 3.0, 4.0]) == "every validation score is 2.5"
-    # train mean 2.0; gold [1, 3]: mean MSE 1.0; scores [3, 1] give MSE 4.0
-    assert collapse_reason(stsb, [[3.0], [1.0]], [1.0, 3.0], [1.0, 3.0]) == (
-        "validation MSE 4 is no better than predicting the train mean (1)")
-    assert collapse_reason(stsb, [[1.2], [2.9]], [1.0, 3.0], [1.0, 3.0]) is None
+    # 100 rows, 50 per class. 30 right of each: MCC (30*30 - 20*20) / 50^2 = 0.2, z = 0.2 * sqrt(100) = 2.0,
+    # one-sided p = 0.02275 < 0.05: associated with the gold labels, not collapsed
+    gold = np.array([0] * 50 + [1] * 50)
+    def logits(right):  # `right` of each class predicted correctly
+        pred = np.concatenate([np.r_[np.zeros(right), np.ones(50 - right)], np.r_[np.ones(right), np.zeros(50 - right)]])
+        return np.stack([1 - pred, pred], 1)
+    assert association_p(cola, logits(30).argmax(1), gold) == pytest.approx((0.2, 0.0227501), abs=1e-6)
+    assert collapse_reason(cola, logits(30), gold) is None
+    # 28 right of each: MCC (784 - 484) / 2500 = 0.12, z = 1.2, p = 0.11507: indistinguishable from the majority
+    # control. (The old rule, a loss above the label prior's, would call this head healthy when its logits are sharp)
+    assert association_p(cola, logits(28).argmax(1), gold) == pytest.approx((0.12, 0.1150697), abs=1e-6)
+    assert collapse_reason(cola, logits(28), gold) == (
+        "validation predictions are not significantly associated with the gold labels (MCC 0.120, one-sided p "
+        "0.115): no better than the majority-class control")
+    # the issue's CoLA seeds (1043 dev rows): MCC 0.036 and -0.004 are both collapsed (z = 1.16 and < 0), not only the
+    # better one
+    assert sps.norm.sf(0.036 * math.sqrt(1043)) > 0.05 and sps.norm.sf(-0.004 * math.sqrt(1043)) > 0.05
+
+
+def test_collapse_rule_is_monotone_in_the_score():
+    """Of two seeds on the same rows the one with the higher MCC never has the larger p: if the better one is
+    flagged, so is the worse (unless the worse one is not even... it is: p only grows as MCC falls)."""
+    gold = np.array([0] * 50 + [1] * 50)
+    ps = []
+    for right in range(25, 51):
+        pred = np.concatenate([np.r_[np.zeros(right), np.ones(50 - right)], np.r_[np.ones(right), np.zeros(50 - right)]])
+        ps.append(association_p(TASKS["cola"], pred, gold)[1])
+    assert ps == sorted(ps, reverse=True)
+
+
+def test_collapse_rule_stsb_edges():
+    """The issue's STS-B edges: a weak head (Pearson 0.27 on 1500 rows) whose MSE is a hair above the train mean's is
+    NOT collapsed; a head whose scores barely move around the mean IS, even when their tiny wiggle correlates."""
+    stsb = TASKS["stsb"]
+    rng = np.random.default_rng(0)
+    gold = rng.uniform(0, 5, 1500)
+    z = (gold - gold.mean()) / gold.std()
+    weak = 2.5 + 1.0 * (0.27 * z + math.sqrt(1 - 0.27 ** 2) * rng.standard_normal(1500))
+    r = sps.pearsonr(weak, gold)[0]
+    assert 0.18 < r < 0.30 and np.mean((weak - gold) ** 2) > np.mean((gold.mean() - gold) ** 2)  # old rule: flagged
+    assert collapse_reason(stsb, weak[:, None], gold) is None
+    flat = 2.5 + 0.02 * z + 0.01 * rng.standard_normal(1500)
+    assert sps.pearsonr(flat, gold)[1] < 0.001  # significantly correlated, and still nothing but the mean
+    assert collapse_reason(stsb, flat[:, None], gold).startswith("the validation scores are constant (spread 0.022")
+    assert collapse_reason(stsb, [[2.5], [2.5], [2.5]], [1.0, 3.0, 4.0]).startswith("the validation scores are constant")
+    noise = rng.standard_normal(1500)
+    noise = 2.5 + noise - (noise @ z) / (z @ z) * z  # spread fine, r = 0 exactly: collapsed by the test
+    assert collapse_reason(stsb, noise[:, None], gold).startswith("validation Pearson r")
 
 
 @pytest.fixture(scope="module")
@@ -75,3 +108,22 @@ def test_a_collapsed_head_is_flagged_everywhere(script, assets, tmp_path, capsys
     [line] = [ln for ln in fig.axes[0].get_lines() if ln.get_label() == "majority class"]
     assert list(line.get_ydata()) == [0.0, 0.0] and dead["eval_majority_matthews_correlation"] == 0.0
     assert json.loads((runs / "dead" / "cola" / "seed2" / "all_results.json").read_text())["head_collapsed"]
+
+
+def test_a_sweep_of_mostly_collapsed_heads_ends_with_what_to_try(tmp_path, caplog):
+    from frozen_glue import sweep
+
+    folders = []
+    for i, dead in enumerate([True, True, False]):
+        folder = tmp_path / f"seed{i}"
+        folder.mkdir()
+        (folder / "all_results.json").write_text(json.dumps({"head_collapsed": dead}))
+        folders.append(folder)
+    with caplog.at_level("INFO", logger="frozen_glue.sweep"):
+        sweep.collapsed_hint(folders + [tmp_path / "never-ran"])
+    assert "2 of 3 heads of this sweep collapsed (learnt nothing)" in caplog.text and "--head_learning_rates" in \
+        caplog.text
+    caplog.clear()
+    with caplog.at_level("INFO", logger="frozen_glue.sweep"):
+        sweep.collapsed_hint(folders[1:])  # 1 of 2: not most
+    assert "collapsed" not in caplog.text

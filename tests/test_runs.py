@@ -80,13 +80,13 @@ def test_sweep_refuses_complete_runs_made_with_other_settings(tmp_path, assets, 
     code, out = sweep({**env, "SEEDS": "1 2 3", "EXTRA_ARGS": changed})
     errors = [ln for ln in out.splitlines() if ln.startswith("error:")]
     assert code == 2 and len(errors) == 1, out
-    assert "2 complete run(s) were made with other settings" in errors[0]
+    assert "2 complete run(s) were made with another model, tokenizer, data or settings" in errors[0]
     assert "learning_rate 0.01 -> 0.02, num_train_epochs 2.0 -> 3.0" in errors[0] and "REDO_CHANGED=1" in errors[0]
     assert not (tmp_path / "runs" / "gpt2" / "cola" / "seed3").exists()  # nothing ran
     code, out = sweep({**env, "SEEDS": "1 2 3", "EXTRA_ARGS": changed})  # still refused: nothing was mixed
     assert code == 2
     code, out = sweep({**env, "SEEDS": "1 2 3", "EXTRA_ARGS": changed, "REDO_CHANGED": "1"})
-    assert code == 0 and "3 complete, 0 skipped, 0 failed" in out, out
+    assert code == 0 and "3 complete (2 redone with the changed settings), 0 skipped, 0 failed" in out, out
     lrs = {json.loads((tmp_path / "runs" / "gpt2" / "cola" / f"seed{s}" / "config.json").read_text())["args"][
         "training"]["learning_rate"] for s in (1, 2, 3)}
     assert lrs == {0.02}
@@ -102,16 +102,16 @@ def test_summarize_shows_mixed_settings_instead_of_averaging(script, assets, tmp
     assert run(script, capsys, *common, "--learning_rate", "1e-2", "--seeds", "1", "2")[0] == 0
     assert run(script, capsys, *common, "--learning_rate", "5e-2", "--seeds", "3")[0] == 0
     runs, warnings = run_results.load_runs(tmp_path / "runs")
-    assert any("gpt2/cola mixes runs made with different settings (learning_rate 0.01/0.05)" in w for w in warnings)
+    assert any("gpt2/cola mixes runs of different identities (learning_rate 0.01 -> 0.05)" in w for w in warnings)
     summary = run_results.summarize(runs)
     row = summary.iloc[0]
-    assert row["n"] == 3 and row["mean"] != row["mean"] and row["mixed"] == "learning_rate 0.01/0.05"
+    assert row["n"] == 3 and row["mean"] != row["mean"] and row["mixed"] == "learning_rate 0.01 -> 0.05"
     wide = run_results.wide_table(summary, run_results.pairwise(runs))
-    assert wide.loc[0, "gpt2"] == "mixed settings, not averaged: learning_rate 0.01/0.05 (n=3)"
+    assert wide.loc[0, "gpt2"] == "mixed, not averaged: learning_rate 0.01 -> 0.05 (n=3)"
     from frozen_glue import compare
     from frozen_glue.errors import UserError
 
-    with pytest.raises(UserError, match="were made with different settings"):
+    with pytest.raises(UserError, match="have different identities"):
         compare.read_predictions(tmp_path / "runs", "gpt2", "cola", "validation")
     assert len(compare.read_predictions(tmp_path / "runs", "gpt2", "cola", "validation", seed=3)) == 100
 

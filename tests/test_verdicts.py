@@ -1,0 +1,149 @@
+"""A comparison a paper can cite: the primary test is example-level and counts both the dev sample and the seeds,
+Holm corrects across a report's comparisons, each comparison gets a verdict in words, a deterministic probe is one
+run, and a control pair says 'control'. Known answers on hand-made run trees."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from test_analysis import summarize_cli, write_run
+
+from frozen_glue import compare, results, stats
+
+
+def handful_pair(root, task="sst2", n=200, a_only=3, b_only=1, seeds=5):
+    """Two models whose predictions differ on a few dev rows only, the same rows in every seed: only A is right on
+    the first `a_only`, only B on the next `b_only`. Each seed also gets one wrong row of its own (the same for both
+    models), so the seeds' scores vary by a hair while the models' do not at all."""
+    rng = np.random.default_rng(0)
+    gold = rng.integers(0, 2, n)
+    texts = [f"sentence number {i}" for i in range(n)]
+    for model, wrong in (("A", range(a_only, a_only + b_only)), ("B", range(a_only))):
+        for seed in range(1, seeds + 1):
+            pred = gold.copy()
+            pred[100 + seed] = 1 - pred[100 + seed]  # the seed's own mistake
+            pred[list(wrong)] = 1 - pred[list(wrong)]
+            rows = [{"idx": i, "label": int(g), "prediction": int(p), "probs": [0.5, 0.5], "sentence": t}
+                    for i, (g, p, t) in enumerate(zip(gold, pred, texts))]
+            write_run(root, model, task, seed, {"accuracy": float(np.mean(pred == gold))}, preds={"validation": rows})
+    return gold
+
+
+def test_a_handful_of_rows_is_no_evidence_though_welch_says_p_below_0001(tmp_path):
+    root = tmp_path / "runs"
+    handful_pair(root)
+    runs, _ = results.load_runs(root)
+    pairs = results.pairwise(runs)
+    assert pairs.iloc[0]["diff"] == pytest.approx(2 / 200) and pairs.iloc[0]["welch_p"] < 0.001
+    code, log = summarize_cli("--runs", root, "--out", tmp_path / "rep", "--n_resamples", "2000")
+    assert code == 0, log
+    dis = pd.read_csv(tmp_path / "rep" / "disagreements.csv").iloc[0]
+    assert dis["difference"] == pytest.approx(0.01) and dis["ci_low"] < 0 < dis["ci_high"]
+    assert dis["p"] > 0.05 and dis["verdict"] == "no evidence of a difference"
+    # McNemar on the seed-majority votes beside it: 3 vs 1 discordant pairs: exact p = 2 * (1 + 4) / 16 = 0.625
+    assert (dis["only_a_right"], dis["only_b_right"]) == (3, 1) and dis["test_p"] == pytest.approx(0.625)
+    report = (tmp_path / "rep" / "report.md").read_text()
+    first = report.split("\n## ")[1]
+    assert first.startswith("Verdicts") and "- sst2: A vs B: no evidence of a difference (accuracy +0.010" in first
+    assert report.index("## Verdicts") < report.index("## Main metric per task")
+    assert "(seed-to-seed p< 0.001)" in report  # Welch is still shown, and said to be seed-to-seed only
+
+
+def test_a_real_difference_gets_a_verdict_with_its_direction(tmp_path):
+    root = tmp_path / "runs"
+    handful_pair(root, a_only=40, b_only=0)
+    code, log = summarize_cli("--runs", root, "--out", tmp_path / "rep", "--n_resamples", "1000")
+    assert code == 0, log
+    dis = pd.read_csv(tmp_path / "rep" / "disagreements.csv").iloc[0]
+    assert dis["ci_low"] > 0 and dis["verdict"] == "A better"
+    assert "- sst2: A better (A − B: accuracy +0.200" in (tmp_path / "rep" / "report.md").read_text()
+
+
+def test_hierarchical_bootstrap_counts_the_seeds():
+    """The same dev rows, but B's seeds scatter: a bootstrap over examples alone (the seed-majority vote) sees a
+    clear difference, the two-level one a wider interval."""
+    rng = np.random.default_rng(1)
+    gold = rng.integers(0, 2, 400)
+    a = np.tile(gold, (5, 1))
+    b = np.tile(gold, (5, 1))
+    for s in range(5):  # each B seed wrong on its own 40-80 rows
+        rows = rng.choice(400, 40 + 10 * s, replace=False)
+        b[s, rows] = 1 - b[s, rows]
+    _, lo1, hi1, _ = stats.hierarchical_bootstrap("accuracy", a[:1], b[:1], gold, 1000)
+    _, lo5, hi5, _ = stats.hierarchical_bootstrap("accuracy", a, b, gold, 1000)
+    assert hi5 - lo5 > hi1 - lo1
+    diff, *_ = stats.hierarchical_bootstrap("accuracy", a, b, gold, 200)
+    assert diff == pytest.approx(np.mean((a == gold).mean(1)) - np.mean((b == gold).mean(1)))
+    # the p never reads 0: with every resample above 0 it is 2 / (R + 1)
+    assert stats.hierarchical_bootstrap("accuracy", a, 1 - a, gold, 99)[3] == pytest.approx(2 / 100)
+
+
+def test_holm_runs_across_the_reports_comparisons():
+    """Two comparisons at p 0.03 and 0.04: each alone is significant, Holm across both keeps neither (0.06, 0.06);
+    the verdicts follow the corrected p."""
+    rows = pd.DataFrame([{"task": t, "model_a": "A", "model_b": "B", "metric": "accuracy", "difference": d,
+                          "p": p, "ci_low": 0.01, "ci_high": 0.1} for t, d, p in (("sst2", 0.05, 0.03),
+                                                                               ("rte", -0.05, 0.04))])
+    out = compare.verdicts(rows)
+    assert list(out["p_holm"]) == pytest.approx([0.06, 0.06])
+    assert list(out["verdict"]) == ["no evidence of a difference"] * 2
+    out = compare.verdicts(rows.assign(p=[0.01, 0.02]))  # 0.02, 0.02: both kept, with their directions
+    assert list(out["verdict"]) == ["A better", "B better"]
+    loss = compare.verdicts(rows.assign(p=[0.001, 0.5], metric="loss"))  # lower is better: A's -0.05 wins
+    assert loss.loc[0, "verdict"] == "B better"
+
+
+def test_a_deterministic_probe_is_one_run_without_seed_statistics(tmp_path):
+    root = tmp_path / "runs"
+    for model, acc in (("A", 0.70), ("B", 0.65)):
+        for seed in (1, 2, 3):
+            folder = write_run(root, model, "sst2", seed, {"accuracy": acc})
+            config = json.loads((folder / "config.json").read_text())
+            (folder / "config.json").write_text(json.dumps({**config, "protocol": {"probe": "logistic"},
+                                                            "protocol_hash": "p"}))
+    runs, _ = results.load_runs(root)
+    assert len(runs) == 2  # one run per model, not three
+    summary = results.summarize(runs)
+    wide = results.wide_table(summary, results.pairwise(runs))
+    assert wide.loc[0, "A"] == "0.700 (deterministic probe, one run)"
+    assert wide.loc[0, "A − B"] == "+0.050"  # no Welch p across copies of one fit
+
+
+def test_a_random_init_pair_is_a_control_not_a_settings_difference(tmp_path):
+    root = tmp_path / "runs"
+    for model, random_init in (("m", False), ("m-random", True)):
+        for seed in (1, 2):
+            folder = write_run(root, model, "sst2", seed, {"accuracy": 0.8 if not random_init else 0.5 + seed / 100})
+            config = json.loads((folder / "config.json").read_text())
+            proto = {"random_init": random_init, "learning_rate": 0.01}
+            (folder / "config.json").write_text(json.dumps({**config, "protocol": proto,
+                                                            "protocol_hash": str(random_init)}))
+    runs, _ = results.load_runs(root)
+    pairs = results.pairwise(runs)
+    assert pairs.iloc[0]["kind"] == "control"
+    wide = results.wide_table(results.summarize(runs), pairs)
+    assert wide.loc[0, "m − m-random"].endswith("‡control") and "settings differ" not in wide.loc[0, "m − m-random"]
+
+
+def test_mixed_cells_are_mixed_in_tables_controls_and_figures(tmp_path):
+    """One aggregator: a model whose runs have two identities is averaged nowhere: not in the table, the controls
+    or the figures (which draw no bar for it)."""
+    from frozen_glue import figures
+
+    root = tmp_path / "runs"
+    for seed, fp in ((1, "x"), (2, "x"), (3, "y")):
+        folder = write_run(root, "m", "sst2", seed, {"accuracy": 0.5 + seed / 10})
+        config = json.loads((folder / "config.json").read_text())
+        (folder / "config.json").write_text(json.dumps({**config, "model_fingerprint": fp}))
+        all_results = json.loads((folder / "all_results.json").read_text())
+        (folder / "all_results.json").write_text(json.dumps({**all_results, "eval_majority_accuracy": 0.5}))
+    runs, warnings = results.load_runs(root)
+    assert any("m/sst2 mixes runs of different identities (the model's weights differ)" in w for w in warnings)
+    summary = results.summarize(runs)
+    assert summary.loc[0, "mixed"] == "the model's weights differ" and summary.loc[0, "mean"] != summary.loc[0, "mean"]
+    assert results.controls(runs).loc[0, "m"] == "mixed"
+    fig = figures.task_figure(runs, "sst2", ["m"])
+    assert not fig.axes[0].patches and "mixed" in fig.axes[0].texts[0].get_text()
+    fig = figures.summary_figure(runs, ["m"])
+    assert not [p for p in fig.axes[0].patches if p.get_height()]
