@@ -93,6 +93,13 @@ def _prompt_config(path: Path) -> dict:
     return config
 
 
+def prompt_template(task, split):
+    """(doc_to_text template, choices) of lm-eval's installed prompt for a task (the demo teaches its tiny models
+    this prompt)."""
+    config = _prompt_config(installed_yaml(task, split))
+    return config["doc_to_text"], config["doc_to_choice"]
+
+
 def prompt_hash(task, split) -> str:
     """The prompt lm-eval renders for a task: its template fields, and the source of a !function template (MNLI),
     hashed. The same for every model: two models' zero-shot scores are comparable iff their prompt hashes are."""
