@@ -202,3 +202,23 @@ def test_bad_inputs_are_one_line_exit_2(script, assets, tmp_path, capsys, monkey
     code, _, err = run(script, capsys, *args)
     assert code == 2 and message in one_error(err)
     assert not (tmp_path / "m" / "cola" / "zeroshot" / "config.json").exists()
+
+
+def test_sweep_adds_one_zero_shot_run_per_model_and_task_and_skips_complete_ones(zs_runs, assets, tmp_path,
+                                                                                 monkeypatch, capsys):
+    from frozen_glue import sweep
+
+    (tmp_path / "models.tsv").write_text(f"base\t{assets['base']}\t-\nfresh\t{assets['base']}\t-\n")
+    for key, value in {"MODELS": tmp_path / "models.tsv", "RUNS": zs_runs, "GLUE_DIR": assets["glue_dir"],
+                       "TASKS": "cola stsb", "SEEDS": "1", "LAUNCHER": "python", "DRY_RUN": "1", "ZERO_SHOT": "1",
+                       "EXTRA_ARGS": "--max_eval_samples 40 --use_cpu true"}.items():
+        monkeypatch.setenv(key, str(value))
+    assert sweep.main([]) == 0
+    out = capsys.readouterr().out
+    zero = [line for line in out.splitlines() if "--zero_shot" in line]
+    assert len(zero) == 1 and "--output_dir " + str(zs_runs / "fresh" / "cola") in zero[0]  # none for STS-B
+    assert f"skip (complete): {zs_runs / 'base' / 'cola' / 'zeroshot'}" in out
+    monkeypatch.setenv("EXTRA_ARGS", "--max_eval_samples 30 --use_cpu true")
+    assert sweep.main([]) == 2
+    err = capsys.readouterr().err
+    assert f"{zs_runs / 'base' / 'cola' / 'zeroshot'}: max_eval_samples 40 -> 30" in one_error(err)
