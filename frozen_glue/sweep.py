@@ -155,10 +155,10 @@ def plan(models, tasks, seeds, runs, settings):
                 else:
                     changed.append(f"{folder}: {protocol_diff(recorded.get('protocol'), expected)}")
             groups = [todo] if grouped and todo else [[t] for t in todo]
-            for group in groups:
-                jobs.append(make_job(m, task, group, runs, settings))
+            probes = [make_job(m, task, group, runs, settings) for group in groups]
+            jobs += probes
             if settings.get("zero_shot") and task != "stsb":  # lm-eval has no STS-B prompt
-                jobs += zero_shot_job(m, task, runs, settings, skipped, changed)
+                jobs += with_zero_shot(probes, zero_shot_job(m, task, runs, settings, skipped, changed), m, settings)
     if changed:
         raise UserError(f"{len(changed)} complete run(s) were made with other settings than this sweep's and would "
                         f"be mixed with new ones ({'; '.join(changed)}); REDO_CHANGED=1 redoes them with these "
@@ -190,6 +190,19 @@ def zero_shot_job(m, task, runs, settings, skipped, changed) -> list:
             return []
         args.append("--overwrite_output_dir")
     return [Job(m, task, [], [folder], folder / LOG_FILE, [sys.executable, str(SCRIPT), *args])]
+
+
+def with_zero_shot(probes, zero_shot, m, settings) -> list:
+    """The zero-shot job to add, or [] when the model x task's first probe job runs it too (--zero_shot beside the
+    probe: one process start less, the same files). Only a plain-python job of a model whose local config names a
+    causal-LM head takes it: a refused zero-shot must not take the probe down with it."""
+    from .zeroshot import has_causal_head
+
+    if not zero_shot or not probes or uses_deepspeed(settings) or not has_causal_head(m.path):
+        return zero_shot
+    probes[0].command.append("--zero_shot")
+    probes[0].folders += zero_shot[0].folders
+    return []
 
 
 def expected_protocol(m, task, runs, settings) -> dict:

@@ -132,6 +132,18 @@ def protocol(model_args, data_args) -> dict:
             "max_eval_samples": data_args.max_eval_samples, "max_train_samples": data_args.max_train_samples}
 
 
+def _causal(architectures) -> bool:
+    return any(a.endswith(("ForCausalLM", "LMHeadModel")) for a in architectures or [])
+
+
+def has_causal_head(path) -> bool:
+    """Whether a local model dir's config.json names a causal-LM class (False when unknown: a hub id)."""
+    try:
+        return _causal(json.loads((Path(path) / "config.json").read_text()).get("architectures"))
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
 def check_model(model_args):
     """Refuse, in one line and before anything runs, a model without a causal-LM head (BERT, RoBERTa: encoders)."""
     from transformers import AutoConfig
@@ -140,8 +152,7 @@ def check_model(model_args):
     modeling.check_model_location(name)
     config = modeling._from_pretrained(AutoConfig.from_pretrained, name, "the model config",
                                        **modeling._hub_kwargs(model_args))
-    heads = [a for a in config.architectures or [] if a.endswith(("ForCausalLM", "LMHeadModel"))]
-    if not heads:
+    if not _causal(config.architectures):
         raise UserError(f"--zero_shot scores the model's own causal-LM head, and {model_args.model_name_or_path} is "
                         f"{', '.join(config.architectures or []) or 'a ' + config.model_type + ' without one'} (no "
                         f"causal-LM head); drop --zero_shot for this model")
