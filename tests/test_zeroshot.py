@@ -222,3 +222,47 @@ def test_sweep_adds_one_zero_shot_run_per_model_and_task_and_skips_complete_ones
     assert sweep.main([]) == 2
     err = capsys.readouterr().err
     assert f"{zs_runs / 'base' / 'cola' / 'zeroshot'}: max_eval_samples 40 -> 30" in one_error(err)
+
+
+def write_tree(root, alias, probe, prompt, prompt_hash="p1", gold=(1, 0, 1, 0)):
+    """A hand-made sst2 run tree: one probe seed and a zero-shot folder with the given predictions."""
+    seed, zs = root / alias / "sst2" / "seed1", root / alias / "sst2" / "zeroshot"
+    for folder, preds, extra in ((seed, probe, {"probs": [0.5, 0.5]}), (zs, prompt, {})):
+        folder.mkdir(parents=True)
+        rows = [{"idx": i, "label": g, "prediction": p, "sentence": f"s{i}", **extra}
+                for i, (g, p) in enumerate(zip(gold, preds))]
+        layout.atomic_write_jsonl(folder / "predictions_validation.jsonl", rows)
+        accuracy = float(np.mean(np.array(preds) == np.array(gold)))
+        layout.atomic_write_json(folder / "config.json", {"protocol": {"a": 1}, "protocol_hash": "h",
+                                                          "prompt_hash": {"validation": prompt_hash}})
+        layout.atomic_write_json(folder / "all_results.json", {"eval_accuracy": accuracy})
+
+
+def test_report_section_known_answers_and_prompt_hash_refusal(tmp_path):
+    from frozen_glue import zeroshot_report
+
+    runs = tmp_path / "runs"
+    # gold 1 0 1 0. base: probe 4/4, prompt 2/4; derived: probe 3/4, prompt 2/4 (right on idx 1, 3)
+    write_tree(runs, "base", probe=(1, 0, 1, 0), prompt=(1, 1, 1, 1))
+    write_tree(runs, "derived", probe=(1, 0, 1, 1), prompt=(0, 0, 0, 0))
+    (tmp_path / "models.tsv").write_text(f"base\t{tmp_path}\t-\nderived\t{tmp_path}\t-\t\t-\tbase\n")
+    lines = zeroshot_report.section(runs, tmp_path / "models.tsv", tmp_path, n_resamples=200)
+    assert "## Prompting vs probing\n" in lines
+    table = __import__("pandas").read_csv(tmp_path / "zeroshot_vs_probe.csv").set_index("model")
+    # derived: probe right on 0 1 2, prompt right on 1 3 -> both 1, probe only 2, prompt only 1, both wrong 0
+    assert table.loc["derived", ["both_right", "probe_only", "prompt_only", "both_wrong"]].tolist() == [1, 2, 1, 0]
+    assert table.loc["base", ["both_right", "probe_only", "prompt_only", "both_wrong"]].tolist() == [2, 2, 0, 0]
+    assert table.loc["base", "mcnemar_p"] == pytest.approx(0.5)  # 2 discordant pairs, both one way: 2 x 0.5^2
+    pair = __import__("pandas").read_csv(tmp_path / "zeroshot_pairs.csv").iloc[0]
+    # Δprobe = 0.75 - 1.0 = -0.25; Δzero-shot = 0.5 - 0.5 = 0; their difference -0.25
+    assert (pair.delta_probe, pair.delta_zero_shot, pair.difference) == pytest.approx((-0.25, 0.0, -0.25))
+    assert pair.ci_low <= -0.25 <= pair.ci_high
+    examples = (tmp_path / "disagreements_zeroshot.tsv").read_text()
+    assert examples.count("probe right, prompt wrong") == 4 and examples.count("prompt right, probe wrong") == 1
+    # another prompt for the derived model: the pair is refused in one line, the rest of the section stays
+    layout.atomic_write_json(runs / "derived" / "sst2" / "zeroshot" / "config.json",
+                             {"protocol": {"a": 1}, "protocol_hash": "h", "prompt_hash": {"validation": "p2"}})
+    lines = zeroshot_report.section(runs, tmp_path / "models.tsv", tmp_path, n_resamples=200)
+    refused = [line for line in lines if line.startswith("- refused:")]
+    assert refused == ["- refused: base → derived (sst2/validation): prompt hashes differ (p1 vs p2): the two "
+                       "zero-shot runs used different prompts (another lm-eval version?); rerun one of them"]
