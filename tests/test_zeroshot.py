@@ -266,3 +266,16 @@ def test_report_section_known_answers_and_prompt_hash_refusal(tmp_path):
     refused = [line for line in lines if line.startswith("- refused:")]
     assert refused == ["- refused: base → derived (sst2/validation): prompt hashes differ (p1 vs p2): the two "
                        "zero-shot runs used different prompts (another lm-eval version?); rerun one of them"]
+
+
+@pytest.mark.skipif(not (Path(__file__).resolve().parents[2] / "shared" / "data" / "glue" / "CoLA").is_dir(),
+                    reason="real GLUE data not here")
+def test_real_cola_rows_with_a_causal_lm_from_a_config(script, assets, tmp_path, capsys):
+    from conftest import SHARED_GLUE
+
+    code, _, err = run(script, capsys, *zs_args({**assets, "glue_dir": SHARED_GLUE}, tmp_path / "m" / "cola",
+                                                "--max_eval_samples", "64"))
+    assert code == 0, err
+    preds = rows(tmp_path / "m" / "cola" / "zeroshot", "predictions_validation.jsonl")
+    assert len(preds) == 64 and all(len(r["logliks"]) == 2 for r in preds)
+    assert layout.read_config(tmp_path / "m" / "cola" / "zeroshot")["debug_run"] is True
