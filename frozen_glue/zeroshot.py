@@ -39,8 +39,7 @@ def samples_file(split):
     return f"samples_{split}.jsonl"
 
 
-def rows_file(split):
-    """The rows lm-eval reads (dataset_path: json), written beside the task yaml."""
+def rows_file(split):  # the rows lm-eval reads (dataset_path: json), beside the task yaml
     return f"rows_{split}.jsonl"
 
 
@@ -290,9 +289,8 @@ def start(folder, model_args, data_args, proto, raw, fps, model_fp, tokenizer_fp
     """A fresh zero-shot folder holding only its config.json (no output of an earlier run beside it)."""
     folder.mkdir(parents=True, exist_ok=True)
     layout.clear_outputs(folder)
-    for pattern in OUTPUTS:
-        for path in folder.glob(pattern):
-            path.unlink()
+    for path in [path for pattern in OUTPUTS for path in folder.glob(pattern)]:
+        path.unlink()
     task = get_task(data_args.task_name)
     cuts = {k: getattr(data_args, k) for k in ("max_train_samples", "max_eval_samples") if getattr(data_args, k)}
     args = {"model": {k: v for k, v in dataclasses.asdict(model_args).items() if k != "token"},

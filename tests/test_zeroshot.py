@@ -259,6 +259,16 @@ def test_report_section_known_answers_and_prompt_hash_refusal(tmp_path):
     assert pair.ci_low <= -0.25 <= pair.ci_high
     examples = (tmp_path / "disagreements_zeroshot.tsv").read_text()
     assert examples.count("probe right, prompt wrong") == 4 and examples.count("prompt right, probe wrong") == 1
+    # summarize.py carries the section into report.md
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("summarize", Path(__file__).resolve().parents[1] / "analysis" /
+                                                  "summarize.py")
+    summarize = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(summarize)
+    assert summarize.main(["--runs", str(runs), "--out", str(tmp_path / "reports"), "--models",
+                           str(tmp_path / "models.tsv"), "--n_resamples", "200"]) == 0
+    assert "## Prompting vs probing" in (tmp_path / "reports" / "report.md").read_text()
     # another prompt for the derived model: the pair is refused in one line, the rest of the section stays
     layout.atomic_write_json(runs / "derived" / "sst2" / "zeroshot" / "config.json",
                              {"protocol": {"a": 1}, "protocol_hash": "h", "prompt_hash": {"validation": "p2"}})
