@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from frozen_glue import compare, diagnostics, drift, figures, identity, layout, results, sweep
+from frozen_glue import compare, diagnostics, drift, figures, identity, layout, results, sweep, zeroshot_report
 from frozen_glue.errors import ArgumentParser, UserError, run_cli
 from frozen_glue.tasks import TASKS
 
@@ -274,6 +274,7 @@ def summarize(args):
                "Tables: [summary.md](summary.md), [summary.csv](summary.csv), [summary.tex](summary.tex).\n",
                "## Figures\n", "![summary](fig_summary.png)\n", *[f"![{f}]({f})" for f in figs], ""]
     report += task_sections(args, runs, models, out)
+    report += zeroshot_report.section(args.runs, args.models, out, args.n_resamples)  # runs/<m>/<task>/zeroshot/
     if len(dis):
         cols = [c for c in ("task", "split", "model_a", "model_b", "n", "disagree", "a_better", "b_better", "test",
                             "test_p", "collapsed_a", "collapsed_b") if c in dis.columns]

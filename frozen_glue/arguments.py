@@ -128,6 +128,10 @@ class StudyArguments:
                 "(the mean over the text's real tokens: the usual reading of a sentence encoder). Anything but auto "
                 "needs --feature_cache. Part of the protocol and the cache key; both models of a comparison must use "
                 "the same."})
+    zero_shot: bool = field(default=False, metadata={
+        "help": "Also score the validation rows zero-shot with lm-eval's GLUE prompt on the model's own causal-LM "
+                "head, into <task folder>/zeroshot/ (needs --do_eval and lm-eval; not STS-B). Without --do_train "
+                "or --head_from it runs alone: nothing is trained."})
 
 
 @dataclass
@@ -213,7 +217,10 @@ def validate(model_args, data_args, study_args, args):
         value = getattr(data_args, name)
         if value is not None and value < 1:
             raise UserError(f"--{name} {value}: give a positive number")
-    validate_study(model_args, study_args, args)
+    if study_args.zero_shot:
+        validate_zero_shot(data_args, args)
+    if not zero_shot_only(model_args, study_args, args):  # a zero-shot-only run trains no probe: its flags idle
+        validate_study(model_args, study_args, args)
     if data_args.glue_dir and (data_args.train_file or data_args.validation_file or data_args.test_file):
         raise UserError("--glue_dir and --train_file/--validation_file/--test_file name two data sources; "
                         "pass one of them")
@@ -230,6 +237,25 @@ def validate(model_args, data_args, study_args, args):
     if model_args.head_from and args.do_train:
         raise UserError("--head_from evaluates a trained head; with --do_train the head is trained anew. "
                         "Drop one of them")
+
+
+def zero_shot_only(model_args, study_args, args) -> bool:
+    """--zero_shot without a probe to train (--do_train) or evaluate (--head_from): only the zero-shot run."""
+    return study_args.zero_shot and not args.do_train and not model_args.head_from
+
+
+def validate_zero_shot(data_args, args):
+    """--zero_shot's checks that need only the arguments (the model's causal-LM head: zeroshot.check_model)."""
+    import importlib.util
+
+    if data_args.task_name.lower() == "stsb":
+        raise UserError("--zero_shot: lm-eval has no zero-shot STS-B task (a similarity score is not a choice "
+                        "between answers); drop --zero_shot for stsb")
+    if not args.do_eval:
+        raise UserError("--zero_shot scores the validation rows: add --do_eval")
+    if importlib.util.find_spec("lm_eval") is None:
+        raise UserError("--zero_shot needs lm-eval, which is not installed here: pip install lm-eval==0.4.13 "
+                        "(pinned in requirements.txt)")
 
 
 def validate_study(model_args, study_args, args):
@@ -435,6 +461,7 @@ NOT_PROTOCOL = {
     "device_map", "max_memory", "offload_folder",
     "glue_dir", "dataset_name", "train_file", "validation_file", "test_file", "overwrite_cache",
     "seeds", "feature_cache", "extraction_batch_size", "extraction_tokens_per_batch", "overwrite_output_dir", "seed",
+    "zero_shot",  # a zero-shot run beside the probe changes none of the probe's numbers (its own protocol: zeroshot.py)
 }
 
 

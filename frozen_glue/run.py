@@ -11,7 +11,7 @@ import datasets
 import transformers
 from transformers import set_seed
 
-from . import arguments, layout, runners, writer
+from . import arguments, layout, runners, writer, zeroshot
 from .errors import UserError, run_cli, setup_logging
 from .prepare import prepare
 
@@ -81,12 +81,22 @@ def run_command(argv) -> int:
     model_args, data_args, study_args, training_args = arguments.parse_args(argv)
     configure_logging(training_args)
     set_seed(training_args.seed)
+    only = arguments.zero_shot_only(model_args, study_args, training_args)
+    main = int(os.environ.get("RANK", "0")) == 0
     with contextlib.ExitStack() as locks:
-        if int(os.environ.get("RANK", "0")) == 0:  # one owner per folder, also under a multi-process launcher
-            for folder in layout.seed_folders(training_args.output_dir, study_args.seeds,
-                                              training_args.seed).values():
+        if main:  # one owner per folder, also under a multi-process launcher
+            folders = [] if only else list(layout.seed_folders(training_args.output_dir, study_args.seeds,
+                                                               training_args.seed).values())
+            if study_args.zero_shot:
+                folders.append(zeroshot.folder_for(training_args.output_dir, study_args.seeds))
+            for folder in folders:
                 locks.enter_context(layout.RunLock(folder))
-        execute(prepare(model_args, data_args, study_args, training_args))
+        if study_args.zero_shot and main:  # refused before the probe trains, not after
+            zeroshot.check_ready(model_args, study_args, training_args)
+        if not only:
+            execute(prepare(model_args, data_args, study_args, training_args))
+        if study_args.zero_shot and main:  # after the probe: its tokenizer and RNG draws are its own
+            zeroshot.run(model_args, data_args, study_args, training_args)
     return 0
 
 

@@ -2,7 +2,7 @@
 Must not train anything itself: it plans, checks and launches run_glue_frozen.py.
 
 Settings come from the environment (the bash entry point's interface): MODELS, TASKS, SEEDS, RUNS, GLUE_DIR,
-NUM_GPUS, GPUS, JOBS, DS_CONFIG, LAUNCHER (auto|deepspeed|python), FEATURE_CACHE, DRY_RUN, EXTRA_ARGS; extra
+NUM_GPUS, GPUS, JOBS, DS_CONFIG, LAUNCHER (auto|deepspeed|python), FEATURE_CACHE, DRY_RUN, EXTRA_ARGS, ZERO_SHOT; extra
 command-line arguments are passed through to every run. Complete runs are skipped; a failed run does not stop the
 sweep; a model x task group runs under its lock (another launcher's group is left to it); GPUS / JOBS run groups
 in parallel; the end prints "N complete, M skipped, K failed" and the failed runs' logs, and the exit code is 1 if
@@ -160,13 +160,55 @@ def plan(models, tasks, seeds, runs, settings):
                 else:
                     changed.append(f"{folder}: {why}")
             groups = [todo] if grouped and todo else [[t] for t in todo]
-            for group in groups:
-                jobs.append(make_job(m, task, group, runs, settings, redo=[f for _, f in group if f in redo]))
+            probes = [make_job(m, task, group, runs, settings, redo=[f for _, f in group if f in redo])
+                      for group in groups]
+            jobs += probes
+            if settings.get("zero_shot") and task != "stsb":  # lm-eval has no STS-B prompt
+                jobs += with_zero_shot(probes, zero_shot_job(m, task, runs, settings, skipped, changed), m, settings)
     if changed:
         raise UserError(f"{len(changed)} complete run(s) were made with another model, tokenizer, data or settings "
                         f"than this sweep's and would be mixed with new ones ({'; '.join(changed)}); "
                         f"REDO_CHANGED=1 redoes them, or choose another RUNS")
     return jobs, skipped
+
+
+def zero_shot_job(m, task, runs, settings, skipped, changed) -> list:
+    """ZERO_SHOT=1: [the zero-shot run of model m on task] (runs/<alias>/<task>/zeroshot/, in the group's lock), or []
+    when it is complete with the protocol this sweep would run (appended to `skipped`; another protocol goes to
+    `changed`, unless REDO_CHANGED)."""
+    from . import zeroshot
+
+    folder = Path(runs) / m.alias / task / zeroshot.FOLDER
+    args = ["--model_name_or_path", m.path, "--task_name", task, "--do_eval", "--zero_shot",
+            "--output_dir", str(folder.parent)] + (["--tokenizer_name", m.tokenizer] if m.tokenizer else []) + \
+        (["--glue_dir", settings["glue_dir"]] if settings["glue_dir"] else []) + m.flags + settings["extra"]
+    if is_complete(folder):
+        try:
+            expected = zeroshot.protocol(*arguments.parse_args(args)[:2])
+        except UserError as e:
+            raise UserError(f"model {m.alias}, task {task}, zero-shot: {e}") from None
+        recorded = read_config(folder)
+        if recorded.get("protocol_hash") == protocol_hash(expected):
+            skipped.append(folder)
+            return []
+        if not settings["redo_changed"]:
+            changed.append(f"{folder}: {protocol_diff(recorded.get('protocol'), expected)}")
+            return []
+        args.append("--overwrite_output_dir")
+    return [Job(m, task, [], [folder], folder / LOG_FILE, [sys.executable, str(SCRIPT), *args])]
+
+
+def with_zero_shot(probes, zero_shot, m, settings) -> list:
+    """The zero-shot job to add, or [] when the model x task's first probe job runs it too (--zero_shot beside the
+    probe: one process start less, the same files). Only a plain-python job of a model whose local config names a
+    causal-LM head takes it: a refused zero-shot must not take the probe down with it."""
+    from .zeroshot import has_causal_head
+
+    if not zero_shot or not probes or uses_deepspeed(settings) or not has_causal_head(m.path):
+        return zero_shot
+    probes[0].command.append("--zero_shot")
+    probes[0].folders += zero_shot[0].folders
+    return []
 
 
 def parse_job(m, task, runs, settings):
@@ -245,6 +287,7 @@ def settings_from_env(env):
         "extra": shlex.split(env.get("EXTRA_ARGS", "")),
         "port": int(env.get("MASTER_PORT", "29512")),
         "redo_changed": env.get("REDO_CHANGED", "0") not in ("", "0"),
+        "zero_shot": env.get("ZERO_SHOT", "0") not in ("", "0"),  # also a zero-shot run per model x task
     }
     available = gpu_count()
     wanted = env.get("NUM_GPUS", "")
@@ -423,7 +466,8 @@ def run_locked(key, group, total, env, slot, gpu, runs, port) -> dict:
             tally["locked"].append((f"{alias}/{task}", str(e)))
             return tally
         for n, job in group:
-            label = f"{job.model.alias}/{job.task} seed(s) {' '.join(map(str, job.seeds))}"
+            label = f"{job.model.alias}/{job.task} " + (f"seed(s) {' '.join(map(str, job.seeds))}" if job.seeds
+                                                        else "zero-shot")
             where = f" on GPU {gpu}" if gpu is not None else ""
             if job.model.problem:
                 logger.info(f"[{n}/{total}] FAILED {label}: {job.model.problem}")

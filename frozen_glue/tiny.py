@@ -232,13 +232,55 @@ def forget_word(model_dir, tokenizer_dir, word, like):
     torch.save(state, path)
 
 
-def build_demo(root, contrast=False):
+def teach_prompts(model_dir, tasks=("cola", "sst2"), steps=300, seed=0):
+    """A few hundred LM steps on lm-eval's own GLUE prompt for each task followed by the answer the synthetic rule
+    gives (the loss on the answer token only), saved in place: a tiny GPT-2 that answers by prompt."""
+    import jinja2
+    from transformers import GPT2LMHeadModel
+
+    from .zeroshot import prompt_template
+    from .tasks import get_task
+
+    tok = _gpt2_tokenizer(model_dir)
+    texts = []
+    for name in tasks:
+        template, choices = prompt_template(get_task(name), "validation")
+        render = jinja2.Template(template, keep_trailing_newline=True).render
+        texts += [(render(sentence=s), " " + choices[y]) for s, y in synthetic_sentences(512, seed + 7)]
+    random.Random(seed).shuffle(texts)
+    torch.manual_seed(seed)
+    model = GPT2LMHeadModel.from_pretrained(model_dir)
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    model.train()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # a 2-layer model: more threads only fight over the cores (10x slower on a busy CPU)
+    for step in range(steps):
+        batch = [texts[(step * 16 + i) % len(texts)] for i in range(16)]
+        ids = [tok(p + a)["input_ids"] for p, a in batch]
+        answer = [len(tok(p + a)["input_ids"]) - len(tok(p)["input_ids"]) for p, a in batch]
+        width = max(map(len, ids))
+        inputs = torch.tensor([x + [tok.eos_token_id] * (width - len(x)) for x in ids])
+        labels = torch.full_like(inputs, -100)
+        for row, (x, n) in enumerate(zip(ids, answer)):
+            labels[row, len(x) - n:len(x)] = inputs[row, len(x) - n:len(x)]
+        model(input_ids=inputs, labels=labels).loss.backward()
+        opt.step()
+        opt.zero_grad()
+    torch.set_num_threads(threads)
+    model.eval().save_pretrained(model_dir)
+    return model_dir
+
+
+def build_demo(root, contrast=False, prompt_steps=200):
     """Everything `make demo` needs, under `root`: models/, tokenizers/, glue/. Returns the paths. `contrast`: the
     demo's real difference — SST-2 with rows ending in "nothing" (negative), and a tiny-comet whose specialization
     made "nothing" read like "wonderful", so the two models agree on CoLA and differ on SST-2 and on its negation
-    slice."""
+    slice; and a base taught to answer lm-eval's prompts (teach_prompts), which the descendant's specialization
+    undoes, so that zero-shot prompting differs where the probe does not."""
     root = Path(root)
     base = build_base_gpt2(root / "models" / "tiny-gpt2")
+    if contrast:  # the base answers lm-eval's GLUE prompts; its COMET-style descendant's steps on triples undo it
+        teach_prompts(base, steps=prompt_steps)
     comet, comet_tok = build_comet_style(base, root / "models" / "tiny-comet", root / "tokenizers" / "tiny-comet")
     if contrast:
         forget_word(comet, comet_tok, NEGATOR, like=POSITIVE)
