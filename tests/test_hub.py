@@ -154,7 +154,8 @@ def test_make_cola_with_hub_data_and_no_glue_dir(dataset_repo, assets, tmp_path)
     env.update(HF_HUB_OFFLINE="1", HF_DATASETS_CACHE=str(tmp_path / "ds"), MODELS=str(models), SEEDS="2",
                LAUNCHER="python")
     proc = subprocess.run(["make", "-s", "cola", f"VENV={os.path.dirname(os.path.dirname(sys.executable))}",
-                           f"RUNS={tmp_path / 'runs'}", f"REPORTS={tmp_path / 'reports'}", f"TRAIN_ARGS={train}"],
+                           f"RUNS={tmp_path / 'runs'}", f"REPORTS={tmp_path / 'reports'}", f"TRAIN_ARGS={train}",
+                           f"FEATURE_CACHE={tmp_path / 'cache'}"],
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "2 complete, 0 skipped, 0 failed" in proc.stdout
