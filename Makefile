@@ -52,7 +52,7 @@ all: venv
 # the thesis as it was run: GPT-2 XL and COMET-DISTIL x 9 tasks x seeds 1-5 under DeepSpeed, dropout in the frozen
 # base, inputs padded to 128, global batch 64 (README: "The thesis in one command"). DRY_RUN=1 prints the commands.
 thesis: venv
-	PROTOCOL=thesis TASKS="$(TASKS)" SEEDS="1 2 3 4 5" RUNS=$(RUNS)/thesis MODELS=$(MODELS) PYTHON=$(PY) \
+	PROTOCOL=thesis $(if $(TASKS),TASKS="$(TASKS)",) SEEDS="1 2 3 4 5" RUNS=$(RUNS)/thesis MODELS=$(MODELS) PYTHON=$(PY) \
 	  bash launch/all_tasks.sh $(TRAIN_ARGS)
 	@if [ "$${DRY_RUN:-0}" = 0 ]; then $(PY) analysis/summarize.py --runs $(RUNS)/thesis --out $(REPORTS)/thesis \
 	  --reference analysis/thesis_reference.csv --models $(MODELS); fi

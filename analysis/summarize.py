@@ -166,6 +166,7 @@ def summarize(args):
     if out == runs_root or runs_root in out.parents:
         raise UserError(f"--out {args.out} is inside the runs dir {args.runs}; analysis never writes there, "
                         f"pick another --out such as reports/")
+    layout.check_writable(out, "--out")  # before the first table: no half-written report
     runs, warnings = results.load_runs(args.runs)
     for w in warnings:
         print(f"warning: {w}", file=sys.stderr)

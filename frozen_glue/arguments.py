@@ -15,6 +15,7 @@ from pathlib import Path
 from transformers import HfArgumentParser, TrainingArguments
 
 from .errors import UserError
+from .layout import check_writable
 
 
 @dataclass
@@ -201,6 +202,9 @@ def validate(model_args, data_args, study_args, args):
         raise UserError("--output_dir is required (e.g. runs/<model>/<task>/seed<N>)")
     if Path(args.output_dir).exists() and not Path(args.output_dir).is_dir():
         raise UserError(f"--output_dir {args.output_dir} is a file; give a folder (it is created if missing)")
+    check_writable(args.output_dir, "--output_dir")  # before config.json: a run that cannot write leaves nothing
+    if study_args.feature_cache:
+        check_writable(study_args.feature_cache, "--feature_cache")
     if not (args.do_train or args.do_eval or args.do_predict):
         raise UserError("nothing to do: pass --do_train, --do_eval and/or --do_predict")
     for name in ("max_train_samples", "max_eval_samples", "max_predict_samples", "max_seq_length"):

@@ -27,6 +27,7 @@ from .ds_config import validate_ds_config
 from .protocols import PROTOCOLS
 from .errors import UserError, run_cli
 from .layout import LOCK_FILE, LOG_FILE, OwnerLock, is_complete, protocol_diff, protocol_hash, read_config, run_dir
+from .sweep_checks import check_before_launch, check_not_empty
 from .tasks import TASKS, get_task
 
 # named, not __name__: run as `python -m frozen_glue.sweep` this module is __main__
@@ -62,6 +63,10 @@ def read_models(path) -> list:
             raise UserError(f"{path}:{line_no}: expected 3 to 6 tab-separated fields (alias, model, tokenizer or -, "
                             f"extra flags, reference name or -, base alias or -), found {len(fields)}: {line!r}")
         alias, model, tokenizer = (f.strip() for f in fields[:3])
+        for column, value in (("model", model), ("tokenizer", tokenizer)):
+            if value.startswith("-") and value != "-":
+                raise UserError(f"{path}:{line_no}: the {column} column holds {value!r}, a flag; flags go in the 4th "
+                                f"column (alias, model, tokenizer or -, extra flags)")
         flags = shlex.split(os.path.expandvars(fields[3])) if len(fields) >= 4 else []
         reference, base = (fields[i].strip() if len(fields) > i and fields[i].strip() not in ("", "-") else None
                            for i in (4, 5))
@@ -95,7 +100,10 @@ def hub_available(repo_id) -> bool:
 
     from .hub import hub_offline
 
-    return not hub_offline() or isinstance(try_to_load_from_cache(repo_id, "config.json"), str)
+    try:
+        return not hub_offline() or isinstance(try_to_load_from_cache(repo_id, "config.json"), str)
+    except ValueError:  # huggingface_hub's HFValidationError: not a possible hub id (spaces, '--', ...)
+        raise UserError(f"{repo_id!r} is neither an existing folder nor a valid hub id (namespace/name)") from None
 
 
 def parse_tasks(text):
@@ -329,12 +337,15 @@ def last_error(log):
 def sweep(passthrough) -> int:
     """Plan (a bad setting is a UserError, before anything runs), then run every job; 1 if any failed."""
     env = dict(os.environ)
+    check_not_empty(env)
     models = read_models(_path(env.get("MODELS")) or ROOT / "launch" / "models.tsv")
     tasks = parse_tasks(env.get("TASKS", ""))
     seeds = parse_seeds(env.get("SEEDS", "1 2 3 4 5"))
     runs = _path(env.get("RUNS", "runs"))
     settings = settings_from_env(env)
     settings["extra"] += passthrough
+    check_before_launch(models, tasks, settings["glue_dir"], lambda m, task: job_args(
+        m, task, [(seeds[0], run_dir(runs, m.alias, task, seeds[0]))], runs, settings))
     jobs, skipped = plan(models, tasks, seeds, runs, settings)
     for folder in skipped:
         logger.info(f"skip (complete): {folder}")
