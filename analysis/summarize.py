@@ -19,6 +19,7 @@ import pandas as pd
 
 from frozen_glue import compare, drift, figures, layout, results, sweep
 from frozen_glue.errors import ArgumentParser, UserError, run_cli
+from frozen_glue.latex import table_latex
 from frozen_glue.tasks import TASKS
 
 
@@ -179,7 +180,7 @@ def summarize(args):
     write_text(out / "summary.md", md_table(wide) + "\n\nmean ± sample std (ddof=1) over seeds, n = seeds; "
                "differences are model − model with Welch's t-test p across seeds; †debug = used max_*_samples; "
                "⚠ collapsed = heads that learnt nothing (all one class, or no better than the label prior).\n")
-    write_text(out / "summary.tex", wide.to_latex(index=False, escape=True))
+    write_text(out / "summary.tex", table_latex(wide))  # ASCII only: compiles with pdflatex + booktabs
     write_text(out / "significance.csv", pairs.to_csv(index=False))
 
     figs = []

@@ -4,15 +4,22 @@ which flags the cached fast loop covers, which make it fall back to the Trainer,
 Must not load data or models: everything here is decided from the arguments alone, before any work starts.
 """
 
+import contextlib
 import dataclasses
 import difflib
 import functools
+import io
 import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from transformers import HfArgumentParser, TrainingArguments
+
+# transformers prints "[INFO] Running in WANDB offline mode" when its integrations are first imported (parsing
+# arguments imports them) and WANDB_MODE is offline, whether or not anything reports to W&B: import them quietly
+with contextlib.redirect_stdout(io.StringIO()):
+    import transformers.integrations.integration_utils  # noqa: F401
 
 from .errors import UserError
 from .layout import check_writable

@@ -23,12 +23,11 @@ def load_runs(runs_root):
         raise UserError(f"runs dir {root} does not exist; run a study first (make demo, bash launch/all_tasks.sh) "
                         f"or pass --runs DIR")
     found, warnings = iter_runs(root)
-    rows, protocols = [], {}
+    rows, protocols, debug_cuts = [], {}, {}
     for run in found:
         debug = bool(run.config.get("debug_run"))
-        if debug:
-            warnings.append(f"debug run (max_*_samples {run.config.get('max_samples')}), labelled in tables: "
-                            f"{run.folder}")
+        if debug:  # one line per distinct cut, not per run: a small study can have dozens
+            debug_cuts.setdefault(json.dumps(run.config.get("max_samples"), sort_keys=True), []).append(run.folder)
         protocols[run.protocol_hash] = run.protocol
         for metric in TASKS[run.task].report_metrics:
             value = run.results.get(f"eval_{metric}")
@@ -41,6 +40,9 @@ def load_runs(runs_root):
         if run.results.get("head_collapsed"):
             warnings.append(f"collapsed head ({run.results.get('head_collapse_reason')}), marked in tables and "
                             f"figures: {run.folder}")
+    for cut, folders in debug_cuts.items():
+        warnings.append(f"{len(folders)} debug run(s) (max_*_samples {cut}), labelled in tables: "
+                        f"{folders[0]}" + (f" and {len(folders) - 1} more" if len(folders) > 1 else ""))
     columns = ["model", "task", "seed", "metric", "value", "majority", "debug", "path", "protocol", "collapsed",
                "folder"]
     runs = pd.DataFrame(rows, columns=columns)

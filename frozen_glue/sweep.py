@@ -73,6 +73,8 @@ def read_models(path) -> list:
         m = Model(alias, os.path.expandvars(model), None if tokenizer == "-" else os.path.expandvars(tokenizer), flags,
                   reference=reference, base=base)
         for value in (m.path, m.tokenizer or ""):
+            if m.problem:  # the model's own column first: name one problem, the first
+                break
             unset = re.search(r"\$\{?(\w+)", value)  # expandvars leaves unset variables in place
             if unset:
                 m.problem = f"model {alias}: {unset.group(1)} is not set; export {unset.group(1)}=/path/to/the/model"
@@ -350,6 +352,9 @@ def sweep(passthrough) -> int:
     for folder in skipped:
         logger.info(f"skip (complete): {folder}")
     if env.get("DRY_RUN", "0") not in ("", "0"):
+        for m in models:  # a real run reports these per job; a dry run would print the commands silently
+            if m.problem:
+                logger.warning(f"{m.problem} (its commands below would fail)")
         for job in jobs:
             print(shlex.join(job.command))
         logger.info(f"dry run: {len(jobs)} command(s), {len(skipped)} complete run(s) skipped")
