@@ -18,6 +18,7 @@ from pathlib import Path
 
 import datasets
 
+from . import compat
 from .errors import UserError
 from .hub import hub_offline
 from .layout import sha256_file
@@ -153,7 +154,7 @@ def load_hub(task: Task, dataset_name, config_name, cache_dir):
                         f"(csv/json)") from None
     wanted = {"train", *task.validation_splits, *(s.replace("validation", "test") for s in task.validation_splits)}
     raw = datasets.DatasetDict({k: v for k, v in raw.items() if k in wanted})
-    fingerprints = {split: "datasets:" + ds._fingerprint for split, ds in raw.items()}
+    fingerprints = {split: "datasets:" + compat.dataset_fingerprint(ds) for split, ds in raw.items()}
     return raw, fingerprints
 
 
