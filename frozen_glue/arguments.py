@@ -329,7 +329,7 @@ def flag_value(argv, name):
 
 
 # --------------------------------------------------------------------------------------------- flag contract
-# Every TrainingArguments field falls in exactly one of these sets (tests/test_flags.py checks that none is
+# Every TrainingArguments field falls in exactly one of these sets (tests/test_cli.py checks that none is
 # forgotten). A flag set to a non-default value that is in neither FAST_LOOP nor NO_EFFECT makes the cached path
 # train its heads with the Trainer instead of the fast loop; the reason is printed in one line.
 

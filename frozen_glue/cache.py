@@ -1,6 +1,6 @@
 """Feature cache: with the base frozen and in eval mode, the head's input for an example never changes, so the
 base runs forward once per split and every seed / epoch / head setting trains from the stored features.
-Must not decide what goes into the key (run.py's cache_parts does) or train anything.
+Must not decide what goes into the key (runners.py's cache_parts does) or train anything.
 
 Layout: <cache_dir>/<model_fingerprint>/<task>/<split>-<key16>.safetensors plus <same>.json, one entry per layer
 (--probe_layers; the top layer's entry is the plain run's). The key covers everything that changes the features

@@ -1,6 +1,7 @@
 """Thesis-style figures: one bar per model (mean of the main metric), std error bars, each seed as a dot.
-Each function returns the matplotlib Figure so tests can inspect what was drawn. Must not compute statistics or
-read runs (results.py does)."""
+Each function returns the matplotlib Figure so tests can inspect what was drawn. Must not read runs (results.py
+does) or test anything (stats.py does); it computes only what it draws (the mean and sample std of the seeds
+shown)."""
 
 import matplotlib
 
