@@ -11,7 +11,7 @@ import datasets
 import transformers
 from transformers import set_seed
 
-from . import arguments, compat, layout, runners, writer
+from . import arguments, compat, layout, lifetime, runners, writer
 from .errors import UserError, run_cli, setup_logging
 from .prepare import prepare
 
@@ -75,6 +75,7 @@ def execute(prep):
 
 def run_command(argv) -> int:
     """run_glue_frozen.py ARGV: parse, take the run folders' locks, run every seed."""
+    lifetime.exit_on_signals()  # SIGTERM (the sweep ending, a scheduler) unwinds: the run's locks are removed
     quiet_loading()
     compat.check_versions()
     start_cpu_deepspeed(argv)

@@ -27,6 +27,7 @@ from .ds_config import validate_ds_config
 from .protocols import PROTOCOLS
 from .errors import UserError, run_cli
 from .layout import LOCK_FILE, LOG_FILE, OwnerLock, is_complete, protocol_diff, protocol_hash, read_config, run_dir
+from .lifetime import die_with_parent
 from .sweep_checks import check_before_launch, check_not_empty
 from .tasks import TASKS, get_task
 
@@ -323,16 +324,20 @@ def run_job(job, env, slot=0, gpu=None, port=29512):
     with open(job.log, "a") as log:  # append: a rerun after a crash keeps the first attempt's log
         log.write(f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')} {shlex.join(command)}\n")
         log.flush()
-        code = subprocess.call(command, stdout=log, stderr=subprocess.STDOUT, env={**env, **extra})
+        code = subprocess.call(command, stdout=log, stderr=subprocess.STDOUT, env={**env, **extra},
+                               preexec_fn=die_with_parent)  # the run dies with the sweep, even after kill -9
     return code == 0 and all(is_complete(f) for f in job.folders)
 
 
 def last_error(log):
     """The run's own one-line `error: ...` message, if it printed one."""
     try:
-        lines = [ln for ln in Path(log).read_text(errors="replace").splitlines() if ln.startswith("error: ")]
+        text = Path(log).read_text(errors="replace")
     except OSError:
         return None
+    # at a line start, or right after a progress bar's carriage return or its closing bracket: a progress line
+    # never ends in a newline, so an error printed after it would otherwise carry the bar along
+    lines = re.findall(r"(?:^|[\r\]|])(error: [^\r\n]*)", text, re.M)
     return lines[-1] if lines else None
 
 
