@@ -9,7 +9,7 @@ REPORTS ?= reports
 TRAIN_ARGS ?=
 DEMO_ARGS := --num_train_epochs 3 --learning_rate 1e-2 --per_device_train_batch_size 16 --disable_tqdm true
 
-.PHONY: venv demo test cola all thesis summarize bench gpu-check gpu-bench clean
+.PHONY: venv demo test mutants cola all thesis summarize bench gpu-check gpu-bench clean
 
 venv: $(STAMP)
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
@@ -37,6 +37,11 @@ demo: venv
 # thread and its own launcher ports
 test: venv
 	HF_HUB_OFFLINE=1 $(PY) -m pytest -n 2
+
+# mutation testing of the modules whose bugs change a published number, each against its own tests (minutes per
+# module; not in `make test`); MUTANTS="stats metrics" picks modules. Kill rates: README; survivors: docs/mutants.md
+mutants: venv
+	HF_HUB_OFFLINE=1 PATH="$(VENV)/bin:$$PATH" nice -n 10 $(PY) tests/mutants.py
 
 # the real study (needs the hub or local models; see README)
 cola: venv
