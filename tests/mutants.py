@@ -17,19 +17,20 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-# module -> the tests that state its rules (pytest arguments, run from the copy's root)
+# module -> (test files, -k expression): the tests that state its rules, one pytest call (mutmut runs the command
+# without a shell)
 TARGETS = {
-    "stats": ["tests/test_analysis.py", "-k", "mean_std or welch or mcnemar or bootstrap or holm or cka",
-              "tests/test_rules.py", "-k", "mcnemar or holm"],
-    "metrics": ["tests/test_analysis.py", "-k", "metric or mean_std or welch"],
-    "compare": ["tests/test_analysis.py", "-k", "disagreement or majority or mismatched or slices or past_tense",
-                "tests/test_rules.py", "-k", "mcnemar or holm"],
-    "diagnostics": ["tests/test_collapse.py"],
-    "pooling": ["tests/test_pooling.py"],
-    "layout": ["tests/test_rules.py", "-k", "torn", "tests/test_outputs.py", "-k", "strict"],
-    "runners": ["tests/test_rules.py", "-k", "cache_key or feature_dtype"],
-    "cache": ["tests/test_rules.py", "-k", "load_entry or feature_dtype", "tests/test_feature_cache.py", "-k",
-              "corrupt or truncated or key_component"],
+    "stats": (["tests/test_analysis.py", "tests/test_rules.py"],
+              "mean_std or welch or mcnemar or bootstrap or holm or cka"),
+    "metrics": (["tests/test_analysis.py"], "metric or mean_std or welch"),
+    "compare": (["tests/test_analysis.py", "tests/test_rules.py"],
+                "disagreement or majority or mismatched or slices or past_tense or mcnemar or holm"),
+    "diagnostics": (["tests/test_collapse.py"], ""),
+    "pooling": (["tests/test_pooling.py"], ""),
+    "layout": (["tests/test_rules.py", "tests/test_outputs.py"], "torn or strict"),
+    "runners": (["tests/test_rules.py"], "cache_key or feature_dtype"),
+    "cache": (["tests/test_rules.py", "tests/test_feature_cache.py"],
+              "load_entry or feature_dtype or corrupt or truncated or key_component"),
 }
 
 
@@ -50,17 +51,9 @@ def copy_tree(dest: Path):
 
 
 def pytest_command(tests, python):
-    """One pytest call per -k group (pytest keeps only the last -k of a command line)."""
-    groups, current = [], []
-    for arg in tests:
-        if arg.endswith(".py") and current and "-k" in current:
-            groups.append(current)
-            current = []
-        current.append(arg)
-    groups.append(current)
-    calls = [f"{python} -m pytest -x -q -p no:xdist -p no:cacheprovider "
-             + " ".join(f"'{a}'" if " " in a else a for a in g) for g in groups]
-    return " && ".join(calls)
+    files, expression = tests
+    return (f"{python} -m pytest -x -q -p no:xdist -p no:cacheprovider {' '.join(files)}"
+            + (f" -k '{expression}'" if expression else ""))
 
 
 def run_module(module, tests, copy, python):

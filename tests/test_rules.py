@@ -169,3 +169,21 @@ def test_load_entry_checks_dtype_and_shape_against_the_request(tmp_path, caplog)
     assert load(dtype=torch.float16, shape=(10, 4)) is None
     assert load(dtype=torch.float32, shape=(11, 4)) is None and load(shape=(10, 5)) is None
     assert "not (10, 5) torch.float32" in caplog.text
+
+
+# ------------------------------------------------------------------------------------------------- metrics
+
+
+def test_fast_f1_without_any_positive_is_zero_as_sklearn_says():
+    """Gold and predictions all negative: no true positive and no error, F1 = 0/0, which sklearn reports as 0.0.
+    The vectorized form must say 0.0 too, not NaN or 1 (mutmut's survivors of the guard, docs/mutants.md)."""
+    from sklearn.metrics import f1_score
+
+    from frozen_glue.metrics import get_metric
+
+    zeros = np.zeros(6)
+    assert f1_score(zeros, zeros, zero_division=0.0) == 0.0
+    fast = get_metric("f1").fast
+    assert fast(zeros, zeros) == 0.0
+    batch = np.stack([zeros, np.array([1, 0, 0, 0, 0, 0.0])])  # with a resample that has one right positive
+    assert fast(batch, np.stack([zeros, batch[1]])).tolist() == [0.0, 1.0]
