@@ -187,3 +187,24 @@ def test_fast_f1_without_any_positive_is_zero_as_sklearn_says():
     assert fast(zeros, zeros) == 0.0
     batch = np.stack([zeros, np.array([1, 0, 0, 0, 0, 0.0])])  # with a resample that has one right positive
     assert fast(batch, np.stack([zeros, batch[1]])).tolist() == [0.0, 1.0]
+
+
+# ------------------------------------------------------------------------------------------ stats at 2 seeds
+
+
+def test_two_seeds_have_a_std_and_a_welch_p():
+    """Two seeds are enough for a sample std and for Welch's test (the guards say < 2, not < 3: mutmut's
+    survivors, docs/mutants.md). By hand: a = 1, 2 (mean 1.5, var 0.5), b = 4, 5, 6 (mean 5, var 1):
+    se^2 = 0.5/2 + 1/3, t = -3.5 / se, Welch-Satterthwaite df = se^4 / ((0.5/2)^2/1 + (1/3)^2/2)."""
+    from scipy.stats import t as student_t
+
+    from frozen_glue import stats
+
+    assert stats.mean_std([1.0, 3.0]) == (2.0, pytest.approx(np.sqrt(2.0)), 2)
+    se2 = 0.5 / 2 + 1 / 3
+    df = se2 ** 2 / ((0.5 / 2) ** 2 / 1 + (1 / 3) ** 2 / 2)
+    p = 2 * student_t.cdf(-3.5 / np.sqrt(se2), df)
+    assert round(p, 4) == 0.0213
+    assert stats.welch_p([1, 2], [4, 5, 6]) == pytest.approx(p)
+    assert stats.welch_p([4, 5, 6], [1, 2]) == pytest.approx(p)
+    assert np.isnan(stats.welch_p([1], [4, 5, 6])) and np.isnan(stats.welch_p([1, 2], [4]))
