@@ -14,7 +14,7 @@ THESIS_ARGS ?=
 TRAIN_ARGS ?= --head_learning_rates 1e-4 1e-3 1e-2 1e-1 --head_weight_decays 0 0.01
 DEMO_ARGS := --num_train_epochs 3 --learning_rate 1e-2 --per_device_train_batch_size 16 --disable_tqdm true
 
-.PHONY: venv demo test cola all thesis summarize bench gpu-check gpu-bench clean
+.PHONY: venv demo test mutants cola all thesis summarize bench gpu-check gpu-bench clean
 
 venv: $(STAMP)
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
@@ -44,6 +44,11 @@ demo: venv
 test: venv
 	HF_HUB_OFFLINE=1 $(PY) -m pytest -n 2
 
+# mutation testing of the modules whose bugs change a published number, each against its own tests (minutes per
+# module; not in `make test`); MUTANTS="stats metrics" picks modules. Kill rates: README; survivors: docs/mutants.md
+mutants: venv
+	HF_HUB_OFFLINE=1 PATH="$(VENV)/bin:$$PATH" nice -n 10 $(PY) tests/mutants.py
+
 # the real study (needs the hub or local models; see README)
 cola: venv
 	TASKS=cola RUNS=$(RUNS) MODELS=$(MODELS) FEATURE_CACHE=$(FEATURE_CACHE) PYTHON=$(PY) bash launch/all_tasks.sh \
@@ -59,7 +64,7 @@ all: venv
 # the thesis as it was run: GPT-2 XL and COMET-DISTIL x 9 tasks x seeds 1-5 under DeepSpeed, dropout in the frozen
 # base, inputs padded to 128, global batch 64 (README: "The thesis in one command"). DRY_RUN=1 prints the commands.
 thesis: venv
-	PROTOCOL=thesis TASKS="$(TASKS)" SEEDS="1 2 3 4 5" RUNS=$(RUNS)/thesis MODELS=$(MODELS) PYTHON=$(PY) \
+	PROTOCOL=thesis $(if $(TASKS),TASKS="$(TASKS)",) SEEDS="1 2 3 4 5" RUNS=$(RUNS)/thesis MODELS=$(MODELS) PYTHON=$(PY) \
 	  bash launch/all_tasks.sh $(THESIS_ARGS)
 	@if [ "$${DRY_RUN:-0}" = 0 ]; then $(PY) analysis/summarize.py --runs $(RUNS)/thesis --out $(REPORTS)/thesis \
 	  --reference analysis/thesis_reference.csv --models $(MODELS); fi

@@ -19,6 +19,7 @@ import pandas as pd
 
 from frozen_glue import compare, diagnostics, drift, figures, identity, layout, results, sweep, zeroshot_report
 from frozen_glue.errors import ArgumentParser, UserError, run_cli
+from frozen_glue.latex import table_latex
 from frozen_glue.tasks import TASKS
 
 
@@ -225,6 +226,7 @@ def summarize(args):
     if out == runs_root or runs_root in out.parents:
         raise UserError(f"--out {args.out} is inside the runs dir {args.runs}; analysis never writes there, "
                         f"pick another --out such as reports/")
+    layout.check_writable(out, "--out")  # before the first table: no half-written report
     runs, warnings = results.load_runs(args.runs)
     for w in warnings:
         print(f"warning: {w}", file=sys.stderr)
@@ -238,7 +240,7 @@ def summarize(args):
                "differences are model − model with Welch's t-test p across seeds (seed-to-seed only; report.md's "
                "verdicts are the example-level test); †debug = used max_*_samples; ⚠ collapsed = heads that learnt "
                "nothing (diagnostics.py); ‡control = the pair differs only in --random_init.\n")
-    write_text(out / "summary.tex", wide.to_latex(index=False, escape=True))
+    write_text(out / "summary.tex", table_latex(wide))  # ASCII only: compiles with pdflatex + booktabs
     write_text(out / "significance.csv", pairs.to_csv(index=False))
 
     figs = []

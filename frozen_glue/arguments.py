@@ -4,9 +4,11 @@ which flags the cached fast loop covers, which make it fall back to the Trainer,
 Must not load data or models: everything here is decided from the arguments alone, before any work starts.
 """
 
+import contextlib
 import dataclasses
 import difflib
 import functools
+import io
 import json
 import os
 from dataclasses import dataclass, field
@@ -14,7 +16,13 @@ from pathlib import Path
 
 from transformers import HfArgumentParser, TrainingArguments
 
+# transformers prints "[INFO] Running in WANDB offline mode" when its integrations are first imported (parsing
+# arguments imports them) and WANDB_MODE is offline, whether or not anything reports to W&B: import them quietly
+with contextlib.redirect_stdout(io.StringIO()):
+    import transformers.integrations.integration_utils  # noqa: F401
+
 from .errors import UserError
+from .layout import check_writable
 
 
 @dataclass
@@ -211,6 +219,9 @@ def validate(model_args, data_args, study_args, args):
         raise UserError("--output_dir is required (e.g. runs/<model>/<task>/seed<N>)")
     if Path(args.output_dir).exists() and not Path(args.output_dir).is_dir():
         raise UserError(f"--output_dir {args.output_dir} is a file; give a folder (it is created if missing)")
+    check_writable(args.output_dir, "--output_dir")  # before config.json: a run that cannot write leaves nothing
+    if study_args.feature_cache:
+        check_writable(study_args.feature_cache, "--feature_cache")
     if not (args.do_train or args.do_eval or args.do_predict):
         raise UserError("nothing to do: pass --do_train, --do_eval and/or --do_predict")
     for name in ("max_train_samples", "max_eval_samples", "max_predict_samples", "max_seq_length"):
@@ -356,7 +367,7 @@ def flag_value(argv, name):
 
 
 # --------------------------------------------------------------------------------------------- flag contract
-# Every TrainingArguments field falls in exactly one of these sets (tests/test_flags.py checks that none is
+# Every TrainingArguments field falls in exactly one of these sets (tests/test_cli.py checks that none is
 # forgotten). A flag set to a non-default value that is in neither FAST_LOOP nor NO_EFFECT makes the cached path
 # train its heads with the Trainer instead of the fast loop; the reason is printed in one line.
 

@@ -1,6 +1,6 @@
 """Feature cache: with the base frozen and in eval mode, the head's input for an example never changes, so the
 base runs forward once per split and every seed / epoch / head setting trains from the stored features.
-Must not decide what goes into the key (run.py's cache_parts does) or train anything.
+Must not decide what goes into the key (runners.py's cache_parts does) or train anything.
 
 Layout: <cache_dir>/<model_fingerprint>/<task>/<split>-<key16>.safetensors plus <same>.json, one entry per layer
 (--probe_layers; the top layer's entry is the plain run's). The key covers everything that changes the features
@@ -101,8 +101,9 @@ class EntryWriter:
         self.tmp.unlink(missing_ok=True)
 
 
-def load_entry(cache_dir, model_fp, task, split, key):
-    """The cached features, or None (with the reason logged) when the entry is absent, stale or corrupt."""
+def load_entry(cache_dir, model_fp, task, split, key, dtype=None, shape=None):
+    """The cached features, or None (with the reason logged) when the entry is absent, stale or corrupt, or not of
+    the requested `dtype` / `shape` (rows x hidden) when given: a key that missed a part must not serve them."""
     data_path, meta_path = entry_paths(cache_dir, model_fp, task, split, key)
     if not meta_path.exists():
         return None
@@ -117,9 +118,10 @@ def load_entry(cache_dir, model_fp, task, split, key):
             problem = "the checksum differs"
         if problem is None:
             features = read_features(data_path)
-            if tuple(features.shape) == (meta["rows"], meta["hidden"]):
+            want = tuple(shape or (meta["rows"], meta["hidden"])), dtype or features.dtype
+            if (tuple(features.shape), features.dtype) == want and want[0] == (meta["rows"], meta["hidden"]):
                 return features
-            problem = "its shape differs"
+            problem = f"it holds {tuple(features.shape)} {features.dtype}, not {want[0]} {want[1]}"
     except (OSError, ValueError, KeyError) as e:
         problem = f"it cannot be read ({e})"
     logger.warning("feature cache: %s is unusable (%s); rebuilding it", data_path, problem)
@@ -243,7 +245,8 @@ def _cached_features(cache_dir, model, model_fp, task, split, dataset, collator,
     a barrier; the other ranks return None. A rank that dies leaves part files only, never an entry."""
     rank, size = shard
     keys = {layer: feature_key(**parts) if layer == top else feature_key(**parts, layer=layer) for layer in layers}
-    found = {layer: None if rebuild or rank else load_entry(cache_dir, model_fp, task, split, key)
+    want = {"dtype": store_dtype, "shape": (len(dataset), model.config.hidden_size)}
+    found = {layer: None if rebuild or rank else load_entry(cache_dir, model_fp, task, split, key, **want)
              for layer, key in keys.items()}
     missing = sharding.from_rank0([layer for layer, features in found.items() if features is None])
     if not missing:

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import datasets
 
+from . import compat
 from .errors import UserError
 from .hub import hub_offline
 from .layout import sha256_file
@@ -78,7 +79,9 @@ def read_glue_tsv(task: Task, path: Path, labelled: bool = True) -> datasets.Dat
     return datasets.Dataset.from_dict(columns)
 
 
-def load_glue_dir(task: Task, glue_dir, want_test: bool):
+def glue_files(task: Task, glue_dir, want_test: bool = False) -> dict:
+    """{split: path} of a task's original GLUE .tsv files under `glue_dir`; a UserError naming what is missing
+    (the sweep checks every asked task with it before launching anything)."""
     folder = Path(glue_dir) / task.tsv.folder
     if not Path(glue_dir).is_dir():
         raise UserError(f"--glue_dir {glue_dir} does not exist; point it at the folder that holds "
@@ -91,11 +94,16 @@ def load_glue_dir(task: Task, glue_dir, want_test: bool):
     if want_test:
         for split, name in zip(task.validation_splits, task.tsv.validation_files):
             files[split.replace("validation", "test")] = folder / name.replace("dev", "test")
-    splits, fingerprints = {}, {}
-    for split, path in files.items():
+    for path in files.values():
         if not path.is_file():
             raise UserError(f"{path} is missing: --glue_dir must hold the original GLUE {task.tsv.folder} files "
                             f"({', '.join(p.name for p in files.values())})")
+    return files
+
+
+def load_glue_dir(task: Task, glue_dir, want_test: bool):
+    splits, fingerprints = {}, {}
+    for split, path in glue_files(task, glue_dir, want_test).items():
         splits[split] = read_glue_tsv(task, path, labelled=not split.startswith("test"))
         fingerprints[split] = "sha256:" + sha256_file(path)
     return datasets.DatasetDict(splits), fingerprints
@@ -146,7 +154,7 @@ def load_hub(task: Task, dataset_name, config_name, cache_dir):
                         f"(csv/json)") from None
     wanted = {"train", *task.validation_splits, *(s.replace("validation", "test") for s in task.validation_splits)}
     raw = datasets.DatasetDict({k: v for k, v in raw.items() if k in wanted})
-    fingerprints = {split: "datasets:" + ds._fingerprint for split, ds in raw.items()}
+    fingerprints = {split: "datasets:" + compat.dataset_fingerprint(ds) for split, ds in raw.items()}
     return raw, fingerprints
 
 

@@ -21,10 +21,17 @@ def find_model(cache_dir, model, task, split="validation"):
         return str(model), Path(cache_dir) / str(model)
     path, tokenizer, random_init, name = (model.path, model.tokenizer, "--random_init" in model.flags, model.alias) \
         if not isinstance(model, (str, Path)) else (str(model), None, False, str(model))
-    found = [m for m in cache.models_in(cache_dir)
+    cached = cache.models_in(cache_dir)
+    found = [m for m in cached
              if m.get("model_name_or_path") == path and bool(m.get("random_init")) == random_init
              and (tokenizer is None or m.get("tokenizer_name") == tokenizer)
              and cache.layer_entries(m["folder"], task, split)]
+    if not found and isinstance(model, (str, Path)) and not any(m.get("model_name_or_path") == path for m in cached):
+        # not a features problem: the name is neither a model of the cache nor an alias of the models file read
+        names = sorted({str(m.get("model_name_or_path")) for m in cached}) or ["nothing"]
+        raise UserError(f"{name} is neither an alias of the models file read (--models_file) nor a model cached in "
+                        f"{cache_dir} (it holds: {', '.join(names)}); pass the models file your sweep used, or one "
+                        f"of those names")
     if not found:
         raise UserError(f"no cached {task} {split} features of {name} in {cache_dir}; make them with: python "
                         f"run_glue_frozen.py --model_name_or_path {path} --task_name {task} --do_train --do_eval "

@@ -3,8 +3,12 @@
 Must not import anything heavy: analysis scripts load it first."""
 
 import argparse
+import errno
 import logging
 import sys
+
+
+_CANNOT_WRITE = {errno.EACCES, errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.ENOTDIR, errno.EPERM}
 
 
 class UserError(Exception):
@@ -51,3 +55,9 @@ def run_cli(main, argv=None) -> int:
     except UserError as e:
         print(f"error: {e}", file=sys.stderr, flush=True)
         return e.exit_code
+    except OSError as e:  # a place that cannot be written after the start-up checks passed (a full or read-only disk)
+        if e.errno not in _CANNOT_WRITE:
+            raise
+        print(f"error: cannot write {e.filename or 'an output'}: {e.strerror}; free space or give a writable folder",
+              file=sys.stderr, flush=True)
+        return UserError.exit_code

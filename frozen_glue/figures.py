@@ -122,7 +122,9 @@ def _title(task):
 def _by_layer(fig, ax, ylabel, title, path):
     """The axes, legend and file of a by-layer figure."""
     ax.set_xlabel("layer (0 = embeddings)")
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    # min_n_ticks=1: one probed layer leaves a view with one integer in it, where the default (two) falls back to
+    # fractional ticks
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
     ax.set_ylabel(ylabel)
     ax.set_title(title)
     ax.legend(fontsize=7, frameon=False)

@@ -24,6 +24,7 @@ from torch import nn
 from transformers import set_seed
 from transformers.trainer_utils import speed_metrics
 
+from . import compat
 from .stacked import History, StackedParameters, stacked_loss
 
 logger = logging.getLogger(__name__)
@@ -34,7 +35,7 @@ def epoch_batches(loader, epoch):
     (accelerate's DataLoaderShard does not forward set_epoch to a wrapped batch sampler)."""
     if hasattr(loader, "set_epoch"):
         loader.set_epoch(epoch)
-    inner = getattr(getattr(loader, "batch_sampler", None), "batch_sampler", None)
+    inner = compat.inner_batch_sampler(loader)
     if hasattr(inner, "set_epoch"):
         inner.set_epoch(epoch)
     return iter(loader)

@@ -9,6 +9,8 @@ import getpass
 import hashlib
 import json
 import logging
+import math
+import numbers
 import os
 import platform
 import socket
@@ -283,12 +285,40 @@ def atomic_write_bytes(path, data: bytes):
         raise
 
 
+def strict(obj):
+    """`obj` with every NaN / inf float (numpy's too) replaced by None: strict JSON readers reject NaN."""
+    if isinstance(obj, dict):
+        return {k: strict(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [strict(v) for v in obj]
+    if isinstance(obj, numbers.Real) and not isinstance(obj, numbers.Integral):  # float, numpy floats
+        return float(obj) if math.isfinite(obj) else None
+    return obj
+
+
 def atomic_write_json(path, obj):
-    atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n").encode())
+    """Strict JSON: null where a value is undefined, never NaN (allow_nan=False proves it)."""
+    text = json.dumps(strict(obj), indent=2, sort_keys=True, default=str, allow_nan=False)
+    atomic_write_bytes(path, (text + "\n").encode())
 
 
 def atomic_write_jsonl(path, rows):
-    atomic_write_bytes(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows).encode())
+    atomic_write_bytes(path, "".join(json.dumps(strict(r), ensure_ascii=False, allow_nan=False) + "\n"
+                                     for r in rows).encode())
+
+
+def check_writable(path, what: str):
+    """A UserError, before anything is written, when `path` (a folder, made if missing) cannot be written: under a
+    regular file, or in a read-only or foreign folder. Checked at start so that no half-made output is left."""
+    from .errors import UserError
+
+    path = Path(path).expanduser().absolute()
+    existing = next(p for p in (path, *path.parents) if p.exists())
+    if not existing.is_dir():
+        raise UserError(f"{what} {path}: {existing} is a file, not a folder; give a folder path")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise UserError(f"{what} {path}: {existing} is not writable (read-only or another user's); give a "
+                        f"folder you can write")
 
 
 def sha256_file(path, chunk=1 << 20) -> str:

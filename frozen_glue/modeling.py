@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from . import compat
 from .errors import UserError
 from .hub import hub_offline
 
@@ -173,12 +174,10 @@ def _head_on_cpu(model):
                 state = {k: v.detach().to("cpu", copy=True) for k, v in module.state_dict().items()}
         except KeyError:  # a head the checkpoint lacks has no offloaded weights: it is new, initialised below
             state = None
-        for sub in module.modules():  # the hooks, dropped without onloading (a new head has nothing to onload)
-            for attr in ("_hf_hook", "_old_forward", "forward"):
-                sub.__dict__.pop(attr, None)
+        compat.drop_hooks(module)  # without onloading (a new head has nothing to onload)
         module.to_empty(device="cpu")
         if state is None:
-            module.apply(model._init_weights)
+            compat.init_weights(model, module)
         else:
             module.load_state_dict(state)
 
@@ -190,7 +189,7 @@ def is_split(model) -> bool:
 
 def input_device(model) -> torch.device:
     """Where a split model's first layer runs (its inputs go there)."""
-    hook = getattr(model.get_input_embeddings(), "_hf_hook", None)
+    hook = compat.hf_hook(model.get_input_embeddings())
     device = getattr(hook, "execution_device", None)
     return torch.device(device if device is not None else "cpu")
 

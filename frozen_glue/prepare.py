@@ -1,6 +1,7 @@
 """Preparation of one model x task invocation: data, tokenizer, model and the heads to evaluate, gathered into one
 frozen `Prepared`. Must not train, evaluate or write run folders (runners.py and writer.py do)."""
 
+import contextlib
 import copy
 import dataclasses
 import logging
@@ -11,7 +12,7 @@ import torch
 from safetensors.torch import load_file
 from transformers import DataCollatorWithPadding, TrainingArguments
 
-from . import arguments, layout, modeling, pooling
+from . import arguments, compat, layout, modeling, pooling
 from .data import load_glue, select_rows
 from .errors import UserError
 from .tasks import Task, get_task
@@ -137,15 +138,8 @@ def load_frozen_model(model_args, config, tokenizer, whole=False):
     """(model with its base frozen as asked, whether the checkpoint held a trained head). `whole`: loaded whole even
     when a ZeRO-3 --deepspeed config is active (the cached path runs the base forward itself; ZeRO-3 would load it
     partitioned over the ranks)."""
-    from transformers.integrations import deepspeed as hf_deepspeed
-
-    zero3 = hf_deepspeed._hf_deepspeed_config_weak_ref
-    if whole:
-        hf_deepspeed.unset_hf_deepspeed_config()
-    try:
+    with compat.no_hf_deepspeed_config() if whole else contextlib.nullcontext():
         model, head_loaded = modeling.load_model(model_args, config, tokenizer)
-    finally:
-        hf_deepspeed._hf_deepspeed_config_weak_ref = zero3
     modeling.freeze(model, model_args.freeze_base, model_args.unfreeze_top_layers, model_args.base_dropout)
     return model, head_loaded
 

@@ -11,7 +11,7 @@ import datasets
 import transformers
 from transformers import set_seed
 
-from . import arguments, layout, runners, writer, zeroshot
+from . import arguments, compat, layout, lifetime, runners, writer, zeroshot
 from .errors import UserError, run_cli, setup_logging
 from .prepare import prepare
 
@@ -76,7 +76,9 @@ def execute(prep):
 
 def run_command(argv) -> int:
     """run_glue_frozen.py ARGV: parse, take the run folders' locks, run every seed."""
+    lifetime.exit_on_signals()  # SIGTERM (the sweep ending, a scheduler) unwinds: the run's locks are removed
     quiet_loading()
+    compat.check_versions()
     start_cpu_deepspeed(argv)
     model_args, data_args, study_args, training_args = arguments.parse_args(argv)
     configure_logging(training_args)

@@ -14,6 +14,8 @@ import os
 import torch
 import torch.distributed as dist
 
+from . import compat
+
 logger = logging.getLogger(__name__)
 
 # what torchrun / the deepspeed launcher / accelerate set to make a process one rank of several
@@ -63,9 +65,7 @@ def leave(args):
         dist.destroy_process_group()
     if rank != 0:
         return None
-    from accelerate.state import AcceleratorState
-
     for name in LAUNCH_VARIABLES:
         os.environ.pop(name, None)
-    AcceleratorState._reset_state(reset_partial_state=True)
+    compat.reset_accelerate_state()
     return dataclasses.replace(args, local_rank=-1, deepspeed=None)

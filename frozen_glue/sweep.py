@@ -29,6 +29,8 @@ from .protocols import PROTOCOLS
 from .errors import UserError, run_cli
 from .layout import (LOCK_FILE, LOG_FILE, OwnerLock, is_complete, protocol_diff, protocol_hash, read_config,
                      read_results, run_dir)
+from .lifetime import die_with_parent
+from .sweep_checks import check_before_launch, check_not_empty
 from .tasks import TASKS, get_task
 
 # named, not __name__: run as `python -m frozen_glue.sweep` this module is __main__
@@ -64,12 +66,18 @@ def read_models(path) -> list:
             raise UserError(f"{path}:{line_no}: expected 3 to 6 tab-separated fields (alias, model, tokenizer or -, "
                             f"extra flags, reference name or -, base alias or -), found {len(fields)}: {line!r}")
         alias, model, tokenizer = (f.strip() for f in fields[:3])
+        for column, value in (("model", model), ("tokenizer", tokenizer)):
+            if value.startswith("-") and value != "-":
+                raise UserError(f"{path}:{line_no}: the {column} column holds {value!r}, a flag; flags go in the 4th "
+                                f"column (alias, model, tokenizer or -, extra flags)")
         flags = shlex.split(os.path.expandvars(fields[3])) if len(fields) >= 4 else []
         reference, base = (fields[i].strip() if len(fields) > i and fields[i].strip() not in ("", "-") else None
                            for i in (4, 5))
         m = Model(alias, os.path.expandvars(model), None if tokenizer == "-" else os.path.expandvars(tokenizer), flags,
                   reference=reference, base=base)
         for value in (m.path, m.tokenizer or ""):
+            if m.problem:  # the model's own column first: name one problem, the first
+                break
             unset = re.search(r"\$\{?(\w+)", value)  # expandvars leaves unset variables in place
             if unset:
                 m.problem = f"model {alias}: {unset.group(1)} is not set; export {unset.group(1)}=/path/to/the/model"
@@ -97,7 +105,10 @@ def hub_available(repo_id) -> bool:
 
     from .hub import hub_offline
 
-    return not hub_offline() or isinstance(try_to_load_from_cache(repo_id, "config.json"), str)
+    try:
+        return not hub_offline() or isinstance(try_to_load_from_cache(repo_id, "config.json"), str)
+    except ValueError:  # huggingface_hub's HFValidationError: not a possible hub id (spaces, '--', ...)
+        raise UserError(f"{repo_id!r} is neither an existing folder nor a valid hub id (namespace/name)") from None
 
 
 def parse_tasks(text):
@@ -375,32 +386,42 @@ def run_job(job, env, slot=0, gpu=None, port=29512):
     with open(job.log, "a") as log:  # append: a rerun after a crash keeps the first attempt's log
         log.write(f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')} {shlex.join(command)}\n")
         log.flush()
-        code = subprocess.call(command, stdout=log, stderr=subprocess.STDOUT, env={**env, **extra})
+        code = subprocess.call(command, stdout=log, stderr=subprocess.STDOUT, env={**env, **extra},
+                               preexec_fn=die_with_parent)  # the run dies with the sweep, even after kill -9
     return code == 0 and all(is_complete(f) for f in job.folders)
 
 
 def last_error(log):
     """The run's own one-line `error: ...` message, if it printed one."""
     try:
-        lines = [ln for ln in Path(log).read_text(errors="replace").splitlines() if ln.startswith("error: ")]
+        text = Path(log).read_text(errors="replace")
     except OSError:
         return None
+    # at a line start, or right after a progress bar's carriage return or its closing bracket: a progress line
+    # never ends in a newline, so an error printed after it would otherwise carry the bar along
+    lines = re.findall(r"(?:^|[\r\]|])(error: [^\r\n]*)", text, re.M)
     return lines[-1] if lines else None
 
 
 def sweep(passthrough) -> int:
     """Plan (a bad setting is a UserError, before anything runs), then run every job; 1 if any failed."""
     env = dict(os.environ)
+    check_not_empty(env)
     models = read_models(_path(env.get("MODELS")) or ROOT / "launch" / "models.tsv")
     tasks = parse_tasks(env.get("TASKS", ""))
     seeds = parse_seeds(env.get("SEEDS", "1 2 3 4 5"))
     runs = _path(env.get("RUNS", "runs"))
     settings = settings_from_env(env)
     settings["extra"] += passthrough
+    check_before_launch(models, tasks, settings["glue_dir"], lambda m, task: job_args(
+        m, task, [(seeds[0], run_dir(runs, m.alias, task, seeds[0]))], runs, settings))
     jobs, skipped = plan(models, tasks, seeds, runs, settings)
     for folder in skipped:
         logger.info(f"skip (complete): {folder}")
     if env.get("DRY_RUN", "0") not in ("", "0"):
+        for m in models:  # a real run reports these per job; a dry run would print the commands silently
+            if m.problem:
+                logger.warning(f"{m.problem} (its commands below would fail)")
         for job in jobs:
             print(shlex.join(job.command))
         logger.info(f"dry run: {len(jobs)} command(s), {len(skipped)} complete run(s) skipped")

@@ -2,7 +2,6 @@
 prediction dumps, and all_results.json last. Must not train or decide paths (layout.py names every file)."""
 
 import dataclasses
-import json
 import logging
 import sys
 from pathlib import Path
@@ -114,8 +113,7 @@ def write_training(folder, trainer, train_metrics, train_rows):
     metrics = {"total_flos": trainer.state.total_flos, **train_metrics, "train_samples": train_rows}
     if trainer.is_world_process_zero():
         layout.atomic_write_json(folder / layout.TRAIN_RESULTS_FILE, metrics)
-        layout.atomic_write_bytes(folder / layout.STATE_FILE, (json.dumps(
-            dataclasses.asdict(trainer.state), indent=2, sort_keys=True) + "\n").encode())
+        layout.atomic_write_json(folder / layout.STATE_FILE, dataclasses.asdict(trainer.state))  # strict: a NaN loss is null
     return metrics
 
 

@@ -35,6 +35,7 @@ def test_dry_run_make_thesis_prints_the_90_commands(tmp_path):
                            f"RUNS={tmp_path / 'runs'}", f"REPORTS={tmp_path / 'reports'}"], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "warning: model comet-distil: COMET_DIR is not set; export COMET_DIR=" in proc.stdout  # said, not hidden
     commands = [ln for ln in proc.stdout.splitlines() if "run_glue_frozen.py" in ln]
     assert len(commands) == 2 * 9 * 5
     seen = set()
