@@ -122,6 +122,13 @@ class StudyArguments:
         "help": "head: the model's own classification head, trained as upstream. logistic: scikit-learn's "
                 "logistic regression (ridge for STS-B) on the cached features, its regularisation chosen by 5-fold "
                 "cross-validation on train (the convex probe of SentEval/MTEB; needs --feature_cache)."})
+    probe_mdl: bool = field(default=False, metadata={
+        "help": "Online-code minimum description length of every probed layer and seed (Voita & Titov, 2020): "
+                "mdl.json in each seed folder (needs --feature_cache and --do_train; classification tasks)."})
+    probe_control: bool = field(default=False, metadata={
+        "help": "Selectivity (Hewitt & Liang, 2019): the same heads also trained on control labels (a hash of "
+                "the text through the train label prior); selectivity.json in each seed folder (needs "
+                "--feature_cache and --do_train)."})
 
 
 @dataclass
@@ -244,6 +251,10 @@ def validate_study(model_args, study_args, args):
             raise UserError(f"{what} needs --feature_cache DIR (it trains many heads on cached features)")
         if not args.do_train:
             raise UserError(f"{what} trains heads: add --do_train")
+    for flag in ("probe_mdl", "probe_control"):
+        if getattr(study_args, flag) and not (study_args.feature_cache and args.do_train and study_args.probe == "head"):
+            raise UserError(f"--{flag} trains the run's heads on cached features: it needs --feature_cache DIR, "
+                            f"--do_train and --probe head")
     if study_args.probe not in ("head", "logistic"):
         raise UserError(f"--probe {study_args.probe}: use head or logistic")
     if any(v <= 0 for v in study_args.head_learning_rates or []) or \
@@ -407,8 +418,11 @@ def _show(value):
     return str(getattr(value, "value", value))
 
 
-def check_against_task(args, task):
+def check_against_task(args, task, study_args=None):
     """Checks that need the task (regression or not)."""
+    if study_args is not None and study_args.probe_mdl and task.is_regression:
+        raise UserError(f"--probe_mdl: {task.name} is a regression task (the online code sends class labels); drop "
+                        f"--probe_mdl for {task.name}")
     if args.label_smoothing_factor and task.is_regression:
         raise UserError(f"--label_smoothing_factor: {task.name} is a regression task (no classes to smooth); "
                         f"drop the flag for {task.name}")

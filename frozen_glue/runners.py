@@ -17,7 +17,7 @@ with contextlib.redirect_stdout(io.StringIO()):
     from transformers import Trainer
     from transformers.trainer_utils import PredictionOutput
 
-from . import arguments, head_training, logistic, modeling, selection, sharding, writer
+from . import arguments, head_training, information_probes, logistic, modeling, selection, sharding, writer
 from . import cache as feature_cache
 from .data import rows_digest
 from .pooling import num_layers, pooling_rule
@@ -254,7 +254,9 @@ def run_cached_path(prep):
         prep = dataclasses.replace(prep, args=dataclasses.replace(prep.args, **setting))
         extra = {f"selected_{k}": v for k, v in setting.items()}
     trainers, metrics = (fit_logistic if prep.study_args.probe == "logistic" else train_stacked)(prep, layers, data)
+    information = information_probes.measure(prep, layers, data, trainers)  # --probe_mdl, --probe_control
     for seed, folder in prep.folders.items():
+        information_probes.write(folder, information[seed])
         if prep.study_args.probe_layers and prep.args.do_eval:
             writer.write_layer_results(folder, {
                 layer: layer_results(prep, trainers[layer, seed], data[layer].__getitem__) for layer in layers})
