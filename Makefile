@@ -27,7 +27,7 @@ demo: venv
 	HF_HUB_OFFLINE=1 $(PY) -m frozen_glue.demo demo
 	HF_HUB_OFFLINE=1 MODELS=launch/demo_models.tsv TASKS="cola sst2" SEEDS="1 2 3" RUNS=demo/runs JOBS=2 \
 	  GLUE_DIR=demo/glue FEATURE_CACHE=demo/cache PYTHON=$(PY) bash launch/all_tasks.sh $(DEMO_ARGS) \
-	  --probe_layers all --head_learning_rates 1e-3 1e-2 --head_weight_decays 0 0.01
+	  --probe_layers all --head_learning_rates 1e-3 1e-2 --head_weight_decays 0 0.01 --probe_mdl --probe_control
 	$(PY) analysis/summarize.py --runs demo/runs --out demo/reports --models launch/demo_models.tsv \
 	  --feature_cache demo/cache
 	@echo "run folders: $$(ls -d demo/runs/*/*/seed* | tr '\n' ' ')"

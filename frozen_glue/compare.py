@@ -44,6 +44,8 @@ def read_predictions(runs_root, model, task, split, seed=None):
     else:
         out["prediction"] = [np.bincount(col.astype(int)).argmax() for col in preds.T]
         out["probs"] = list(np.mean([np.stack(fr["probs"].to_numpy()) for fr in frames], axis=0).round(4).tolist())
+    if all("pvi" in fr.columns for fr in frames):  # mean bits over seeds (null, NaN here, for STS-B)
+        out["pvi"] = np.mean([fr["pvi"].to_numpy(dtype=float) for fr in frames], axis=0)
     out.attrs["seeds"] = [f.parent.name for f in files]
     out.attrs["protocol"] = runs[0].protocol
     return out
@@ -92,6 +94,22 @@ def disagreement(task_name, a, b, names, n_resamples=2000):
         table[f"probs_{names[1]}"] = [json.dumps(p) for p in b["probs"]]
         disagree = pa != pb
     return result, table[disagree].reset_index(drop=True)
+
+
+def bits_lost(task_name, base, derived, names):
+    """Example by example, the pointwise V-information (`pvi`, bits, mean over seeds) the derived model lost
+    against its base: pvi(base) - pvi(derived), most lost first, with the texts. Empty for STS-B (no PVI) and for
+    runs written before PVI existed."""
+    task = get_task(task_name)
+    base, derived = join(base, derived, names)
+    columns = ["idx", *task.text_keys, "gold", f"pvi_{names[0]}", f"pvi_{names[1]}", "bits_lost"]
+    if "pvi" not in base.columns or "pvi" not in derived.columns or task.is_regression:
+        return pd.DataFrame(columns=columns)
+    table = pd.DataFrame({"idx": base.index, **{c: base[c].to_numpy() for c in task.text_keys},
+                          "gold": base["label"].to_numpy(), f"pvi_{names[0]}": base["pvi"].to_numpy(),
+                          f"pvi_{names[1]}": derived["pvi"].to_numpy()})
+    table["bits_lost"] = table[f"pvi_{names[0]}"] - table[f"pvi_{names[1]}"]
+    return table[columns].sort_values("bits_lost", ascending=False, kind="stable").reset_index(drop=True)
 
 
 # ------------------------------------------------------------------------------------------------------ slices
