@@ -1,15 +1,17 @@
 """How much a frozen model knows (issue 23): online-code MDL, selectivity against control labels, pointwise
 V-information, expected layer and the layer where two models separate. Known answers computed by hand."""
 
+import argparse
 import json
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from conftest import TRAIN, predictions, results, run
 
-from frozen_glue import arguments, information, information_probes, modeling
+from frozen_glue import arguments, compare, information, information_probes, information_report, layout, modeling
 from frozen_glue.prepare import prepare
 
 
@@ -109,7 +111,7 @@ def test_features_that_equal_the_label_compress_far_better_than_shuffled(assets,
 
 
 def test_probe_mdl_and_control_write_their_files_and_pvi_reads_the_train_prior(script, assets, tmp_path, capsys):
-    out = tmp_path / "run"
+    out = tmp_path / "runs" / "base" / "cola"
     code, _, err = run(script, capsys, *args(assets, out, "--seeds", "1", "2", "--feature_cache", tmp_path / "cache",
                                              "--probe_layers", "all", "--probe_mdl", "--probe_control"))
     assert code == 0, err
@@ -131,6 +133,16 @@ def test_probe_mdl_and_control_write_their_files_and_pvi_reads_the_train_prior(s
         hand = [math.log2(r["probs"][r["label"]]) - math.log2(prior[r["label"]]) for r in rows]
         assert [r["pvi"] for r in rows] == pytest.approx(hand, abs=1e-4)
         assert results(folder)["eval_v_information"] == pytest.approx(np.mean(hand), abs=1e-4)
+    # the report: the summary's information columns are the seeds' mean of the top layer's files
+    written = {}
+    lines = information_report.sections(argparse.Namespace(runs=tmp_path / "runs", models=None), ["base"],
+                                        tmp_path / "rep", lambda path, text: written.update({path.name: text}),
+                                        lambda fig, path: written.update({path.name: fig}))
+    assert "## How much the frozen models know\n" in lines and "fig_mdl_cola.png" in written
+    summary = pd.read_csv(__import__("io").StringIO(written["summary_information.csv"]))
+    compression = [json.loads((out / s / "mdl.json").read_text())["layers"]["2"]["compression"]
+                   for s in ("seed1", "seed2")]
+    assert summary.loc[0, "compression"] == f"{np.mean(compression):.3f} ± {np.std(compression, ddof=1):.3f}"
 
 
 @pytest.mark.parametrize("extra, needle", [
@@ -143,3 +155,27 @@ def test_refusals_are_one_line(script, assets, tmp_path, capsys, extra, needle):
     assert code == 2
     assert needle in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "run" / "config.json").exists()
+
+
+def test_bits_lost_orders_the_examples_by_the_bits_the_derived_model_lost():
+    base = pd.DataFrame({"label": [1, 0, 1], "sentence": ["a", "b", "c"], "pvi": [1.0, 0.5, -0.2]},
+                        index=pd.Index([7, 8, 9], name="idx"))
+    derived = base.assign(pvi=[0.25, 0.75, -1.2])  # lost 0.75, gained 0.25, lost 1.0
+    table = compare.bits_lost("cola", base, derived, ("gpt2", "comet"))
+    assert table["idx"].tolist() == [9, 7, 8]
+    assert table["bits_lost"].tolist() == pytest.approx([1.0, 0.75, -0.25])
+    assert list(table.columns) == ["idx", "sentence", "gold", "pvi_gpt2", "pvi_comet", "bits_lost"]
+    assert compare.bits_lost("cola", base.drop(columns="pvi"), derived, ("gpt2", "comet")).empty  # older runs
+
+
+def test_layer_lines_give_the_expected_layer_and_the_separation_of_a_hand_made_curve():
+    rows = []
+    for model, means in (("base", [0.5, 0.3, 0.7, 0.9, 0.8]), ("derived", [0.5, 0.3, 0.7, 0.6, 0.5])):
+        rows += [{"model": model, "task": "cola", "layer": layer, "metric": "matthews_correlation", "mean": m,
+                  "std": 0.02, "n": 3} for layer, m in enumerate(means)]
+    lines = "\n".join(information_report.layer_lines(pd.DataFrame(rows), "cola"))
+    # base: (2*0.2 + 3*0.4 + 4*0.3) / 0.9; derived: gains 0, 0, 0.2, 0.1, 0 -> (2*0.2 + 3*0.1) / 0.3
+    row = {line.split("|")[1].strip(): line.split("|")[2].strip() for line in lines.splitlines()
+           if line.startswith("| base") or line.startswith("| derived")}
+    assert row == {"base": "3.11", "derived": "2.33"}
+    assert "base vs derived: the curves separate from layer 3 on" in lines
