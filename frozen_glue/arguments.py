@@ -252,7 +252,8 @@ def validate_study(model_args, study_args, args):
         if not args.do_train:
             raise UserError(f"{what} trains heads: add --do_train")
     for flag in ("probe_mdl", "probe_control"):
-        if getattr(study_args, flag) and not (study_args.feature_cache and args.do_train and study_args.probe == "head"):
+        cached_heads = study_args.feature_cache and args.do_train and study_args.probe == "head"
+        if getattr(study_args, flag) and not cached_heads:
             raise UserError(f"--{flag} trains the run's heads on cached features: it needs --feature_cache DIR, "
                             f"--do_train and --probe head")
     if study_args.probe not in ("head", "logistic"):

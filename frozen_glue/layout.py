@@ -37,7 +37,8 @@ MODEL_DIR = "model"                 # only with --save_full_model
 # every output a run writes (config.json aside, which a new run replaces first): cleared before a run starts, so
 # a killed rerun never leaves an old run's files beside the new config.json
 OUTPUT_PATTERNS = (RESULTS_FILE, TRAIN_RESULTS_FILE, EVAL_RESULTS_FILE, STATE_FILE, HEAD_FILE, LAYER_RESULTS_FILE,
-                   SELECTION_FILE, MDL_FILE, SELECTIVITY_FILE, "predictions_*.jsonl", "predict_results_*.txt", MODEL_DIR)
+                   SELECTION_FILE, MDL_FILE, SELECTIVITY_FILE, "predictions_*.jsonl", "predict_results_*.txt",
+                   MODEL_DIR)
 
 
 def predictions_file(split: str) -> str:
