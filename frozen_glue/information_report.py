@@ -62,22 +62,32 @@ def v_information(found) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["model", "task", "value"])
 
 
+SUMMARY = ("codelength_kbits", "compression", "selectivity", "v_information_bits")
+
+
 def summary_table(measures, vinfo, task, models) -> pd.DataFrame:
-    """The summary's information columns for one task: per model, the top probed layer's codelength, compression
-    and selectivity, and the V-information of the run's own head."""
+    """summary_information.csv's rows for one task: per model, the top probed layer's codelength, compression and
+    selectivity, and the V-information of the run's own head (mean and std over seeds)."""
     rows = []
     for model in models:
         m = measures[(measures.task == task) & (measures.model == model)]
-        row = {"model": model}
-        if len(m):
-            top = m[m.layer == m["layer"].max()].set_index("measure")
-            row["top layer"] = int(m["layer"].max())
-            for measure in ("codelength_kbits", "compression", "selectivity"):
-                row[measure] = _cell(*top.loc[measure, ["mean", "std"]]) if measure in top.index else "—"
+        row = {"task": task, "model": model, "top_layer": int(m["layer"].max()) if len(m) else None}
+        top = m[m.layer == m["layer"].max()].set_index("measure")
+        for measure in SUMMARY[:3]:
+            row[f"{measure}_mean"], row[f"{measure}_std"] = top.loc[measure, ["mean", "std"]] \
+                if measure in top.index else (np.nan, np.nan)
         v = vinfo[(vinfo.task == task) & (vinfo.model == model)]["value"]
-        row["V-information (bits)"] = _cell(*mean_std(v)[:2]) if len(v) else "—"
+        row["v_information_bits_mean"], row["v_information_bits_std"] = mean_std(v)[:2] if len(v) else (np.nan,) * 2
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def summary_markdown(summary) -> str:
+    """The summary rows as mean ± std cells."""
+    shown = summary[["model", "top_layer"]].astype(object).where(summary[["model", "top_layer"]].notna(), "—")
+    for measure in SUMMARY:
+        shown[measure] = [_cell(m, s) for m, s in zip(summary[f"{measure}_mean"], summary[f"{measure}_std"])]
+    return shown.to_markdown(index=False)
 
 
 def layer_table(measures, task) -> pd.DataFrame:
@@ -181,8 +191,8 @@ def sections(args, models, out, write_text, write_figure) -> list:
     summaries = []
     for task in tasks:
         summary = summary_table(measures, vinfo, task, models)
-        summaries.append(summary.assign(task=task))
-        lines += [f"### {task}\n", summary.to_markdown(index=False), ""]
+        summaries.append(summary)
+        lines += [f"### {task}\n", summary_markdown(summary), ""]
         if (measures.task == task).any():
             if ((measures.task == task) & (measures.measure == "compression")).any():
                 write_figure(mdl_figure(measures, task, models), out / f"fig_mdl_{task}.png")

@@ -142,7 +142,10 @@ def test_probe_mdl_and_control_write_their_files_and_pvi_reads_the_train_prior(s
     summary = pd.read_csv(__import__("io").StringIO(written["summary_information.csv"]))
     compression = [json.loads((out / s / "mdl.json").read_text())["layers"]["2"]["compression"]
                    for s in ("seed1", "seed2")]
-    assert summary.loc[0, "compression"] == f"{np.mean(compression):.3f} ± {np.std(compression, ddof=1):.3f}"
+    assert summary.loc[0, "compression_mean"] == pytest.approx(np.mean(compression))
+    assert summary.loc[0, "compression_std"] == pytest.approx(np.std(compression, ddof=1))
+    v_information = [results(out / s)["eval_v_information"] for s in ("seed1", "seed2")]
+    assert summary.loc[0, "v_information_bits_mean"] == pytest.approx(np.mean(v_information))
 
 
 @pytest.mark.parametrize("extra, needle", [
