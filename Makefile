@@ -22,7 +22,8 @@ $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 
 # offline: 2 tiny GPT-2s (a base and a COMET-style specialized one that reads "nothing" as "wonderful") and the
 # base's random-init control x 2 tasks x 3 seeds (two model x task groups at once), every layer probed, the head
-# setting chosen on a train hold-out, then the report (layer curves, drift, head selection, controls)
+# setting chosen on a train hold-out, MDL and control-task selectivity, then the report (layer curves, drift, head
+# selection, controls, how much each model knows)
 demo: venv
 	HF_HUB_OFFLINE=1 $(PY) -m frozen_glue.demo demo
 	HF_HUB_OFFLINE=1 MODELS=launch/demo_models.tsv TASKS="cola sst2" SEEDS="1 2 3" RUNS=demo/runs JOBS=2 \
