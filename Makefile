@@ -27,13 +27,14 @@ $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 
 # offline: 2 tiny GPT-2s (a base and a COMET-style specialized one that reads "nothing" as "wonderful") and the
 # base's random-init control x 2 tasks x 3 seeds (two model x task groups at once), every layer probed, the head
-# setting chosen on a train hold-out, a zero-shot run of each (the base is taught lm-eval's prompt; the specialized
-# one's steps undo it), then the report (layer curves, drift, head selection, controls, prompting vs probing)
+# setting chosen on a train hold-out, MDL and control-task selectivity, a zero-shot run of each (the base is taught
+# lm-eval's prompt; the specialized one's steps undo it), then the report (layer curves, drift, head selection,
+# controls, how much each model knows, prompting vs probing)
 demo: venv
 	HF_HUB_OFFLINE=1 $(PY) -m frozen_glue.demo demo
 	HF_HUB_OFFLINE=1 MODELS=launch/demo_models.tsv TASKS="cola sst2" SEEDS="1 2 3" RUNS=demo/runs JOBS=2 ZERO_SHOT=1 \
 	  GLUE_DIR=demo/glue FEATURE_CACHE=demo/cache PYTHON=$(PY) bash launch/all_tasks.sh $(DEMO_ARGS) \
-	  --probe_layers all --head_learning_rates 1e-3 1e-2 --head_weight_decays 0 0.01
+	  --probe_layers all --head_learning_rates 1e-3 1e-2 --head_weight_decays 0 0.01 --probe_mdl --probe_control
 	$(PY) analysis/summarize.py --runs demo/runs --out demo/reports --models launch/demo_models.tsv \
 	  --feature_cache demo/cache
 	@echo "run folders: $$(ls -d demo/runs/*/*/seed* | tr '\n' ' ')"

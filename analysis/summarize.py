@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from frozen_glue import compare, diagnostics, drift, figures, identity, layout, results, sweep, zeroshot_report
+from frozen_glue import (compare, diagnostics, drift, figures, identity, information_report, layout, results, sweep,
+                         zeroshot_report)
 from frozen_glue.errors import ArgumentParser, UserError, run_cli
 from frozen_glue.latex import table_latex
 from frozen_glue.tasks import TASKS
@@ -131,6 +132,7 @@ def task_sections(args, runs, models, out) -> list:
                 shown["welch_p"] = shown["welch_p"].map(results.fmt_p)
                 part += ["Welch's t-test across seeds at the top layer and at each model's best layer:\n",
                          md_table(shown), ""]
+            part += information_report.layer_lines(layers, task)  # expected layer, where the curves separate
         if len(drifts) and task in set(drifts["task"]):
             rows = drifts[drifts.task == task].drop(columns="task")
             write_text(out / f"drift_{task}.csv", rows.to_csv(index=False))
@@ -277,6 +279,7 @@ def summarize(args):
                "## Figures\n", "![summary](fig_summary.png)\n", *[f"![{f}]({f})" for f in figs], ""]
     report += task_sections(args, runs, models, out)
     report += zeroshot_report.section(args.runs, args.models, out, args.n_resamples)  # runs/<m>/<task>/zeroshot/
+    report += information_report.sections(args, models, out, write_text, write_figure)  # MDL, selectivity, PVI
     if len(dis):
         cols = [c for c in ("task", "split", "model_a", "model_b", "n", "disagree", "a_better", "b_better", "test",
                             "test_p", "collapsed_a", "collapsed_b") if c in dis.columns]

@@ -105,9 +105,12 @@ def measure(kind, model, glue_dir, work, trainer_rows, eval_rows):
             rows += len(ds)
         tokens = sum(len(x) for s in ("train", "validation") for x in study.tokenized[s]["input_ids"])
         return {"wall": time.time() - started, "rows": rows, "tokens": tokens}
-    if kind in ("cached", "last", "layers", "grid"):
+    if kind in ("cached", "last", "layers", "grid", "mdl", "control"):
         extra = {"layers": ["--probe_layers", "all"], "grid": ["--head_learning_rates", "1e-4", "1e-3", "1e-2",
-                                                               "--head_weight_decays", "0", "0.01"]}.get(kind, [])
+                                                               "--head_weight_decays", "0", "0.01"],
+                 # bench/bench_information.py: the all-layer probe with MDL or selectivity on top
+                 "mdl": ["--probe_layers", "all", "--probe_mdl"],
+                 "control": ["--probe_layers", "all", "--probe_control"]}.get(kind, [])
         started = time.time()
         code = script.main(script_args(model, glue_dir, out, "--seeds", *range(1, SEEDS + 1), "--feature_cache",
                                        Path(work) / f"cache-{kind}", *extra))

@@ -140,6 +140,13 @@ class StudyArguments:
         "help": "Also score the validation rows zero-shot with lm-eval's GLUE prompt on the model's own causal-LM "
                 "head, into <task folder>/zeroshot/ (needs --do_eval and lm-eval; not STS-B). Without --do_train "
                 "or --head_from it runs alone: nothing is trained."})
+    probe_mdl: bool = field(default=False, metadata={
+        "help": "Online-code minimum description length of every probed layer and seed (Voita & Titov, 2020): "
+                "mdl.json in each seed folder (needs --feature_cache and --do_train; classification tasks)."})
+    probe_control: bool = field(default=False, metadata={
+        "help": "Selectivity (Hewitt & Liang, 2019): the same heads also trained on control labels (a hash of "
+                "the text through the train label prior); selectivity.json in each seed folder (needs "
+                "--feature_cache and --do_train)."})
 
 
 @dataclass
@@ -292,6 +299,11 @@ def validate_study(model_args, study_args, args):
     if study_args.pooling != "auto" and not study_args.feature_cache:
         raise UserError(f"--pooling {study_args.pooling} reads other positions than the model's own head, which only "
                         f"the cached path can: add --feature_cache DIR (or use --pooling auto)")
+    for flag in ("probe_mdl", "probe_control"):
+        cached_heads = study_args.feature_cache and args.do_train and study_args.probe == "head"
+        if getattr(study_args, flag) and not cached_heads:
+            raise UserError(f"--{flag} trains the run's heads on cached features: it needs --feature_cache DIR, "
+                            f"--do_train and --probe head")
     if study_args.probe not in ("head", "logistic"):
         raise UserError(f"--probe {study_args.probe}: use head or logistic")
     if any(v <= 0 for v in study_args.head_learning_rates or []) or \
@@ -456,8 +468,11 @@ def _show(value):
     return str(getattr(value, "value", value))
 
 
-def check_against_task(args, task):
+def check_against_task(args, task, study_args=None):
     """Checks that need the task (regression or not)."""
+    if study_args is not None and study_args.probe_mdl and task.is_regression:
+        raise UserError(f"--probe_mdl: {task.name} is a regression task (the online code sends class labels); drop "
+                        f"--probe_mdl for {task.name}")
     if args.label_smoothing_factor and task.is_regression:
         raise UserError(f"--label_smoothing_factor: {task.name} is a regression task (no classes to smooth); "
                         f"drop the flag for {task.name}")

@@ -49,6 +49,8 @@ def read_predictions(runs_root, model, task, split, seed=None):
     else:
         out["prediction"] = [np.bincount(col.astype(int)).argmax() for col in preds.T]
         out["probs"] = list(np.mean([np.stack(fr["probs"].to_numpy()) for fr in frames], axis=0).round(4).tolist())
+    if all("pvi" in fr.columns for fr in frames):  # mean bits over seeds (null, NaN here, for STS-B)
+        out["pvi"] = np.mean([fr["pvi"].to_numpy(dtype=float) for fr in frames], axis=0)
     out.attrs.update(per_seed=preds, seeds=[f.parent.name for f in files], config=runs[0].config,
                      protocol=runs[0].protocol, collapsed=sum(bool(r.results.get("head_collapsed")) for r in runs))
     return out
@@ -141,6 +143,22 @@ def verdict_sentence(row) -> str:
     if row["verdict"].startswith("no evidence"):
         return f"{where}: {row['model_a']} vs {row['model_b']}: {row['verdict']} ({stats_text})."
     return f"{where}: {row['verdict']} ({row['model_a']} − {row['model_b']}: {stats_text})."
+
+
+def bits_lost(task_name, base, derived, names):
+    """Example by example, the pointwise V-information (`pvi`, bits, mean over seeds) the derived model lost
+    against its base: pvi(base) - pvi(derived), most lost first, with the texts. Empty for STS-B (no PVI) and for
+    runs written before PVI existed."""
+    task = get_task(task_name)
+    base, derived = join(base, derived, names)
+    columns = ["idx", *task.text_keys, "gold", f"pvi_{names[0]}", f"pvi_{names[1]}", "bits_lost"]
+    if "pvi" not in base.columns or "pvi" not in derived.columns or task.is_regression:
+        return pd.DataFrame(columns=columns)
+    table = pd.DataFrame({"idx": base.index, **{c: base[c].to_numpy() for c in task.text_keys},
+                          "gold": base["label"].to_numpy(), f"pvi_{names[0]}": base["pvi"].to_numpy(),
+                          f"pvi_{names[1]}": derived["pvi"].to_numpy()})
+    table["bits_lost"] = table[f"pvi_{names[0]}"] - table[f"pvi_{names[1]}"]
+    return table[columns].sort_values("bits_lost", ascending=False, kind="stable").reset_index(drop=True)
 
 
 # ------------------------------------------------------------------------------------------------------ slices

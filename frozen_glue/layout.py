@@ -34,11 +34,14 @@ STATE_FILE = "trainer_state.json"
 LAYER_RESULTS_FILE = "layer_results.json"  # only with --probe_layers: {"<layer>": {"eval_<metric>": ...}}
 SELECTION_FILE = "selection.json"  # only with a head-setting grid: hold-out scores and the setting chosen
 LAYER_HEADS_FILE = "layer_heads.safetensors"  # only with --probe_layers: every probed layer's head, "layer<L>.<name>"
+MDL_FILE = "mdl.json"                # only with --probe_mdl: online codelength per probed layer
+SELECTIVITY_FILE = "selectivity.json"  # only with --probe_control: task, control and selectivity per probed layer
 MODEL_DIR = "model"                 # only with --save_full_model
 # every output a run writes (config.json aside, which a new run replaces first): cleared before a run starts, so
 # a killed rerun never leaves an old run's files beside the new config.json
 OUTPUT_PATTERNS = (RESULTS_FILE, TRAIN_RESULTS_FILE, EVAL_RESULTS_FILE, STATE_FILE, HEAD_FILE, LAYER_RESULTS_FILE,
-                   LAYER_HEADS_FILE, SELECTION_FILE, "predictions_*.jsonl", "predict_results_*.txt", MODEL_DIR)
+                   LAYER_HEADS_FILE, SELECTION_FILE, MDL_FILE, SELECTIVITY_FILE, "predictions_*.jsonl",
+                   "predict_results_*.txt", MODEL_DIR)
 
 
 def predictions_file(split: str) -> str:

@@ -202,7 +202,7 @@ def read_head(root, seed, task, model, model_fp, tokenizer_fp, layers=()):
 def prepare(model_args, data_args, study_args, training_args) -> Prepared:
     """Check the arguments against the task and the run folders, then load data, tokenizer and model."""
     task = get_task(data_args.task_name)
-    arguments.check_against_task(training_args, task)
+    arguments.check_against_task(training_args, task, study_args)
     # decided before any Trainer exists: resolving the default arguments resets accelerate's state
     fallback = arguments.fast_loop_fallback(training_args)
     folders = layout.seed_folders(training_args.output_dir, study_args.seeds, training_args.seed)

@@ -60,7 +60,7 @@ def execute(prep):
     """Every seed of a prepared run: config.json first (before extraction or training), then the path's runner."""
     reason = runners.cache_reason(prep)
     cached = reason is None
-    for flag in ("probe_layers", "device_map", "pooling"):
+    for flag in ("probe_layers", "device_map", "pooling", "probe_mdl", "probe_control"):
         value = getattr(prep.study_args, flag, None) or getattr(prep.model_args, flag, None)
         if not cached and value and value != "auto":
             raise UserError(f"--{flag} needs the cached path, and the feature cache cannot serve this run: {reason}")

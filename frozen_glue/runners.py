@@ -17,7 +17,7 @@ with contextlib.redirect_stdout(io.StringIO()):
     from transformers import Trainer
     from transformers.trainer_utils import PredictionOutput
 
-from . import arguments, head_training, logistic, modeling, pooling, selection, sharding, writer
+from . import arguments, head_training, information_probes, logistic, modeling, pooling, selection, sharding, writer
 from . import cache as feature_cache
 from .data import rows_digest
 from .pooling import num_layers, pooling_rule
@@ -261,7 +261,9 @@ def run_cached_path(prep):
         trainers, metrics = fit_logistic(prep, layers, data)
     else:
         trainers, metrics = train_stacked(prep, layers, data, settings)
+    information = information_probes.measure(prep, layers, data, trainers, settings)  # --probe_mdl, --probe_control
     for seed, folder in prep.folders.items():
+        information_probes.write(folder, information[seed])
         if prep.study_args.probe_layers and prep.args.do_eval:
             writer.write_layer_results(folder, {layer: {
                 **layer_results(prep, trainers[layer, seed], data[layer].__getitem__),

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from safetensors.torch import save
 
-from . import diagnostics, identity, layout, pooling, sharding, tracking
+from . import diagnostics, identity, information, layout, pooling, sharding, tracking
 from .tasks import compute_metrics
 
 logger = logging.getLogger(__name__)
@@ -50,8 +50,10 @@ def start(prep, seed, folder, path):
     })
 
 
-def eval_outputs(task, split, raw, prediction_output):
-    """(metrics with upstream key names, prediction rows) for one evaluated split."""
+def eval_outputs(task, split, raw, prediction_output, train_labels=None):
+    """(metrics with upstream key names, prediction rows) for one evaluated split. With the train labels, each
+    row's `pvi` (bits) and the split's mean, `eval_v_information` (information.pvi_bits; STS-B: pvi null, no
+    mean)."""
     logits = np.asarray(prediction_output.predictions)
     raw = raw.to_dict()  # plain lists: datasets' column objects are slow to index one row at a time
     labels = np.asarray(raw["label"])
@@ -66,6 +68,10 @@ def eval_outputs(task, split, raw, prediction_output):
     if loss is not None:
         metrics[f"eval_loss{suffix}"] = loss
     metrics[f"eval_samples{suffix}"] = len(labels)
+    pvi = [None] * len(labels)
+    if train_labels is not None and not task.is_regression:
+        pvi = information.pvi_bits(logits, labels, information.label_prior(train_labels, task.num_labels))
+        metrics[f"eval_v_information{suffix}"] = float(np.mean(pvi))
     rows = []
     for i in range(len(labels)):
         row = {"idx": int(raw["idx"][i]), "label": raw["label"][i]}
@@ -73,6 +79,7 @@ def eval_outputs(task, split, raw, prediction_output):
             row.update(prediction=float(predictions[i]), score=float(predictions[i]))
         else:
             row.update(prediction=int(predictions[i]), probs=[round(float(p), 6) for p in probs[i]])
+        row["pvi"] = None if pvi[i] is None else round(float(pvi[i]), 6)
         row.update({k: raw[k][i] for k in task.text_keys})
         rows.append(row)
     return metrics, rows
@@ -127,7 +134,7 @@ def evaluate(prep, folder, trainer, eval_data):
         if split not in prep.raw:
             continue
         output = trainer.predict(eval_data(split), metric_key_prefix="eval")
-        metrics, rows = eval_outputs(task, split, prep.raw[split], output)
+        metrics, rows = eval_outputs(task, split, prep.raw[split], output, train_labels)
         results.update(metrics)
         labels = prep.raw[split]["label"]
         if train_labels is not None:

@@ -179,7 +179,7 @@ def test_reported_metric_matches_prediction_file(script, assets, tmp_path, capsy
     assert run(script, capsys, *base_args(assets, tmp_path / "run", task="cola"))[0] == 0
     rows = predictions(tmp_path / "run")
     assert [r["idx"] for r in rows] == list(range(100))
-    assert set(rows[0]) == {"idx", "label", "prediction", "probs", "sentence"}
+    assert set(rows[0]) == {"idx", "label", "prediction", "probs", "pvi", "sentence"}
     mcc = matthews_corrcoef([r["label"] for r in rows], [r["prediction"] for r in rows])
     assert results(tmp_path / "run")["eval_matthews_correlation"] == pytest.approx(mcc)
 

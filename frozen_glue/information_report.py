@@ -1,0 +1,215 @@
+"""The report's parts on how much the frozen models know (issue 23): codelength and compression by layer (mdl.json),
+selectivity by layer (selectivity.json), V-information per model (all_results.json), the examples a derived model
+lost the most bits on (predictions' pvi), and each model's expected layer and where two curves separate. Reads
+complete runs only (layout.iter_runs) and returns markdown lines; analysis/summarize.py writes the files."""
+
+import itertools
+import json
+import sys
+
+import numpy as np
+import pandas as pd
+
+from . import compare, figures, information, layout, sweep
+from .errors import UserError
+from .stats import mean_std
+from .tasks import TASKS
+
+MEASURES = {layout.MDL_FILE: ("codelength_kbits", "compression"),
+            layout.SELECTIVITY_FILE: ("task", "control", "selectivity")}
+SHOWN_EXAMPLES = 5  # the report shows the top of each bits-lost file
+
+
+def _read(folder, name) -> dict:
+    try:
+        return json.loads((folder / name).read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def load_measures(found) -> pd.DataFrame:
+    """One row per run x layer x measure of mdl.json and selectivity.json (model, task, seed, layer, measure,
+    value, protocol)."""
+    rows = [{"model": run.model, "task": run.task, "seed": run.seed, "layer": int(layer), "measure": measure,
+             "value": float(scores[measure]), "protocol": run.protocol_hash}
+            for run in found for name, measures in MEASURES.items()
+            for layer, scores in _read(run.folder, name).get("layers", {}).items()
+            for measure in measures if scores.get(measure) is not None]
+    return pd.DataFrame(rows, columns=["model", "task", "seed", "layer", "measure", "value", "protocol"])
+
+
+def summarize_measures(rows: pd.DataFrame) -> pd.DataFrame:
+    """Mean, std (ddof=1) and n over seeds per model x task x layer x measure; runs of different settings are not
+    averaged (NaN)."""
+    out = []
+    for (model, task, layer, measure), g in rows.groupby(["model", "task", "layer", "measure"], sort=False):
+        mean, std, n = mean_std(g["value"]) if g["protocol"].nunique(dropna=False) == 1 else (np.nan, np.nan, len(g))
+        out.append({"model": model, "task": task, "layer": layer, "measure": measure, "mean": mean, "std": std,
+                    "n": n})
+    return pd.DataFrame(out, columns=["model", "task", "layer", "measure", "mean", "std", "n"])
+
+
+def _cell(mean, std):
+    if mean != mean:
+        return "—"
+    return f"{mean:.3f} ± {std:.3f}" if std == std else f"{mean:.3f}"
+
+
+def v_information(found) -> pd.DataFrame:
+    """Per model x task: the mean over seeds of eval_v_information (bits per validation example)."""
+    rows = [{"model": r.model, "task": r.task, "value": r.results["eval_v_information"]} for r in found
+            if r.results.get("eval_v_information") is not None]
+    return pd.DataFrame(rows, columns=["model", "task", "value"])
+
+
+SUMMARY = ("codelength_kbits", "compression", "selectivity", "v_information_bits")
+
+
+def summary_table(measures, vinfo, task, models) -> pd.DataFrame:
+    """summary_information.csv's rows for one task: per model, the top probed layer's codelength, compression and
+    selectivity, and the V-information of the run's own head (mean and std over seeds)."""
+    rows = []
+    for model in models:
+        m = measures[(measures.task == task) & (measures.model == model)]
+        row = {"task": task, "model": model, "top_layer": int(m["layer"].max()) if len(m) else None}
+        top = m[m.layer == m["layer"].max()].set_index("measure")
+        for measure in SUMMARY[:3]:
+            row[f"{measure}_mean"], row[f"{measure}_std"] = top.loc[measure, ["mean", "std"]] \
+                if measure in top.index else (np.nan, np.nan)
+        v = vinfo[(vinfo.task == task) & (vinfo.model == model)]["value"]
+        row["v_information_bits_mean"], row["v_information_bits_std"] = mean_std(v)[:2] if len(v) else (np.nan,) * 2
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def summary_markdown(summary) -> str:
+    """The summary rows as mean ± std cells."""
+    shown = summary[["model", "top_layer"]].astype(object).where(summary[["model", "top_layer"]].notna(), "—")
+    for measure in SUMMARY:
+        shown[measure] = [_cell(m, s) for m, s in zip(summary[f"{measure}_mean"], summary[f"{measure}_std"])]
+    return shown.to_markdown(index=False)
+
+
+def layer_table(measures, task) -> pd.DataFrame:
+    """By layer and model: every measure's mean ± std over seeds."""
+    part = measures[measures.task == task]
+    if part.empty:
+        return part
+    part = part.assign(cell=[_cell(m, s) for m, s in zip(part["mean"], part["std"])])
+    wide = part.pivot_table(index=["layer", "model"], columns="measure", values="cell", aggfunc="first", sort=False)
+    order = [m for ms in MEASURES.values() for m in ms if m in wide.columns]
+    return wide[order].reset_index().sort_values(["layer", "model"], kind="stable")
+
+
+def mdl_figure(measures, task, models):
+    """fig_mdl_<task>.png: online-code compression by layer, one line per model with a ±std band."""
+    fig, ax = figures.plt.subplots(figsize=(4.5, 3.0))
+    data = measures[(measures.task == task) & (measures.measure == "compression")]
+    for i, model in enumerate(models):
+        rows = data[data.model == model].sort_values("layer")
+        if len(rows):
+            x, mean, std = rows["layer"].to_numpy(), rows["mean"].to_numpy(), np.nan_to_num(rows["std"].to_numpy())
+            ax.plot(x, mean, marker="o", ms=3, color=f"C{i}", label=model)
+            ax.fill_between(x, mean - std, mean + std, color=f"C{i}", alpha=0.2)
+    ax.axhline(1.0, color="grey", linestyle="--", linewidth=1, label="uniform code")
+    return figures._by_layer(fig, ax, "compression (uniform / online)", f"{task.upper()}: description length", None)
+
+
+def layer_lines(summary_layers, task) -> list:
+    """Markdown lines for the layer section: each model's expected layer (information.expected_layer) of its mean
+    main-metric curve, and for each pair of models the layer from which their curves separate
+    (information.separation_layer)."""
+    metric = TASKS[task].report_metrics[0]
+    data = summary_layers[(summary_layers.task == task) & (summary_layers.metric == metric)]
+    curves = {model: g.sort_values("layer") for model, g in data.groupby("model", sort=False)}
+    if not curves:
+        return []
+    expected = {model: information.expected_layer(g["layer"], g["mean"]) for model, g in curves.items()}
+    rows = [{"model": model, "expected layer": "—" if at is None else f"{at:.2f}",
+             "layers": f"{int(curves[model]['layer'].min())}-{int(curves[model]['layer'].max())}"}
+            for model, at in expected.items()]
+    lines = [f"Expected layer (the {metric} curve's centre of gravity above its lowest layer: "
+             "Σ l·max(0, s_l − s_0) / Σ max(0, s_l − s_0), Tenney et al. 2019; — when no layer beats the lowest):\n",
+             pd.DataFrame(rows).to_markdown(index=False), ""]
+    for (a, ga), (b, gb) in itertools.combinations(curves.items(), 2):
+        both = ga.merge(gb, on="layer", suffixes=("_a", "_b"))
+        if both.empty:
+            continue
+        at = information.separation_layer(both["layer"], both["mean_a"], both["std_a"], both["mean_b"],
+                                          both["std_b"])
+        lines.append(f"- {a} vs {b}: " + (f"the curves separate from layer {at} on (|Δ mean| > √(std_a² + std_b²) "
+                                          f"at every layer from there to the top)" if at is not None else
+                                          "the curves do not separate at the top layer (|Δ mean| ≤ the seeds' "
+                                          "combined std, or one seed only)"))
+    return lines + [""]
+
+
+def pairs(args, models) -> list:
+    """(base, derived) pairs: from the models file's base column when given, else every pair in order."""
+    if args.models:
+        known = set(models)
+        found = [(m.base, m.alias) for m in sweep.read_models(args.models) if m.base in known and m.alias in known]
+        if found:
+            return found
+    return list(itertools.combinations(models, 2))
+
+
+def bits_lost_lines(args, tasks, models, out, write_text) -> list:
+    """Per task and (base, derived) pair: bits_lost_<task>_<base>_vs_<derived>.tsv (compare.bits_lost) beside the
+    disagreements, and its top examples as markdown."""
+    lines = []
+    for task in tasks:
+        for base, derived in pairs(args, models):
+            for split in TASKS[task].validation_splits:
+                try:
+                    table = compare.bits_lost(task, compare.read_predictions(args.runs, base, task, split),
+                                              compare.read_predictions(args.runs, derived, task, split),
+                                              (base, derived))
+                except UserError as e:
+                    print(f"warning: bits lost {task}/{split} {base} -> {derived}: {e}", file=sys.stderr)
+                    continue
+                if table.empty:
+                    continue
+                name = f"bits_lost_{task}_{base}_vs_{derived}" + ("" if split == "validation" else f"_{split}")
+                write_text(out / f"{name}.tsv", table.to_csv(sep="\t", index=False))
+                lines += [f"#### {task} ({split}): where {derived} lost the most bits against {base}\n",
+                          table.head(SHOWN_EXAMPLES).round(3).to_markdown(index=False), "",
+                          f"All examples: [{name}.tsv]({name}.tsv).", ""]
+    return lines
+
+
+def sections(args, models, out, write_text, write_figure) -> list:
+    """The report's section on how much the models know; writes summary_information.csv, fig_mdl_<task>.png and
+    the bits-lost files. [] when no run has any of it."""
+    found, _ = layout.iter_runs(args.runs)
+    measures = summarize_measures(load_measures(found))
+    vinfo = v_information(found)
+    tasks = [t for t in TASKS if t in set(measures["task"]) | set(vinfo["task"])]
+    if not tasks:
+        return []
+    lines = ["## How much the frozen models know\n", READING, ""]
+    summaries = []
+    for task in tasks:
+        summary = summary_table(measures, vinfo, task, models)
+        summaries.append(summary)
+        lines += [f"### {task}\n", summary_markdown(summary), ""]
+        if (measures.task == task).any():
+            if ((measures.task == task) & (measures.measure == "compression")).any():
+                write_figure(mdl_figure(measures, task, models), out / f"fig_mdl_{task}.png")
+                lines += [f"![description length {task}](fig_mdl_{task}.png)\n"]
+            lines += ["By layer (mean ± std over seeds):\n", layer_table(measures, task).to_markdown(index=False), ""]
+    write_text(out / "summary_information.csv", pd.concat(summaries).to_csv(index=False))
+    lines += bits_lost_lines(args, tasks, models, out, write_text)
+    return lines
+
+
+READING = (
+    "codelength_kbits: the online code of the train labels (Voita & Titov 2020; blocks 0.1 … 100 % of a fixed "
+    "shuffle of train, each sent with the run's head recipe trained on all blocks before it); lower = the task is "
+    "easier to extract from the layer. compression: uniform code (n·log2 K) / online code; 1 = nothing extracted. "
+    "task / control / selectivity: the main metric of the run's head on validation, of the same head recipe trained "
+    "on control labels (a sha256 of the text through the train label prior: no model can know them) scored on the "
+    "validation control labels, and their difference (Hewitt & Liang 2019). V-information: the mean over "
+    "validation of PVI = log2 p_head(gold | x) − log2 p_prior(gold), in bits (Xu et al. 2020; Ethayarajh et al. "
+    "2022). A derived model that keeps its base's accuracy but has a longer code, lower selectivity or fewer bits "
+    "holds less of the task than the scores alone say.")

@@ -1,0 +1,184 @@
+"""How much a frozen model knows (issue 23): online-code MDL, selectivity against control labels, pointwise
+V-information, expected layer and the layer where two models separate. Known answers computed by hand."""
+
+import argparse
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from conftest import TRAIN, predictions, results, run
+
+from frozen_glue import arguments, compare, information, information_probes, information_report, layout, modeling
+from frozen_glue.prepare import prepare
+
+
+def args(assets, out, *extra, task="cola"):
+    return ["--model_name_or_path", assets["base"], "--task_name", task, "--glue_dir", assets["glue_dir"],
+            "--output_dir", out, *TRAIN, *extra]
+
+
+# ------------------------------------------------------------------------------------------------ pure measures
+
+
+def test_block_ends_follow_voita_and_titov_and_merge_on_a_small_split():
+    # 8551 CoLA rows: 0.1% -> 8, 0.2% -> 17, ..., 6.25% -> 534, 50% -> 4275
+    assert information.block_ends(8551) == [8, 17, 34, 68, 136, 273, 534, 1068, 2137, 4275, 8551]
+    # 400 rows: 0.1% and 0.2% and 0.4% all fall on row 0 or 1 -> one first block of 1 row
+    assert information.block_ends(400) == [1, 3, 6, 12, 25, 50, 100, 200, 400]
+
+
+def test_uniform_code_is_n_log2_k_and_the_online_code_adds_the_blocks():
+    assert information.uniform_codelength(8551, 2) == 8551.0
+    assert information.uniform_codelength(10, 3) == 10 * math.log2(3)
+    # 6 rows of 4 classes: first block 1 row = 2 bits, then 3 + 1 bits; uniform 12 bits -> compression 2
+    out = information.online_codelength([1, 3, 6], 4, [3.0, 1.0])
+    assert out["codelength_kbits"] == pytest.approx(0.006)
+    assert out["uniform_kbits"] == pytest.approx(0.012)
+    assert out["compression"] == pytest.approx(2.0)
+    assert out["block_kbits"] == pytest.approx([0.002, 0.003, 0.001])
+
+
+def test_codelength_and_pvi_in_bits():
+    # p(gold) = 1/2 -> 1 bit; p(gold) = 3/4 -> -log2(3/4)
+    assert information.codelength_bits([[0.0, 0.0], [math.log(3), 0.0]], [0, 0]) == pytest.approx(
+        1 + -math.log2(0.75))
+    # prior (1/4, 3/4): p = 1/2 for class 0 is +1 bit over the prior, for class 1 log2(0.5 / 0.75)
+    prior = information.label_prior([0, 1, 1, 1], 2)
+    assert prior == pytest.approx([0.25, 0.75])
+    pvi = information.pvi_bits([[0.0, 0.0], [0.0, 0.0], [math.log(3), 0.0]], [0, 1, 0], prior)
+    assert pvi == pytest.approx([1.0, math.log2(0.5 / 0.75), math.log2(0.75 / 0.25)])
+
+
+def test_control_labels_keep_the_train_prior_and_depend_on_the_text_only():
+    train = [0, 1, 1, 1]  # prior 1/4, 3/4: a text whose hash number is below 1/4 is class 0
+    texts = [f"sentence number {i}" for i in range(2000)]
+    labels = information.control_labels(texts, train, regression=False)
+    u = np.array([information.text_uniform(t) for t in texts])
+    assert (labels == (u > 0.25)).all()
+    assert labels.mean() == pytest.approx(0.75, abs=0.03)
+    # a fixed function of the text: the same text gets the same label wherever it is
+    assert (information.control_labels(texts[::-1], train, False) == labels[::-1]).all()
+    # STS-B: scores drawn from the train score distribution
+    scores = information.control_labels(texts, [0.0, 1.0, 2.5, 5.0], regression=True)
+    assert set(np.unique(scores)) == {0.0, 1.0, 2.5, 5.0}
+
+
+def test_expected_layer_is_the_centre_of_gravity_above_layer_0():
+    # gains over layer 0 (0.5): 0, -0.2 -> 0, 0.2, 0.4, 0.3 -> (2*0.2 + 3*0.4 + 4*0.3) / 0.9
+    layers, scores = [0, 1, 2, 3, 4], [0.5, 0.3, 0.7, 0.9, 0.8]
+    assert information.expected_layer(layers, scores) == pytest.approx(2.8 / 0.9)
+    assert information.expected_layer(layers[::-1], scores[::-1]) == pytest.approx(2.8 / 0.9)
+    assert information.expected_layer([0, 1, 2], [0.5, 0.5, 0.4]) is None  # nothing above layer 0
+
+
+def test_separation_layer_is_where_the_curves_stay_apart():
+    std = [0.02] * 4  # combined: 0.0283
+    a = [0.5, 0.6, 0.7, 0.8]
+    assert information.separation_layer([0, 1, 2, 3], a, std, [0.5, 0.55, 0.6, 0.6], std) == 1
+    # apart at 1, together at 2 (gap 0.01), apart again at 3: from 3 on
+    assert information.separation_layer([0, 1, 2, 3], a, std, [0.5, 0.55, 0.69, 0.6], std) == 3
+    assert information.separation_layer([0, 1, 2, 3], a, std, [0.5, 0.55, 0.6, 0.79], std) is None
+    # one seed: no std, no separation claimed
+    nan = [float("nan")] * 4
+    assert information.separation_layer([0, 1, 2, 3], a, nan, [0.5, 0.55, 0.6, 0.6], nan) is None
+
+
+# ----------------------------------------------------------------------------------------- on the cached path
+
+
+def test_features_that_equal_the_label_compress_far_better_than_shuffled(assets, tmp_path):
+    parsed = arguments.parse_args([str(a) for a in args(assets, tmp_path / "run", "--seeds", "1", "2",
+                                                        "--feature_cache", tmp_path / "cache", "--probe_mdl")])
+    prep = prepare(*parsed)
+    labels = np.array(prep.raw["train"]["label"])
+    width = modeling.head_modules(prep.model)["score"].in_features
+    label_features = torch.zeros(len(labels), width)
+    label_features[:, 0] = torch.as_tensor(labels * 100.0 - 50.0)  # the label itself, as +-50: a few steps learn it
+    shuffled = label_features[torch.randperm(len(labels), generator=torch.Generator().manual_seed(0))]
+    data = {layer: {"train": modeling.FeatureDataset(f, labels.tolist(), False)}
+            for layer, f in ((0, shuffled), (1, label_features))}
+    out = information_probes.mdl(prep, [0, 1], data)
+    assert set(out) == {1, 2}
+    for seed in (1, 2):
+        known, noise = out[seed]["layers"]["1"], out[seed]["layers"]["0"]
+        assert known["uniform_kbits"] == noise["uniform_kbits"] == len(labels) / 1000  # n * log2(2) bits
+        assert known["compression"] > 3 * noise["compression"]
+        assert noise["compression"] == pytest.approx(1.0, abs=0.2)  # no information: about the uniform code
+    json.dumps(out, allow_nan=False)
+
+
+def test_probe_mdl_and_control_write_their_files_and_pvi_reads_the_train_prior(script, assets, tmp_path, capsys):
+    out = tmp_path / "runs" / "base" / "cola"
+    code, _, err = run(script, capsys, *args(assets, out, "--seeds", "1", "2", "--feature_cache", tmp_path / "cache",
+                                             "--probe_layers", "all", "--probe_mdl", "--probe_control"))
+    assert code == 0, err
+    train_labels = [int(line.split("\t")[1]) for line in
+                    (assets["glue_dir"] / "CoLA" / "train.tsv").read_text().splitlines()]
+    prior = np.bincount(train_labels) / len(train_labels)
+    for seed in ("seed1", "seed2"):
+        folder = out / seed
+        mdl = json.loads((folder / "mdl.json").read_text())
+        assert list(mdl["layers"]) == ["0", "1", "2"]
+        assert mdl["layers"]["2"]["uniform_kbits"] == len(train_labels) / 1000
+        assert mdl["block_ends"][-1] == len(train_labels)
+        layers = json.loads((folder / "layer_results.json").read_text())
+        sel = json.loads((folder / "selectivity.json").read_text())["layers"]
+        for layer, scores in sel.items():  # the task score is the layer's own head's
+            assert scores["task"] == pytest.approx(layers[layer]["eval_matthews_correlation"])
+            assert scores["selectivity"] == pytest.approx(scores["task"] - scores["control"])
+        rows = predictions(folder)
+        hand = [math.log2(r["probs"][r["label"]]) - math.log2(prior[r["label"]]) for r in rows]
+        assert [r["pvi"] for r in rows] == pytest.approx(hand, abs=1e-4)
+        assert results(folder)["eval_v_information"] == pytest.approx(np.mean(hand), abs=1e-4)
+    # the report: the summary's information columns are the seeds' mean of the top layer's files
+    written = {}
+    lines = information_report.sections(argparse.Namespace(runs=tmp_path / "runs", models=None), ["base"],
+                                        tmp_path / "rep", lambda path, text: written.update({path.name: text}),
+                                        lambda fig, path: written.update({path.name: fig}))
+    assert "## How much the frozen models know\n" in lines and "fig_mdl_cola.png" in written
+    summary = pd.read_csv(__import__("io").StringIO(written["summary_information.csv"]))
+    compression = [json.loads((out / s / "mdl.json").read_text())["layers"]["2"]["compression"]
+                   for s in ("seed1", "seed2")]
+    assert summary.loc[0, "compression_mean"] == pytest.approx(np.mean(compression))
+    assert summary.loc[0, "compression_std"] == pytest.approx(np.std(compression, ddof=1))
+    v_information = [results(out / s)["eval_v_information"] for s in ("seed1", "seed2")]
+    assert summary.loc[0, "v_information_bits_mean"] == pytest.approx(np.mean(v_information))
+
+
+@pytest.mark.parametrize("extra, needle", [
+    (["--probe_mdl"], "--probe_mdl trains the run's heads on cached features"),
+    (["--probe_control", "--feature_cache", "c", "--probe", "logistic"], "--probe_control trains the run's heads"),
+    (["--probe_mdl", "--feature_cache", "c", "--task_name", "stsb"], "stsb is a regression task"),
+])
+def test_refusals_are_one_line(script, assets, tmp_path, capsys, extra, needle):
+    code, _, err = run(script, capsys, *args(assets, tmp_path / "run"), *extra)
+    assert code == 2
+    assert needle in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "run" / "config.json").exists()
+
+
+def test_bits_lost_orders_the_examples_by_the_bits_the_derived_model_lost():
+    base = pd.DataFrame({"label": [1, 0, 1], "sentence": ["a", "b", "c"], "pvi": [1.0, 0.5, -0.2]},
+                        index=pd.Index([7, 8, 9], name="idx"))
+    derived = base.assign(pvi=[0.25, 0.75, -1.2])  # lost 0.75, gained 0.25, lost 1.0
+    table = compare.bits_lost("cola", base, derived, ("gpt2", "comet"))
+    assert table["idx"].tolist() == [9, 7, 8]
+    assert table["bits_lost"].tolist() == pytest.approx([1.0, 0.75, -0.25])
+    assert list(table.columns) == ["idx", "sentence", "gold", "pvi_gpt2", "pvi_comet", "bits_lost"]
+    assert compare.bits_lost("cola", base.drop(columns="pvi"), derived, ("gpt2", "comet")).empty  # older runs
+
+
+def test_layer_lines_give_the_expected_layer_and_the_separation_of_a_hand_made_curve():
+    rows = []
+    for model, means in (("base", [0.5, 0.3, 0.7, 0.9, 0.8]), ("derived", [0.5, 0.3, 0.7, 0.6, 0.5])):
+        rows += [{"model": model, "task": "cola", "layer": layer, "metric": "matthews_correlation", "mean": m,
+                  "std": 0.02, "n": 3} for layer, m in enumerate(means)]
+    lines = "\n".join(information_report.layer_lines(pd.DataFrame(rows), "cola"))
+    # base: (2*0.2 + 3*0.4 + 4*0.3) / 0.9; derived: gains 0, 0, 0.2, 0.1, 0 -> (2*0.2 + 3*0.1) / 0.3
+    row = {line.split("|")[1].strip(): line.split("|")[2].strip() for line in lines.splitlines()
+           if line.startswith("| base") or line.startswith("| derived")}
+    assert row == {"base": "3.11", "derived": "2.33"}
+    assert "base vs derived: the curves separate from layer 3 on" in lines
