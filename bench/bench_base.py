@@ -62,7 +62,7 @@ def measure(args):
         extra += ["--max_memory", f"cpu={args.cpu_memory}", "--offload_folder", str(work / "offload")]
     argv = ["--model_name_or_path", str(work / "model"), "--task_name", "cola", "--glue_dir", str(args.glue_dir),
             "--output_dir", str(work / "out" / args.measure), "--do_train", "--max_train_samples", str(args.rows),
-            "--feature_cache", str(work / f"cache-{args.measure}"), "--extraction_batch_size", str(args.rows),
+            "--feature_cache", str(work / f"cache-{args.measure}"), "--extraction_batch_size", "64",
             "--use_cpu", "true", "--disable_tqdm", "true", "--report_to", "none", *extra]
     started = time.time()
     prep = prepare(*parse_args(argv))
@@ -115,7 +115,7 @@ def difference(a, b) -> str:
 def bench(argv):
     ap = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--glue_dir", default=str(ROOT.parent / "shared" / "data" / "glue"))
-    ap.add_argument("--rows", type=int, default=256, help="real CoLA train rows extracted (one batch)")
+    ap.add_argument("--rows", type=int, default=256, help="real CoLA train rows extracted")
     ap.add_argument("--layers", type=int, default=48, help="blocks of the model built (GPT-2 XL: 48)")
     ap.add_argument("--hidden", type=int, default=1600, help="its width (GPT-2 XL: 1600)")
     ap.add_argument("--cpu_memory", default="2GiB", help="--max_memory cpu= of the offload run (the rest: disk)")
@@ -135,15 +135,15 @@ def report(work, args):
     build_gpt2(work / "model", args.glue_dir, layers=args.layers, hidden=args.hidden)
     weights = sum(p.stat().st_size for p in (work / "model").glob("*.safetensors"))
     print(f"base: GPT-2 of {args.layers} x {args.hidden} from its config (random weights), {weights / 1e9:.2f} GB of "
-          f"float32 weights on disk, built and saved in {time.time() - started:.0f} s; {args.rows} real CoLA rows, one "
-          f"batch", flush=True)
+          f"float32 weights on disk, built and saved in {time.time() - started:.0f} s; {args.rows} real CoLA rows, "
+          f"length-sorted batches of 64", flush=True)
     res = {}
     for mode in MODES:
         r = res[mode] = run_child(mode, args, work)
         t = r["timings"]
         print(f"  {mode:<14} load {t['load_model']:5.1f} s, fingerprint {t['model_fingerprint']:5.1f} s, extract "
-              f"{t['extract']:6.1f} s ({r['tokens'] / t['extract']:.0f} tokens/s); peak RSS {r['peak_rss_mb'] / 1024:5.2f}"
-              f" GB ({r['peak_rss_mb'] * 2**20 / weights:.2f}x the float32 weights; anonymous "
+              f"{t['extract']:6.1f} s ({r['tokens'] / t['extract']:.0f} tokens/s); peak RSS "
+              f"{r['peak_rss_mb'] / 1024:5.2f} GB ({r['peak_rss_mb'] * 2**20 / weights:.2f}x the float32 weights; anonymous "
               f"{r['peak_anon_mb'] / 1024:.2f} GB), base held in RAM {r['base_bytes_held_in_ram'] / 1e9:.2f} GB"
               f"{' on ' + ', '.join(r['placement']) if r['placement'] else ''}", flush=True)
     fp32 = features(work, "fp32")

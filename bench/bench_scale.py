@@ -145,7 +145,8 @@ def stage_verify(work, size):
         before, started = read_chars(), time.time()
         for meta, path in metas:  # <fingerprint>/mnli/<split>-<key16>.json
             split = path.stem.rsplit("-", 1)[0]
-            assert cache.load_entry(work / "cache", path.parent.parent.name, "mnli", split, meta["key"], mode) is not None
+            fingerprint = path.parent.parent.name
+            assert cache.load_entry(work / "cache", fingerprint, "mnli", split, meta["key"], mode) is not None
         out[mode] = {"load_s": time.time() - started, "bytes_read": read_chars() - before}
     return out
 

@@ -105,7 +105,8 @@ def report(args, per_task, plan, lengths, seconds, total_flops, params, peak_gb,
           f"parameters), held in {args.base_dtype}; {len(lengths)} real GLUE train rows from "
           f"{', '.join(f'{k} {len(v)}' for k, v in per_task.items())}; {len(plan)} length-sorted batches of <= "
           f"{args.tokens_per_batch} padded tokens ({100 * tokens / padded:.0f}% real tokens)")
-    print(f"extract: {seconds:.2f} s, {per_s:,.0f} tokens/s, {tflops:.1f} TFLOP/s, MFU {100 * tflops / args.peak_tflops:.1f}%"
+    print(f"extract: {seconds:.2f} s, {per_s:,.0f} tokens/s, {tflops:.1f} TFLOP/s, "
+          f"MFU {100 * tflops / args.peak_tflops:.1f}%"
           f" of {args.peak_tflops:.0f} TFLOP/s (bf16 dense, H100/H200)"
           + (f", peak GPU memory {peak_gb:.1f} GiB" if peak_gb is not None else ""))
     mean = {t: sum(map(len, v)) / len(v) for t, v in per_task.items()}

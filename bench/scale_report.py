@@ -7,7 +7,8 @@ GB = 1e9
 def stage_line(name, r, keys=()):
     t = r.get("timings", {})
     inner = ", ".join(f"{k} {t[k]:.1f} s" for k in keys if k in t)
-    return (f"{name:<10} {r['wall_s']:7.1f} s wall, {r['cpu_s']:7.1f} s CPU{f' ({inner})' if inner else ''}; peak RSS {r['peak_rss_mb']:6.0f} MB"
+    return (f"{name:<10} {r['wall_s']:7.1f} s wall, {r['cpu_s']:7.1f} s CPU{f' ({inner})' if inner else ''}; "
+            f"peak RSS {r['peak_rss_mb']:6.0f} MB"
             f" (anonymous {r['peak_anon_mb']:5.0f} MB: the rest is mapped cache pages)")
 
 
@@ -62,7 +63,8 @@ def print_report(res, size, setup, total, seeds, epochs, grid, glue_rows, xl_lay
           f" {e['entry_bytes'] / GB:.2f} GB of entries written in {e['write_s']:.1f} s")
     full, stamp = v["full"], v["stamp"]
     print(stage_line("verify", v) + f"\n           load of all {v['entry_bytes'] / GB:.2f} GB of entries (largest "
-          f"{v['largest_entry_bytes'] / GB:.2f} GB): hashed in full {full['load_s']:.2f} s, {full['bytes_read'] / GB:.2f}"
+          f"{v['largest_entry_bytes'] / GB:.2f} GB): hashed in full {full['load_s']:.2f} s, "
+          f"{full['bytes_read'] / GB:.2f}"
           f" GB read; by stamp {stamp['load_s']:.3f} s, {stamp['bytes_read'] / 1e3:.1f} KB read "
           f"({100 * stamp['bytes_read'] / v['entry_bytes']:.4f}% of the entry bytes)")
     keys = ("prepare", "cache_load", "train_heads", "grid_selection", "layer_evaluation", "evaluate_write")
@@ -76,7 +78,8 @@ def print_report(res, size, setup, total, seeds, epochs, grid, glue_rows, xl_lay
           f"{res['disk_gb']['reports']:.3f} GB; whole bench {total:.0f} s")
     heads = res["heads"]
     fraction = 100 * stamp["bytes_read"] / v["entry_bytes"]
-    print(f"\nTargets: head-stage peak anonymous RSS {max(res[k]['peak_anon_mb'] for k in ('heads', 'layers', 'grid')):.0f}"
+    anon = max(res[k]['peak_anon_mb'] for k in ('heads', 'layers', 'grid'))
+    print(f"\nTargets: head-stage peak anonymous RSS {anon:.0f}"
           f" MB beyond the mapped features (<= 2048 MB); head stage {len(seeds)} seeds x {epochs} epochs "
           f"{heads['timings']['train_heads'] / 60:.2f} min of training, {heads['wall_s'] / 60:.2f} min the whole run "
           f"(<= 10 min); warm rerun reads {fraction:.4f}% of the entry bytes (<= 1%), hashes "

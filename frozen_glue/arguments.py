@@ -443,7 +443,8 @@ NOT_PROTOCOL = {
     "model_name_or_path", "config_name", "tokenizer_name", "cache_dir", "token", "head_from", "save_full_model",
     "device_map", "max_memory", "offload_folder",
     "glue_dir", "dataset_name", "train_file", "validation_file", "test_file", "overwrite_cache",
-    "seeds", "feature_cache", "verify_cache", "extraction_batch_size", "extraction_tokens_per_batch", "overwrite_output_dir", "seed",
+    "seeds", "feature_cache", "verify_cache", "extraction_batch_size", "extraction_tokens_per_batch",
+    "overwrite_output_dir", "seed",
 }
 
 
