@@ -81,7 +81,8 @@ def measure(args):
 def child(args):
     with AnonPeak() as anon:
         result = measure(args)
-    result.update(peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, peak_anon_mb=anon.peak)
+    usage = resource.getrusage(resource.RUSAGE_SELF)  # CPU seconds: on a shared machine wall time overstates
+    result.update(peak_rss_mb=usage.ru_maxrss / 1024, peak_anon_mb=anon.peak, cpu_s=usage.ru_utime + usage.ru_stime)
     print("BENCH " + json.dumps(result), flush=True)
 
 
@@ -143,8 +144,8 @@ def report(work, args):
         t = r["timings"]
         print(f"  {mode:<14} load {t['load_model']:5.1f} s, fingerprint {t['model_fingerprint']:5.1f} s, extract "
               f"{t['extract']:6.1f} s ({r['tokens'] / t['extract']:.0f} tokens/s); peak RSS "
-              f"{r['peak_rss_mb'] / 1024:5.2f} GB ({r['peak_rss_mb'] * 2**20 / weights:.2f}x the float32 weights; anonymous "
-              f"{r['peak_anon_mb'] / 1024:.2f} GB), base held in RAM {r['base_bytes_held_in_ram'] / 1e9:.2f} GB"
+              f"{r['peak_rss_mb'] / 1024:5.2f} GB ({r['peak_rss_mb'] * 2**20 / weights:.2f}x the float32 weights; "
+              f"anonymous {r['peak_anon_mb'] / 1024:.2f} GB), {r['cpu_s']:.0f} s CPU, base held in RAM {r['base_bytes_held_in_ram'] / 1e9:.2f} GB"
               f"{' on ' + ', '.join(r['placement']) if r['placement'] else ''}", flush=True)
     fp32 = features(work, "fp32")
     print("feature differences (the top layer's pooled features):")
