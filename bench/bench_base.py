@@ -145,7 +145,8 @@ def report(work, args):
         print(f"  {mode:<14} load {t['load_model']:5.1f} s, fingerprint {t['model_fingerprint']:5.1f} s, extract "
               f"{t['extract']:6.1f} s ({r['tokens'] / t['extract']:.0f} tokens/s); peak RSS "
               f"{r['peak_rss_mb'] / 1024:5.2f} GB ({r['peak_rss_mb'] * 2**20 / weights:.2f}x the float32 weights; "
-              f"anonymous {r['peak_anon_mb'] / 1024:.2f} GB), {r['cpu_s']:.0f} s CPU, base held in RAM {r['base_bytes_held_in_ram'] / 1e9:.2f} GB"
+              f"anonymous {r['peak_anon_mb'] / 1024:.2f} GB), {r['cpu_s']:.0f} s CPU, base held in RAM "
+              f"{r['base_bytes_held_in_ram'] / 1e9:.2f} GB"
               f"{' on ' + ', '.join(r['placement']) if r['placement'] else ''}", flush=True)
     fp32 = features(work, "fp32")
     print("feature differences (the top layer's pooled features):")
