@@ -212,16 +212,25 @@ def child(args):
     print("BENCH " + json.dumps(measure(args.stage, args.work, args.quick)), flush=True)
 
 
-def run_stage(name, work, quick):
-    started = time.time()
+def run_stages(names, work, quick):
+    """{stage: figures}. Each stage in its own process (all of `names` at once: --parallel), its figures kept in
+    <work>/stage-<name>.json so that a --resume'd bench reuses the stages already measured."""
     if quick:  # in this process (its peak RSS is then the whole bench's so far): no imports per stage
-        return {**measure(name, work, quick), "wall_s": time.time() - started}
-    cmd = [sys.executable, __file__, "--stage", name, "--work", str(work)] + (["--quick"] if quick else [])
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("BENCH ")]
-    if proc.returncode != 0 or not lines:
-        sys.exit(f"bench_scale: stage {name} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}")
-    return {**json.loads(lines[-1][6:]), "wall_s": time.time() - started}
+        started = time.time()
+        return {name: {**measure(name, work, quick), "wall_s": time.time() - started} for name in names}
+    saved = {name: work / f"stage-{name}.json" for name in names}
+    started, procs = time.time(), {}
+    for name in [n for n in names if not saved[n].exists()]:
+        with open(work / f"stage-{name}.log", "w") as log:
+            procs[name] = subprocess.Popen([sys.executable, __file__, "--stage", name, "--work", str(work)],
+                                           stdout=log, stderr=subprocess.STDOUT, text=True)
+    for name, proc in procs.items():
+        lines = [ln for ln in (work / f"stage-{name}.log").read_text().splitlines() if ln.startswith("BENCH ")] \
+            if proc.wait() == 0 else []
+        if not lines:
+            sys.exit(f"bench_scale: stage {name} failed; see {work / f'stage-{name}.log'}")
+        saved[name].write_text(json.dumps({**json.loads(lines[-1][6:]), "wall_s": time.time() - started}))
+    return {name: json.loads(saved[name].read_text()) for name in names}
 
 
 def disk(path) -> float:
@@ -237,15 +246,21 @@ def bench(argv):
     ap.add_argument("--quick", action="store_true", help="small sizes (under a minute): checks the script runs")
     ap.add_argument("--work", help="keep the work folder here (default: a temp folder, removed)")
     ap.add_argument("--json", help="also write every measured figure to this JSON file")
+    ap.add_argument("--parallel", action="store_true", help="run the heads, layers and grid stages at once (a machine "
+                    "with cores to spare; wall times are then shared: read the CPU seconds)")
+    ap.add_argument("--resume", help="a work folder of an interrupted bench (--work's subfolder): stages measured "
+                    "there are reused")
     ap.add_argument("--stage", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.stage:
         return child(args)
+    if args.resume:
+        return report(Path(args.resume), args.quick, args.json, args.parallel)
     with tempfile.TemporaryDirectory(dir=args.work) as tmp:
-        return report(Path(tmp), args.quick, args.json)
+        return report(Path(tmp), args.quick, args.json, args.parallel)
 
 
-def report(work, quick, json_path=None):
+def report(work, quick, json_path=None, parallel=False):
     from scale_report import print_report
 
     import torch
@@ -256,13 +271,16 @@ def report(work, quick, json_path=None):
           f"{size['dev'][1]} rows, width {size['hidden']}, float16 features, layers {list(size['probe'])} "
           f"(top = {size['blocks']}), {len(SEEDS)} seeds x {EPOCHS} epochs, batch {size['batch']}", flush=True)
     started = time.time()
-    write_mnli(work / "glue", size)
-    build_model(work / "model", size)
+    if not (work / "model" / "config.json").exists():
+        write_mnli(work / "glue", size)
+        build_model(work / "model", size)
     setup = time.time() - started
     results = {}
-    for name in ("entries", "verify", "heads", "layers", "grid", "summarize"):
-        results[name] = run_stage(name, work, quick)
-        print(f"  stage {name}: {results[name]['wall_s']:.1f} s", flush=True)
+    groups = [["entries"], ["verify"], ["heads", "layers", "grid"] if parallel else ["heads"],
+              *([] if parallel else [["layers"], ["grid"]]), ["summarize"]]
+    for names in groups:
+        results.update(run_stages(names, work, quick))
+        print("  " + ", ".join(f"stage {n}: {results[n]['wall_s']:.1f} s" for n in names), flush=True)
     results["disk_gb"] = {"cache": disk(work / "cache"), "runs": disk(work / "runs"), "reports": disk(work / "reports")}
     results.update(setup_s=setup, total_s=time.time() - started, size=size)
     if json_path:

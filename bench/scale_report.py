@@ -59,8 +59,11 @@ def projection(c, seeds, epochs, grid, glue_rows, xl_layers, models):
 def print_report(res, size, setup, total, seeds, epochs, grid, glue_rows, xl_layers, models):
     e, v = res["entries"], res["verify"]
     print(f"\nsetup      {setup:7.1f} s (synthetic MNLI tsv, model of width {size['hidden']} saved)")
-    print(stage_line("entries", e) + f"\n           prepare {e['prepare_s']:.1f} s (read, tokenize, load, fingerprint),"
-          f" {e['entry_bytes'] / GB:.2f} GB of entries written in {e['write_s']:.1f} s")
+    if "prepare_s" in e:
+        print(stage_line("entries", e) + f"\n           prepare {e['prepare_s']:.1f} s (read, tokenize, load, "
+              f"fingerprint), {e['entry_bytes'] / GB:.2f} GB of entries written in {e['write_s']:.1f} s")
+    else:  # a --resume'd bench whose entries stage was measured by an interrupted run
+        print(f"entries    {e['wall_s']:7.1f} s wall ({e.get('note', '')})")
     full, stamp = v["full"], v["stamp"]
     print(stage_line("verify", v) + f"\n           load of all {v['entry_bytes'] / GB:.2f} GB of entries (largest "
           f"{v['largest_entry_bytes'] / GB:.2f} GB): hashed in full {full['load_s']:.2f} s, "
