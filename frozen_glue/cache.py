@@ -6,7 +6,8 @@ Layout: <cache_dir>/<model_fingerprint>/<task>/<split>-<key16>.safetensors plus 
 (--probe_layers; the top layer's entry is the plain run's). The key covers everything that changes the features
 (see `feature_key`). Entries are written and read memory-mapped: extraction never holds a split's features in RAM,
 and training reads the rows it uses. An entry is used only when its JSON parses, names
-the same key, and the safetensors file has the recorded size and sha256; anything else is rebuilt. Writers go
+the same key, and the safetensors file has the recorded size and sha256 (checked by hashing it, or by its stamp once
+it has been hashed on a read: cache_stamp.py); anything else is rebuilt. Writers go
 through temp files and renames, so two processes filling the same entry cannot leave a torn file; and a job
 extracting a model's task holds <model_fingerprint>/<task>/.lock, so a second job waits and then reads.
 """
@@ -27,8 +28,8 @@ import torch
 from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
-from . import sharding
-from .layout import LOCK_FILE, OwnerLock, atomic_write_json, sha256_file
+from . import cache_stamp, sharding
+from .layout import LOCK_FILE, OwnerLock, atomic_write_json
 from .pooling import pool_layers
 
 logger = logging.getLogger(__name__)
@@ -101,9 +102,10 @@ class EntryWriter:
         self.tmp.unlink(missing_ok=True)
 
 
-def load_entry(cache_dir, model_fp, task, split, key, dtype=None, shape=None):
+def load_entry(cache_dir, model_fp, task, split, key, dtype=None, shape=None, verify="stamp"):
     """The cached features, or None (with the reason logged) when the entry is absent, stale or corrupt, or not of
-    the requested `dtype` / `shape` (rows x hidden) when given: a key that missed a part must not serve them."""
+    the requested `dtype` / `shape` (rows x hidden) when given: a key that missed a part must not serve them.
+    `verify`: --verify_cache (stamp: a stamped, unchanged file is not hashed again; full: always hashed)."""
     data_path, meta_path = entry_paths(cache_dir, model_fp, task, split, key)
     if not meta_path.exists():
         return None
@@ -114,7 +116,7 @@ def load_entry(cache_dir, model_fp, task, split, key, dtype=None, shape=None):
             problem = "its key differs"
         elif not data_path.exists() or data_path.stat().st_size != meta["bytes"]:
             problem = "the file is missing or truncated"
-        elif sha256_file(data_path) != meta["sha256"]:
+        elif not cache_stamp.verified(data_path, meta["sha256"], verify):
             problem = "the checksum differs"
         if problem is None:
             features = read_features(data_path)
@@ -142,7 +144,7 @@ def commit_entry(cache_dir, model_fp, task, split, key, tmp, shape, dtype, parts
     data_path, meta_path = entry_paths(cache_dir, model_fp, task, split, key)
     try:
         meta = {"key": key, "parts": parts, "layer": layer, "rows": shape[0], "hidden": shape[1], "dtype": str(dtype),
-                "bytes": tmp.stat().st_size, "sha256": sha256_file(tmp),
+                "bytes": tmp.stat().st_size, "sha256": cache_stamp.hash_file(tmp),
                 "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
         tmp.replace(data_path)
     finally:
@@ -234,7 +236,7 @@ def cached_features(cache_dir, model, model_fp, task, split, dataset, collator, 
 
 def _cached_features(cache_dir, model, model_fp, task, split, dataset, collator, parts, layers, top, rebuild=False,
                      store_dtype=torch.float32, describe=None, batch_size=64, tokens_per_batch=None, shard=(0, 1),
-                     **extract_kwargs):
+                     verify="stamp", **extract_kwargs):
     """{layer: features} for one split: from the cache where a valid entry exists (unless `rebuild`:
     --overwrite_cache), the missing layers extracted together in one forward pass and stored under their keys
     (atomically, replacing old entries). The top layer's key is the plain run's (no layer in it).
@@ -246,7 +248,8 @@ def _cached_features(cache_dir, model, model_fp, task, split, dataset, collator,
     rank, size = shard
     keys = {layer: feature_key(**parts) if layer == top else feature_key(**parts, layer=layer) for layer in layers}
     want = {"dtype": store_dtype, "shape": (len(dataset), model.config.hidden_size)}
-    found = {layer: None if rebuild or rank else load_entry(cache_dir, model_fp, task, split, key, **want)
+    found = {layer: None if rebuild or rank else load_entry(cache_dir, model_fp, task, split, key, **want,
+                                                            verify=verify)
              for layer, key in keys.items()}
     missing = sharding.from_rank0([layer for layer, features in found.items() if features is None])
     if not missing:

@@ -137,17 +137,34 @@ def load_model(model_args, config, tokenizer):
         with torch.random.fork_rng():
             torch.manual_seed(RANDOM_INIT_SEED)
             model = AutoModelForSequenceClassification.from_config(config)
-        return _fit_embeddings(model, tokenizer), False
+        return _fit_embeddings(_held_as(model, model_args.base_dtype), tokenizer), False
     model, info = _from_pretrained(
         AutoModelForSequenceClassification.from_pretrained, model_args.model_name_or_path, "the model",
         config=config, ignore_mismatched_sizes=model_args.ignore_mismatched_sizes, output_loading_info=True,
-        **_hub_kwargs(model_args), **big_model_kwargs(model_args))
+        **_hub_kwargs(model_args), **big_model_kwargs(model_args), **base_dtype_kwargs(model_args))
     fresh = set(info.get("missing_keys", ())) | {k[0] if isinstance(k, tuple) else k
                                                  for k in info.get("mismatched_keys", ())}
     if model_args.device_map:
         _head_on_cpu(model)
     head_names = set(head_state_dict(model))
-    return _fit_embeddings(model, tokenizer), not (head_names & fresh)
+    return _fit_embeddings(_held_as(model, model_args.base_dtype), tokenizer), not (head_names & fresh)
+
+
+def base_dtype_kwargs(model_args) -> dict:
+    """--base_dtype bfloat16: the weights are cast tensor by tensor as they load (never a float32 copy of the whole
+    base in memory); float32 loads as before (the checkpoint's own dtype)."""
+    return {"dtype": torch.bfloat16} if model_args.base_dtype == "bfloat16" else {}
+
+
+def _held_as(model, base_dtype):
+    """The base in `base_dtype` (bfloat16: the random-init control is drawn in float32, then rounded), the head in
+    float32 whatever the base: it trains, and the cached path feeds it float32 features."""
+    if base_dtype == "bfloat16":
+        if not is_split(model):
+            model.base_model.to(torch.bfloat16)
+        for module in head_modules(model).values():
+            module.float()
+    return model
 
 
 def big_model_kwargs(model_args) -> dict:

@@ -64,6 +64,9 @@ def execute(prep):
         value = getattr(prep.study_args, flag, None) or getattr(prep.model_args, flag, None)
         if not cached and value and value != "auto":
             raise UserError(f"--{flag} needs the cached path, and the feature cache cannot serve this run: {reason}")
+    if not cached and prep.model_args.base_dtype != "float32":
+        raise UserError(f"--base_dtype {prep.model_args.base_dtype} needs the cached path, and the feature cache "
+                        f"cannot serve this run: {reason}")
     if cached:
         runners.probed_layers(prep)  # a layer the model does not have is refused before any folder is written
     if prep.study_args.feature_cache and not cached:

@@ -91,7 +91,14 @@ def cache_parts(prep, split):
             "max_seq_length": prep.data_args.max_seq_length, "pad_to_max_length": prep.data_args.pad_to_max_length,
             "append_eos": prep.model_args.append_eos, "pooling": pooling_rule(prep.config, prep.study_args.pooling),
             "pad_token_id": prep.config.pad_token_id, "precision": str(prep.precision),
-            "dtype": prep.study_args.feature_dtype, "data": rows_digest(prep.raw[split], prep.task.text_keys)}
+            "dtype": prep.study_args.feature_dtype, "data": rows_digest(prep.raw[split], prep.task.text_keys),
+            **base_dtype_part(prep)}
+
+
+def base_dtype_part(prep) -> dict:
+    """--base_dtype in the key only when not the default, so that every entry written before the flag stays valid."""
+    dtype = prep.model_args.base_dtype
+    return {} if dtype == "float32" else {"base_dtype": dtype}
 
 
 def probed_layers(prep) -> list:
@@ -127,6 +134,7 @@ def extract_features(prep, layers):
             batch_size=prep.study_args.extraction_batch_size, device=device, autocast_dtype=prep.precision,
             tokens_per_batch=prep.study_args.extraction_tokens_per_batch, shard=(rank, size),
             store_dtype=getattr(torch, prep.study_args.feature_dtype), rebuild=prep.data_args.overwrite_cache,
+            verify=prep.study_args.verify_cache,
             describe={"model_name_or_path": prep.model_args.model_name_or_path,
                       "tokenizer_name": prep.model_args.tokenizer_name, "random_init": prep.model_args.random_init})
     done = feature_cache.stats["base_forward_batches"] - before
