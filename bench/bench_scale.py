@@ -12,7 +12,7 @@ layer (model and tokenizer fingerprints, rows digest, ...); the entries are then
 and cache.commit_entry (class-dependent means plus noise, float16: 1.26 GB per layer of train). Every later stage is
 an unmodified `run_glue_frozen.py` invocation (in its own process, so that its peak RSS is its own) that finds its
 features in the cache: 0 base forward batches. Stage times inside a run come from timers wrapped around the
-pipeline's own functions (prepare, extract_features, train_heads, layer_results, choose_head_setting, finish).
+pipeline's own functions (prepare, extract_features, train_heads, layer_results, choose_head_settings, finish).
 
 Stages: entries (prepare + synthetic entries), verify (a load hashing every entry, as before the stamp, vs a load
 trusting the stamps), heads (5 seeds x 3 epochs, top layer: the fast loop), layers (5 seeds x the probed layers),
@@ -169,7 +169,7 @@ def instrument(timings):
 
     for module, name, label in ((run, "prepare", "prepare"), (runners, "extract_features", "cache_load"),
                                 (head_training, "train_heads", "train_heads"),
-                                (runners, "choose_head_setting", "grid_selection"),
+                                (runners, "choose_head_settings", "grid_selection"),
                                 (runners, "layer_results", "layer_evaluation"), (writer, "finish", "evaluate_write")):
         wrap(module, name, label)
 

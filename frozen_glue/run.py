@@ -62,7 +62,7 @@ def execute(prep):
     cached = reason is None
     for flag in ("probe_layers", "device_map", "pooling", "probe_mdl", "probe_control"):
         value = getattr(prep.study_args, flag, None) or getattr(prep.model_args, flag, None)
-        if not cached and value and value != "auto":
+        if not cached and value and not (flag == "pooling" and value == "auto"):  # --pooling auto: the model's own
             raise UserError(f"--{flag} needs the cached path, and the feature cache cannot serve this run: {reason}")
     if not cached and prep.model_args.base_dtype != "float32":
         raise UserError(f"--base_dtype {prep.model_args.base_dtype} needs the cached path, and the feature cache "

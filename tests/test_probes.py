@@ -116,7 +116,7 @@ def test_runs_carry_the_majority_baseline_and_random_init_is_another_base(script
 
 def test_layer_summary_is_mean_and_sample_std_over_seeds(tmp_path):
     rows = [{"model": "m", "task": "cola", "seed": s, "layer": layer, "metric": "matthews_correlation",
-             "value": v, "protocol": "p"} for s, layer, v in
+             "value": v, "identity": "p", "deterministic": False, "setting": None} for s, layer, v in
             [(1, 0, 0.1), (2, 0, 0.3), (3, 0, 0.2), (1, 1, 0.5), (2, 1, 0.7), (3, 1, 0.3)]]
     summary = run_results.summarize_layers(pd.DataFrame(rows))
     assert list(summary["layer"]) == [0, 1]
@@ -141,7 +141,7 @@ def test_layer_summary_is_mean_and_sample_std_over_seeds(tmp_path):
         {"model": "m", "task": "cola", "best_layer": 0, "top_layer": 0},
         {"model": "n", "task": "cola", "best_layer": 0, "top_layer": 0}])).welch_p.iloc[0] == pytest.approx(
         2 * sps.t.sf(abs(t), df)) and m0.mean() - n0.mean() == pytest.approx(-0.3)
-    rows[0]["protocol"] = "q"  # a run with other settings: that layer is not averaged
+    rows[0]["identity"] = "q"  # a run of another identity: that layer is not averaged
     assert run_results.summarize_layers(pd.DataFrame(rows))["mean"].isna().tolist() == [True, False]
 
 

@@ -207,8 +207,14 @@ def test_sweep_adds_one_zero_shot_run_per_model_and_task_and_skips_complete_ones
                                                                                  monkeypatch, capsys):
     from frozen_glue import sweep
 
+    import shutil
+
+    from frozen_glue import tiny
+
     (tmp_path / "models.tsv").write_text(f"base\t{assets['base']}\t-\nfresh\t{assets['base']}\t-\n")
-    for key, value in {"MODELS": tmp_path / "models.tsv", "RUNS": zs_runs, "GLUE_DIR": assets["glue_dir"],
+    glue = shutil.copytree(assets["glue_dir"], tmp_path / "glue")  # with STS-B: the sweep checks every asked task
+    tiny.write_glue_dir(glue, tasks=("stsb",))
+    for key, value in {"MODELS": tmp_path / "models.tsv", "RUNS": zs_runs, "GLUE_DIR": glue,
                        "TASKS": "cola stsb", "SEEDS": "1", "LAUNCHER": "python", "DRY_RUN": "1", "ZERO_SHOT": "1",
                        "EXTRA_ARGS": "--max_eval_samples 40 --use_cpu true"}.items():
         monkeypatch.setenv(key, str(value))
