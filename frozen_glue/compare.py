@@ -34,8 +34,8 @@ def read_predictions(runs_root, model, task, split, seed=None):
     if len({r.identity_hash for r in runs}) > 1:
         raise UserError(f"the {task.name} runs of {model} have different identities (settings, model, tokenizer or "
                         f"data); compare one seed (--seed) or redo the others with the same ones")
-    if (runs[0].protocol or {}).get("probe") == "logistic":
-        runs = runs[:1]  # a deterministic probe: every seed is the same fit, one run
+    if runs[0].deterministic:
+        runs = runs[:1]  # every seed is the same fit: one run
     files = [r.folder / name for r in runs]
     frames = [pd.read_json(f, lines=True).set_index("idx") for f in files]
     first = frames[0]

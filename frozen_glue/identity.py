@@ -103,8 +103,9 @@ class Expected:
         model_key = repr(model_args)
         if model_key not in self._tokenizers:
             config = modeling.load_config(model_args, task)
-            self._tokenizers[model_key] = (config, prepare.load_tokenizer(model_args, config))
-        config, tokenizer = self._tokenizers[model_key]
+            tokenizer = prepare.load_tokenizer(model_args, config)
+            self._tokenizers[model_key] = (config, tokenizer, modeling.tokenizer_fingerprint(tokenizer))
+        config, tokenizer, tokenizer_fp = self._tokenizers[model_key]
         stamp = source_stamp(model_args.model_name_or_path)
         if stamp is not None and stamp == recorded.get("model_source"):
             model_fp = recorded.get("model_fingerprint")
@@ -114,4 +115,4 @@ class Expected:
                 self._models[model_key] = modeling.model_fingerprint(model)
             model_fp = self._models[model_key]
         return {"data_fingerprints": self._data[data_key], "model_fingerprint": model_fp,
-                "tokenizer_fingerprint": modeling.tokenizer_fingerprint(tokenizer)}
+                "tokenizer_fingerprint": tokenizer_fp}

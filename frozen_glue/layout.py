@@ -90,6 +90,11 @@ class Run:
         return self.config.get("protocol_hash")
 
     @property
+    def deterministic(self) -> bool:
+        """A deterministic probe (--probe logistic): every seed is the same fit, so its seeds count as one run."""
+        return (self.protocol or {}).get("probe") == "logistic"
+
+    @property
     def identity_hash(self):
         """The hash of its identity (identity.py: protocol + model, tokenizer and data fingerprints), from the
         recorded fields: what readers refuse to average across."""

@@ -28,8 +28,7 @@ def load_runs(runs_root):
     found, warnings = iter_runs(root)
     rows, configs, debug_runs, seen = [], {}, [], set()
     for run in found:
-        deterministic = (run.protocol or {}).get("probe") == "logistic"
-        if deterministic and (run.model, run.task, run.identity_hash) in seen:
+        if run.deterministic and (run.model, run.task, run.identity_hash) in seen:
             continue
         seen.add((run.model, run.task, run.identity_hash))
         debug = bool(run.config.get("debug_run"))
@@ -42,7 +41,7 @@ def load_runs(runs_root):
                 rows.append({"model": run.model, "task": run.task, "seed": run.seed, "metric": metric,
                              "value": float(value), "majority": run.results.get(f"eval_majority_{metric}"),
                              "debug": debug, "path": run.config.get("path"), "identity": run.identity_hash,
-                             "collapsed": bool(run.results.get("head_collapsed")), "deterministic": deterministic,
+                             "collapsed": bool(run.results.get("head_collapsed")), "deterministic": run.deterministic,
                              "folder": str(run.folder)})
         if run.results.get("head_collapsed"):
             warnings.append(f"collapsed head ({run.results.get('head_collapse_reason')}), marked in tables and "
@@ -181,7 +180,7 @@ def load_layers(found) -> pd.DataFrame:
     (model, task, seed, layer, metric, value, identity, and the head setting chosen for that layer, if any)."""
     rows = [{"model": run.model, "task": run.task, "seed": run.seed, "layer": layer, "metric": metric,
              "value": float(scores[f"eval_{metric}"]), "identity": run.identity_hash,
-             "deterministic": (run.protocol or {}).get("probe") == "logistic",
+             "deterministic": run.deterministic,
              "setting": setting_text(scores)}
             for run in found for layer, scores in run.layers.items()
             for metric in TASKS[run.task].report_metrics if scores.get(f"eval_{metric}") is not None]

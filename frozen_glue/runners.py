@@ -204,10 +204,15 @@ def choose_head_settings(prep, data, layers) -> dict:
     trainers = head_trainers(prep, lambda key: parts[key[0]].__getitem__, runs)
     head_training.train_heads(list(trainers.values()), prep.fast_loop_fallback)
     predictions = {}
-    for (layer, lr, wd, seed), trainer in trainers.items():
-        logits = np.asarray(predict_split(trainer, parts[layer]["hold"]).predictions)
-        predictions.setdefault(layer, {}).setdefault((lr, wd), {})[seed] = \
-            logits.reshape(-1) if task.is_regression else logits.argmax(-1)
+    for layer in layers:
+        # the layer's hold-out rows copied out of the memory map once for all its settings x seeds, not once a head
+        rows = parts[layer]["hold"]
+        part = modeling.FeatureDataset(rows.features.float(), rows.labels.tolist(), task.is_regression)
+        for (at, lr, wd, seed), trainer in trainers.items():
+            if at == layer:
+                logits = np.asarray(predict_split(trainer, part).predictions)
+                predictions.setdefault(layer, {}).setdefault((lr, wd), {})[seed] = \
+                    logits.reshape(-1) if task.is_regression else logits.argmax(-1)
     hold_labels = labels[hold].numpy()
     chosen = {layer: selection.select(task, predictions[layer], hold_labels) for layer in layers}
     logger.info(f"head selection on {len(hold)} held-out train rows: at the top layer learning rate "

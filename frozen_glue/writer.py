@@ -28,8 +28,9 @@ def start(prep, seed, folder, path):
         group.pop("hub_token", None)
     cuts = {k: getattr(prep.data_args, k) for k in ("max_train_samples", "max_eval_samples", "max_predict_samples")
             if getattr(prep.data_args, k)}
-    rule = pooling.POOLING.get(prep.config.model_type) if prep.study_args.pooling == "auto" else \
-        pooling.CHOICES[prep.study_args.pooling]
+    # the Trainer path also runs model types the feature cache does not know: their rule is the model's own, unnamed
+    rule = pooling.pooling_rule(prep.config, prep.study_args.pooling) if prep.config.model_type in pooling.POOLING \
+        else None
     ident = {"protocol_hash": layout.protocol_hash(prep.protocol), "model_fingerprint": prep.model_fp,
               "tokenizer_fingerprint": prep.tokenizer_fp, "data_fingerprints": prep.fingerprints}
     layout.atomic_write_json(folder / layout.CONFIG_FILE, {
