@@ -147,3 +147,21 @@ def test_mixed_cells_are_mixed_in_tables_controls_and_figures(tmp_path):
     assert not fig.axes[0].patches and "mixed" in fig.axes[0].texts[0].get_text()
     fig = figures.summary_figure(runs, ["m"])
     assert not [p for p in fig.axes[0].patches if p.get_height()]
+
+
+def test_the_primary_test_joins_per_seed_predictions_on_idx_not_on_file_order(tmp_path):
+    """B's prediction files list the rows in reverse order: the seeds' predictions must still be paired with A's by
+    idx, giving the very numbers of the ordered files."""
+    ordered, reversed_ = tmp_path / "ordered", tmp_path / "reversed"
+    handful_pair(ordered)
+    handful_pair(reversed_)
+    for seed_dir in (reversed_ / "B" / "sst2").iterdir():
+        path = seed_dir / "predictions_validation.jsonl"
+        path.write_text("".join(reversed(path.read_text().splitlines(keepends=True))))
+    got = {}
+    for root in (ordered, reversed_):
+        a = compare.read_predictions(root, "A", "sst2", "validation")
+        b = compare.read_predictions(root, "B", "sst2", "validation")
+        got[root] = compare.disagreement("sst2", a, b, ("A", "B"), n_resamples=200)[0]
+    assert got[reversed_]["difference"] == pytest.approx(0.01) == got[ordered]["difference"]
+    assert (got[reversed_]["ci_low"], got[reversed_]["ci_high"]) == (got[ordered]["ci_low"], got[ordered]["ci_high"])
