@@ -21,7 +21,7 @@ from transformers import HfArgumentParser, TrainingArguments
 with contextlib.redirect_stdout(io.StringIO()):
     import transformers.integrations.integration_utils  # noqa: F401
 
-from .errors import UserError
+from .errors import OneLineErrors, UserError
 from .layout import check_writable
 
 
@@ -169,11 +169,10 @@ class FrozenTrainingArguments(TrainingArguments):
 GROUPS = (ModelArguments, DataTrainingArguments, StudyArguments, FrozenTrainingArguments)
 
 
-class Parser(HfArgumentParser):
+class Parser(OneLineErrors, HfArgumentParser):
     """HfArgumentParser whose argparse errors are one line (UserError) instead of usage text + exit."""
 
-    def error(self, message):
-        raise UserError(f"{message}; see python run_glue_frozen.py --help")
+    command = "python run_glue_frozen.py"
 
 
 def _unknown_flags(rest, parser):
@@ -183,7 +182,7 @@ def _unknown_flags(rest, parser):
     for flag in flags:
         close = difflib.get_close_matches(flag.split("=")[0], known, n=1, cutoff=0.75)
         hints.append(f"{flag} (did you mean {close[0]}?)" if close else flag)
-    return UserError(f"unknown argument(s): {', '.join(hints)}; see python run_glue_frozen.py --help")
+    return parser.usage_error(f"unknown argument(s): {', '.join(hints)}")
 
 
 def parse_args(argv):

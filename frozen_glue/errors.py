@@ -17,11 +17,21 @@ class UserError(Exception):
     exit_code = 2
 
 
-class ArgumentParser(argparse.ArgumentParser):
-    """argparse whose errors are one line (a UserError), not a usage block."""
+class OneLineErrors:
+    """The one parser error hook, mixed into every parser (ArgumentParser below, arguments.Parser): an argparse error
+    is one line (a UserError naming the command's --help) instead of a usage block and exit."""
+
+    command = None  # how a user runs the parser's command, for the hint; None: the parser's prog
+
+    def usage_error(self, message) -> UserError:
+        return UserError(f"{message}; see {self.command or self.prog} --help")
 
     def error(self, message):
-        raise UserError(f"{message}; see {self.prog} --help")
+        raise self.usage_error(message)
+
+
+class ArgumentParser(OneLineErrors, argparse.ArgumentParser):
+    """argparse whose errors are one line (a UserError), not a usage block."""
 
 
 class _Console(logging.Handler):
