@@ -200,15 +200,8 @@ def parse_args(argv):
 
         validate_ds_config(deepspeed, "--deepspeed")
     try:
-        if len(argv) == 1 and argv[0].endswith(".json"):
-            if not Path(argv[0]).is_file():
-                raise UserError(f"args file {argv[0]} does not exist")
-            try:
-                data = json.loads(Path(argv[0]).read_text())
-            except ValueError as e:
-                raise UserError(f"args file {argv[0]} is not valid JSON: {e}") from None
-            if not isinstance(data, dict):
-                raise UserError(f"args file {argv[0]} must hold one JSON object of flag: value")
+        if args_file(argv):
+            data = read_args_file(argv[0])
             unknown = set(data) - {f.name for g in GROUPS for f in dataclasses.fields(g)}
             if unknown:
                 raise _unknown_flags([f"--{k}" for k in sorted(unknown)], parser)
@@ -376,6 +369,24 @@ def validate_base_dtype(model_args, study_args):
                         "--feature_cache DIR (on the Trainer path use --bf16 autocast instead)")
 
 
+def args_file(argv) -> bool:
+    """Whether a command line is one .json args file (all flags as {flag: value}, as upstream run_glue.py reads)."""
+    return len(argv) == 1 and argv[0].endswith(".json")
+
+
+def read_args_file(path) -> dict:
+    """The {flag: value} of a .json args file; a UserError when it is missing, not JSON or not one object."""
+    if not Path(path).is_file():
+        raise UserError(f"args file {path} does not exist")
+    try:
+        data = json.loads(Path(path).read_text())
+    except ValueError as e:
+        raise UserError(f"args file {path} is not valid JSON: {e}") from None
+    if not isinstance(data, dict):
+        raise UserError(f"args file {path} must hold one JSON object of flag: value")
+    return data
+
+
 def flag_set(argv, name) -> bool:
     """Whether a command line (or .json args file) sets --name to anything but false."""
     return flag_value(argv, name) not in (None, False, "false", "False", "0", "no")
@@ -384,11 +395,10 @@ def flag_set(argv, name) -> bool:
 def flag_value(argv, name):
     """The value of --name in a command line (or in the one .json args file) without parsing the rest: None when
     absent, True for a bare boolean flag."""
-    if len(argv) == 1 and argv[0].endswith(".json"):
+    if args_file(argv):
         try:
-            data = json.loads(Path(argv[0]).read_text())
-            return data.get(name) if isinstance(data, dict) else None
-        except (OSError, ValueError):
+            return read_args_file(argv[0]).get(name)
+        except (OSError, UserError):
             return None
     for i, arg in enumerate(argv):
         if arg == f"--{name}":
