@@ -1,6 +1,6 @@
 """Heads on cached features: two loops. The fast loop trains every seed's head at once, step for step as
-`Trainer.train()` would, for the flags the allowlist in `arguments.py` names; everything else trains under
-`Trainer.train()` itself, per seed. Must not decide which flags are allowed (arguments.py does).
+`Trainer.train()` would, for the flags the allowlist in `contract.py` names; everything else trains under
+`Trainer.train()` itself, per seed. Must not decide which flags are allowed (contract.py does).
 
 The fast loop covers heads that are one Linear layer, after a dropout or not (GPT-2's `score`, BERT's `dropout` +
 `classifier`). AdamW and SGD are elementwise, so one optimizer over the seeds' stacked weights computes exactly

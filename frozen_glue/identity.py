@@ -14,7 +14,7 @@ import json
 from pathlib import Path
 
 from .errors import UserError
-from .layout import protocol_diff
+from .contract import protocol_diff
 
 FIELDS = ("protocol_hash", "model_fingerprint", "tokenizer_fingerprint", "data_fingerprints")
 WORDS = {"model_fingerprint": "the model's weights", "tokenizer_fingerprint": "the tokenizer",
@@ -32,7 +32,7 @@ def identity_hash(identity: dict) -> str:
 
 def difference(old_config: dict, new_config: dict) -> str:
     """What differs between two runs' identities, in words ('' when nothing does): the protocol's arguments
-    (layout.protocol_diff), then the model, tokenizer or data by name."""
+    (contract.protocol_diff), then the model, tokenizer or data by name."""
     old, new = of_config(old_config), of_config(new_config)
     parts = []
     if old["protocol_hash"] != new["protocol_hash"]:

@@ -363,15 +363,3 @@ def versions() -> dict:
         except md.PackageNotFoundError:
             out[pkg] = None
     return out
-
-
-def protocol_hash(proto: dict) -> str:
-    return hashlib.sha256(json.dumps(proto, sort_keys=True).encode()).hexdigest()[:16]
-
-
-def protocol_diff(old: dict | None, new: dict) -> str:
-    """'learning_rate 0.02 -> 0.05, num_train_epochs 2.0 -> 6.0': what differs between two protocols."""
-    if old is None:
-        return "made without a recorded protocol (an older frozen-GLUE)"
-    keys = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
-    return ", ".join(f"{k} {old.get(k)} -> {new.get(k)}" for k in keys) or "no argument differs"

@@ -12,7 +12,7 @@ import torch
 from safetensors.torch import load_file
 from transformers import DataCollatorWithPadding, TrainingArguments
 
-from . import arguments, compat, layout, modeling, pooling
+from . import arguments, compat, contract, layout, modeling, pooling, validation
 from .data import load_glue, select_rows
 from .errors import UserError
 from .tasks import Task, get_task
@@ -202,9 +202,9 @@ def read_head(root, seed, task, model, model_fp, tokenizer_fp, layers=()):
 def prepare(model_args, data_args, study_args, training_args) -> Prepared:
     """Check the arguments against the task and the run folders, then load data, tokenizer and model."""
     task = get_task(data_args.task_name)
-    arguments.check_against_task(training_args, task, study_args)
+    validation.check_against_task(training_args, task, study_args)
     # decided before any Trainer exists: resolving the default arguments resets accelerate's state
-    fallback = arguments.fast_loop_fallback(training_args)
+    fallback = contract.fast_loop_fallback(training_args)
     folders = layout.seed_folders(training_args.output_dir, study_args.seeds, training_args.seed)
     complete = [str(f) for f in folders.values() if layout.is_complete(f)]
     if complete and not study_args.overwrite_output_dir:
@@ -226,7 +226,7 @@ def prepare(model_args, data_args, study_args, training_args) -> Prepared:
     collator = DataCollatorWithPadding(tokenizer, padding="max_length" if pad_to_max else "longest",
                                        max_length=data_args.max_seq_length if pad_to_max else None)
     model, head_loaded = load_frozen_model(model_args, config, tokenizer,
-                                           whole=bool(study_args.feature_cache) and arguments.base_fixed(model_args))
+                                           whole=bool(study_args.feature_cache) and contract.base_fixed(model_args))
     model_fp, tokenizer_fp = modeling.model_fingerprint(model), modeling.tokenizer_fingerprint(tokenizer)
     saved_heads = resolve_heads(model_args, training_args, head_loaded, lambda: {
         seed: read_head(model_args.head_from, seed, task, model, model_fp, tokenizer_fp, layers=pooling.probed_layers(
@@ -236,6 +236,6 @@ def prepare(model_args, data_args, study_args, training_args) -> Prepared:
         model_args=model_args, data_args=data_args, study_args=study_args, args=training_args, task=task,
         folders=folders, raw=raw, fingerprints=fingerprints, cut=cut, train_labels=train_labels, config=config, tokenizer=tokenizer,
         tokenizer_fp=tokenizer_fp, tokenized=tokenized, collator=collator, model=model, model_fp=model_fp,
-        saved_heads=saved_heads, protocol=arguments.protocol(model_args, data_args, study_args, training_args),
+        saved_heads=saved_heads, protocol=contract.protocol(model_args, data_args, study_args, training_args),
         fast_loop_fallback=fallback, provenance={"versions": layout.versions(), "git_commit": layout.git_commit()},
         started=time.strftime("%Y-%m-%dT%H:%M:%S%z"))

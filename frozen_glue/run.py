@@ -11,7 +11,7 @@ import datasets
 import transformers
 from transformers import set_seed
 
-from . import arguments, compat, layout, lifetime, runners, writer, zeroshot
+from . import arguments, compat, layout, lifetime, runners, validation, writer, zeroshot
 from .errors import UserError, run_cli, setup_logging
 from .prepare import prepare
 
@@ -86,7 +86,7 @@ def run_command(argv) -> int:
     model_args, data_args, study_args, training_args = arguments.parse_args(argv)
     configure_logging(training_args)
     set_seed(training_args.seed)
-    only = arguments.zero_shot_only(model_args, study_args, training_args)
+    only = validation.zero_shot_only(model_args, study_args, training_args)
     main = int(os.environ.get("RANK", "0")) == 0
     with contextlib.ExitStack() as locks:
         if main:  # one owner per folder, also under a multi-process launcher

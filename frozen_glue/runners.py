@@ -17,7 +17,7 @@ with contextlib.redirect_stdout(io.StringIO()):
     from transformers import Trainer
     from transformers.trainer_utils import PredictionOutput
 
-from . import arguments, head_training, information_probes, logistic, modeling, pooling, selection, sharding, writer
+from . import contract, head_training, information_probes, logistic, modeling, pooling, selection, sharding, writer
 from . import cache as feature_cache
 from .data import rows_digest
 from .pooling import num_layers, pooling_rule
@@ -31,9 +31,9 @@ def cache_reason(prep):
     """Why the feature cache cannot serve this run, or None."""
     if not prep.study_args.feature_cache:
         return "no --feature_cache"
-    if not arguments.base_fixed(prep.model_args):
+    if not contract.base_fixed(prep.model_args):
         return "parts of the base train or run with dropout, so features change during training"
-    changing = [f"--{k} ({why})" for k, why in arguments.CHANGES_FEATURES.items() if getattr(prep.args, k, None)]
+    changing = [f"--{k} ({why})" for k, why in contract.CHANGES_FEATURES.items() if getattr(prep.args, k, None)]
     if changing:
         return ", ".join(changing)
     pooling_rule(prep.config, prep.study_args.pooling)  # unsupported model types fail here, in one line

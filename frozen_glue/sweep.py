@@ -23,12 +23,12 @@ import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import arguments, identity
+from . import arguments, contract, identity
 from .ds_config import validate_ds_config
 from .protocols import PROTOCOLS
 from .errors import UserError, run_cli
-from .layout import (LOCK_FILE, LOG_FILE, OwnerLock, is_complete, protocol_diff, protocol_hash, read_config,
-                     read_results, run_dir)
+from .contract import protocol_diff, protocol_hash
+from .layout import LOCK_FILE, LOG_FILE, OwnerLock, is_complete, read_config, read_results, run_dir
 from .lifetime import die_with_parent
 from .sweep_checks import check_before_launch, check_not_empty
 from .tasks import TASKS, get_task
@@ -234,7 +234,7 @@ def parse_job(m, task, runs, settings):
 def changed_since(recorded, parsed, settings, expected, m) -> str:
     """What differs between a complete run's recorded identity and the one this sweep would produce ('' if
     nothing): the protocol first (cheap), then the data, tokenizer and model fingerprints."""
-    proto = arguments.protocol(*parsed, deepspeed=settings["ds_config"] if uses_deepspeed(settings) else None)
+    proto = contract.protocol(*parsed, deepspeed=settings["ds_config"] if uses_deepspeed(settings) else None)
     now = {"protocol": proto, "protocol_hash": protocol_hash(proto)}
     if recorded.get("protocol_hash") != now["protocol_hash"]:
         return protocol_diff(recorded.get("protocol"), proto)

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from safetensors.torch import save
 
-from . import diagnostics, identity, information, layout, pooling, sharding, tracking
+from . import contract, diagnostics, identity, information, layout, pooling, sharding, tracking
 from .tasks import compute_metrics
 
 logger = logging.getLogger(__name__)
@@ -31,7 +31,7 @@ def start(prep, seed, folder, path):
     # the Trainer path also runs model types the feature cache does not know: their rule is the model's own, unnamed
     rule = pooling.pooling_rule(prep.config, prep.study_args.pooling) if prep.config.model_type in pooling.POOLING \
         else None
-    ident = {"protocol_hash": layout.protocol_hash(prep.protocol), "model_fingerprint": prep.model_fp,
+    ident = {"protocol_hash": contract.protocol_hash(prep.protocol), "model_fingerprint": prep.model_fp,
               "tokenizer_fingerprint": prep.tokenizer_fp, "data_fingerprints": prep.fingerprints}
     layout.atomic_write_json(folder / layout.CONFIG_FILE, {
         "format_version": layout.FORMAT_VERSION, "task": prep.task.name, "seed": seed, "path": path,

@@ -11,7 +11,7 @@ import pytest
 import torch
 from conftest import ROOT, TRAIN, predictions, results, run
 
-from frozen_glue import arguments
+from frozen_glue import arguments, contract
 from frozen_glue import cache as feature_cache
 
 
@@ -97,7 +97,7 @@ def test_every_training_flag_has_one_place_in_the_contract():
     import dataclasses
 
     fields = {f.name for f in dataclasses.fields(arguments.FrozenTrainingArguments) if f.init}
-    sets = [arguments.NO_EFFECT, arguments.FAST_LOOP, set(arguments.CHANGES_FEATURES), set(arguments.REFUSED)]
+    sets = [contract.NO_EFFECT, contract.FAST_LOOP, set(contract.CHANGES_FEATURES), set(contract.REFUSED)]
     named = set().union(*sets)
     assert named <= fields, f"not TrainingArguments fields: {named - fields}"
     assert sum(len(s) for s in sets) == len(named), "a flag is in two sets"
@@ -111,7 +111,7 @@ def test_fallback_reasons_come_from_the_allowlist():
     def reason(*argv):
         *_, training = arguments.parse_args(["--model_name_or_path", "m", "--task_name", "cola", "--output_dir", "o",
                                              "--do_train", *argv])
-        return arguments.fast_loop_fallback(training)
+        return contract.fast_loop_fallback(training)
 
     assert reason() is None
     assert reason("--weight_decay", "0.1", "--max_grad_norm", "0.1", "--gradient_accumulation_steps", "2",

@@ -11,7 +11,7 @@ import pytest
 import torch
 from conftest import TRAIN, results, run
 
-from frozen_glue import compare, layout, zeroshot
+from frozen_glue import compare, contract, layout, zeroshot
 from frozen_glue import results as run_results
 
 pytest.importorskip("lm_eval")
@@ -58,7 +58,7 @@ def test_folder_contract(zs_runs):
     for key in ("lm_eval_version", "task_yaml_hash", "prompt_hash", "num_fewshot", "model_fingerprint",
                 "tokenizer_fingerprint", "data_digests", "protocol_hash"):
         assert config[key] is not None, key
-    assert config["protocol_hash"] == layout.protocol_hash(config["protocol"])
+    assert config["protocol_hash"] == contract.protocol_hash(config["protocol"])
     for key in ("eval_matthews_correlation", "eval_calibrated_matthews_correlation",
                 "eval_majority_matthews_correlation", "head_collapsed", "lm_eval_mcc"):
         assert key in res, key
