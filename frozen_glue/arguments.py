@@ -23,6 +23,8 @@ from .contract import REFUSED
 from .errors import OneLineErrors, UserError
 from .validation import validate
 
+DOCS = "the flags and what each path does with them: docs/flags.md"  # the end of --help
+
 
 @dataclass
 class ModelArguments:
@@ -186,7 +188,7 @@ def _unknown_flags(rest, parser):
 
 def parse_args(argv):
     """(model, data, study, training) arguments from a command line or one .json file, validated."""
-    parser = Parser(GROUPS)
+    parser = Parser(GROUPS, epilog=DOCS)
     for flag, why in REFUSED.items():  # before parsing: TrainingArguments may reject their combinations less clearly
         if flag_set(argv, flag):
             raise UserError(f"--{flag}: {why}")
