@@ -29,7 +29,8 @@ from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
 from . import cache_stamp, sharding
-from .layout import LOCK_FILE, OwnerLock, atomic_write_json
+from .layout import LOCK_FILE, atomic_write_json
+from .locks import OwnerLock
 from .pooling import pool_layers
 
 logger = logging.getLogger(__name__)

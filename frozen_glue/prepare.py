@@ -12,7 +12,7 @@ import torch
 from safetensors.torch import load_file
 from transformers import DataCollatorWithPadding, TrainingArguments
 
-from . import arguments, compat, fingerprinting, freezing, layout, loading, pooling
+from . import arguments, compat, fingerprinting, freezing, layout, loading, pooling, provenance
 from .data import load_glue, select_rows
 from .errors import UserError
 from .heads import head_modules, init_head, load_head
@@ -238,5 +238,6 @@ def prepare(model_args, data_args, study_args, training_args) -> Prepared:
         folders=folders, raw=raw, fingerprints=fingerprints, cut=cut, train_labels=train_labels, config=config, tokenizer=tokenizer,
         tokenizer_fp=tokenizer_fp, tokenized=tokenized, collator=collator, model=model, model_fp=model_fp,
         saved_heads=saved_heads, protocol=arguments.protocol(model_args, data_args, study_args, training_args),
-        fast_loop_fallback=fallback, provenance={"versions": layout.versions(), "git_commit": layout.git_commit()},
+        fast_loop_fallback=fallback,
+        provenance={"versions": provenance.versions(), "git_commit": provenance.git_commit()},
         started=time.strftime("%Y-%m-%dT%H:%M:%S%z"))

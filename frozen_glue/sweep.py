@@ -27,9 +27,10 @@ from . import arguments, identity
 from .ds_config import validate_ds_config
 from .protocols import PROTOCOLS
 from .errors import UserError, run_cli
-from .layout import (LOCK_FILE, LOG_FILE, OwnerLock, is_complete, protocol_diff, protocol_hash, read_config,
-                     read_results, run_dir)
+from .layout import (LOCK_FILE, LOG_FILE, is_complete, protocol_diff, protocol_hash, read_config, read_results,
+                     run_dir)
 from .lifetime import die_with_parent
+from .locks import OwnerLock
 from .sweep_checks import check_before_launch, check_not_empty
 from .tasks import TASKS, get_task
 

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import diagnostics, fingerprinting, layout, loading
+from . import diagnostics, fingerprinting, layout, loading, provenance
 from .data import load_glue, rows_digest, select_rows
 from .errors import UserError
 from .tasks import compute_metrics, get_task
@@ -297,9 +297,9 @@ def start(folder, model_args, data_args, proto, raw, fps, model_fp, tokenizer_fp
             "data": dataclasses.asdict(data_args)}
     layout.atomic_write_json(folder / layout.CONFIG_FILE, {
         "format_version": layout.FORMAT_VERSION, "task": task.name, "path": "zeroshot", "protocol": proto,
-        "protocol_hash": layout.protocol_hash(proto), "args": args, "versions": {**layout.versions(),
+        "protocol_hash": layout.protocol_hash(proto), "args": args, "versions": {**provenance.versions(),
                                                                                  "lm_eval": lm_eval_version()},
-        "git_commit": layout.git_commit(), "lm_eval_version": lm_eval_version(),
+        "git_commit": provenance.git_commit(), "lm_eval_version": lm_eval_version(),
         "task_yaml_hash": proto["task_yaml_hash"], "prompt_hash": proto["prompt_hash"], "num_fewshot": NUM_FEWSHOT,
         "lm_eval_tasks": {s: task_name(task, s) for s in raw}, "model_fingerprint": model_fp,
         "tokenizer_fingerprint": tokenizer_fp, "data_fingerprints": fps,
