@@ -11,11 +11,7 @@ import torch
 from . import compat
 from .errors import UserError
 from .heads import head_modules, head_state_dict
-from .hub import hub_offline
-
-
-def _looks_local(name: str) -> bool:
-    return name.startswith((".", "/", "~")) or Path(name).exists()
+from .hub import hub_offline, is_local_path
 
 
 def check_model_location(name: str, what: str = "--model_name_or_path"):
@@ -25,7 +21,7 @@ def check_model_location(name: str, what: str = "--model_name_or_path"):
         if not (path / "config.json").is_file():
             raise UserError(f"{what} {name} has no config.json; point it at a saved Hugging Face model dir")
         return
-    if _looks_local(name) or name.count("/") > 1:
+    if is_local_path(name):
         raise UserError(f"{what} {name} does not exist; give a local model dir or a hub id such as gpt2-xl")
 
 
@@ -67,7 +63,7 @@ def load_tokenizer(model_args, config):
 
     name = model_args.tokenizer_name or model_args.model_name_or_path
     path = Path(name).expanduser()
-    if model_args.tokenizer_name and (_looks_local(name) or name.count("/") > 1) and not path.is_dir():
+    if model_args.tokenizer_name and is_local_path(name) and not path.is_dir():
         raise UserError(f"--tokenizer_name {name} does not exist; give the tokenizer dir (vocab.json + merges.txt, "
                         f"or tokenizer.json, or vocab.txt)")
     kwargs = dict(use_fast=model_args.use_fast_tokenizer, **_hub_kwargs(model_args))
