@@ -13,7 +13,7 @@ import os
 import tempfile
 from pathlib import Path
 
-FORMAT_VERSION = 1                  # of config.json and the run folder: a later format can tell old runs apart
+RUN_FORMAT_VERSION = 1              # of config.json and the run folder: a later format can tell old runs apart
 RESULTS_FILE = "all_results.json"   # written LAST and atomically: its presence means "complete"
 CONFIG_FILE = "config.json"         # written FIRST, before any training
 HEAD_FILE = "head.safetensors"

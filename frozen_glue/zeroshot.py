@@ -296,7 +296,7 @@ def start(folder, model_args, data_args, proto, raw, fps, model_fp, tokenizer_fp
     args = {"model": {k: v for k, v in dataclasses.asdict(model_args).items() if k != "token"},
             "data": dataclasses.asdict(data_args)}
     layout.atomic_write_json(folder / layout.CONFIG_FILE, {
-        "format_version": layout.FORMAT_VERSION, "task": task.name, "path": "zeroshot", "protocol": proto,
+        "format_version": layout.RUN_FORMAT_VERSION, "task": task.name, "path": "zeroshot", "protocol": proto,
         "protocol_hash": layout.protocol_hash(proto), "args": args, "versions": {**provenance.versions(),
                                                                                  "lm_eval": lm_eval_version()},
         "git_commit": provenance.git_commit(), "lm_eval_version": lm_eval_version(),
