@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from frozen_glue import (compare, diagnostics, drift, figures, identity, information_report, layout, results, sweep,
-                         zeroshot_report)
+from frozen_glue import (compare, diagnostics, drift, figures, identity, information_report, layout, provenance,
+                         results, sweep, zeroshot_report)
 from frozen_glue.errors import ArgumentParser, UserError, run_cli
 from frozen_glue.latex import table_latex
 from frozen_glue.tasks import TASKS
@@ -304,10 +304,10 @@ def summarize(args):
     if ref is not None:
         report += ["## Published numbers\n", f"From `{args.reference}`; within_2std: |ours − published| ≤ 2 × "
                    f"published std.\n", md_table(ref), ""]
-    versions = layout.versions()
+    versions = provenance.versions()
     report += ["## Provenance\n", f"- command: `{' '.join([Path(sys.argv[0]).name] + sys.argv[1:])}`",
                f"- generated: {time.strftime('%Y-%m-%d %H:%M:%S')} on {platform.node()}",
-               f"- frozen-glue git commit: {layout.git_commit()}",
+               f"- frozen-glue git commit: {provenance.git_commit()}",
                f"- versions: {', '.join(f'{k} {v}' for k, v in versions.items() if v)}", ""]
     write_text(out / "report.md", "\n".join(report))
     print(f"report: {out / 'report.md'}")

@@ -40,14 +40,14 @@ MODES = {"fp32": [], "fp32+autocast": ["--bf16", "true"], "bf16": ["--base_dtype
 
 def measure(args):
     """In the child: prepare (load + fingerprint) and extract, timed around the pipeline's own functions."""
-    from frozen_glue import modeling, runners
+    from frozen_glue import fingerprinting, loading, runners
     from frozen_glue.arguments import parse_args
     from frozen_glue.pooling import num_layers
     from frozen_glue.prepare import prepare
 
     work, timings = Path(args.work), {}
-    for name in ("load_model", "model_fingerprint"):
-        original = getattr(modeling, name)
+    for module, name in ((loading, "load_model"), (fingerprinting, "model_fingerprint")):
+        original = getattr(module, name)
 
         def timed(*a, original=original, name=name, **k):
             started = time.time()
@@ -56,7 +56,7 @@ def measure(args):
             finally:
                 timings[name] = time.time() - started
 
-        setattr(modeling, name, timed)
+        setattr(module, name, timed)
     extra = list(MODES[args.measure])
     if args.measure == "offload":
         extra += ["--max_memory", f"cpu={args.cpu_memory}", "--offload_folder", str(work / "offload")]

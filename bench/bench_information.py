@@ -33,7 +33,7 @@ def in_process(args):
     alike, so the ratios hold where three separate runs would each see other load)."""
     import time
 
-    from frozen_glue import arguments, information_probes, modeling, runners
+    from frozen_glue import arguments, cached_head, information_probes, runners
     from frozen_glue.prepare import prepare
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -43,7 +43,7 @@ def in_process(args):
             Path(tmp) / "cache", "--probe_layers", "all", "--probe_mdl", "--probe_control")))
         layers = runners.probed_layers(prep)
         features = runners.extract_features(prep, layers)
-        data = {layer: {s: modeling.FeatureDataset(features[s][layer], list(prep.raw[s]["label"]), False)
+        data = {layer: {s: cached_head.FeatureDataset(features[s][layer], list(prep.raw[s]["label"]), False)
                         for s in ("train", "validation")} for layer in layers}
         wall = {"load + extraction": time.time() - started}
         for name, step in (("plain all-layer heads", lambda: runners.train_stacked(prep, layers, data)[0]),

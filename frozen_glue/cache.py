@@ -29,18 +29,19 @@ from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
 from . import cache_stamp, sharding
-from .layout import LOCK_FILE, OwnerLock, atomic_write_json
+from .layout import LOCK_FILE, atomic_write_json
+from .locks import OwnerLock
 from .pooling import pool_layers
 
 logger = logging.getLogger(__name__)
 
-FORMAT_VERSION = 1
+CACHE_FORMAT_VERSION = 1  # of a cache entry: part of every key, so a new format never reads an old entry
 MODEL_FILE = "model.json"  # in each fingerprint folder: the model's name, tokenizer, --random_init, top layer
 stats = {"base_forward_batches": 0}   # read by the tests: a cache hit must leave this at 0
 
 
 def feature_key(**parts) -> str:
-    return hashlib.sha256(json.dumps({"format": FORMAT_VERSION, **parts}, sort_keys=True).encode()).hexdigest()
+    return hashlib.sha256(json.dumps({"format": CACHE_FORMAT_VERSION, **parts}, sort_keys=True).encode()).hexdigest()
 
 
 def entry_paths(cache_dir, model_fp, task, split, key):

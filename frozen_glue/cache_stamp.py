@@ -14,7 +14,8 @@ import json
 import os
 from pathlib import Path
 
-from .layout import atomic_write_json, sha256_file
+from .layout import atomic_write_json
+from .provenance import sha256_file
 
 SUFFIX = ".stamp"
 MODES = ("stamp", "full")

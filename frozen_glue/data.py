@@ -21,7 +21,7 @@ import datasets
 from . import compat
 from .errors import UserError
 from .hub import hub_offline
-from .layout import sha256_file
+from .provenance import sha256_file
 from .tasks import Task
 
 csv.field_size_limit(sys.maxsize)  # a few GLUE rows are longer than csv's 128 KB default

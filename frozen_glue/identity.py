@@ -2,8 +2,8 @@
 on. The sweep skips a complete run only when its identity is the one it would produce now; analysis never averages
 runs of different identities. Must not write anything.
 
-The fingerprints themselves are computed where the things are loaded (modeling.model_fingerprint,
-modeling.tokenizer_fingerprint, data.load_glue); this module compares them, and computes what a sweep expects
+The fingerprints themselves are computed elsewhere (fingerprinting.model_fingerprint,
+fingerprinting.tokenizer_fingerprint, data.load_glue); this module compares them, and computes what a sweep expects
 without running anything: the data and tokenizer fingerprints always (cheap), the model's only when its files'
 stamp (names, sizes, modification times) differs from the one the run recorded, since hashing GPT-2 XL's weights
 reads 6 GB.
@@ -92,7 +92,7 @@ class Expected:
 
     def sources(self, parsed, recorded: dict) -> dict:
         """{data_fingerprints, tokenizer_fingerprint, model_fingerprint} of a run of `parsed` arguments."""
-        from . import modeling, prepare
+        from . import fingerprinting, loading, prepare
         from .tasks import get_task
 
         model_args, data_args, _, training_args = parsed
@@ -102,9 +102,9 @@ class Expected:
             self._data[data_key] = prepare.load_splits(task, data_args, training_args, model_args.cache_dir)[1]
         model_key = repr(model_args)
         if model_key not in self._tokenizers:
-            config = modeling.load_config(model_args, task)
+            config = loading.load_config(model_args, task)
             tokenizer = prepare.load_tokenizer(model_args, config)
-            self._tokenizers[model_key] = (config, tokenizer, modeling.tokenizer_fingerprint(tokenizer))
+            self._tokenizers[model_key] = (config, tokenizer, fingerprinting.tokenizer_fingerprint(tokenizer))
         config, tokenizer, tokenizer_fp = self._tokenizers[model_key]
         stamp = source_stamp(model_args.model_name_or_path)
         if stamp is not None and stamp == recorded.get("model_source"):
@@ -112,7 +112,7 @@ class Expected:
         else:
             if model_key not in self._models:
                 model, _ = prepare.load_frozen_model(model_args, config, tokenizer, whole=True)
-                self._models[model_key] = modeling.model_fingerprint(model)
+                self._models[model_key] = fingerprinting.model_fingerprint(model)
             model_fp = self._models[model_key]
         return {"data_fingerprints": self._data[data_key], "model_fingerprint": model_fp,
                 "tokenizer_fingerprint": tokenizer_fp}

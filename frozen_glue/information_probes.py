@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import head_training, information, layout, modeling, runners
+from . import cached_head, head_training, information, layout, runners
 from .tasks import compute_metrics
 
 logger = logging.getLogger(__name__)
@@ -45,11 +45,11 @@ def mdl(prep, layers, data, settings=None) -> dict:
     for start, end in zip(ends[:-1], ends[1:]):
         seen, block = order[:start], order[start:end]
         # row views, not copies: every layer's prefix of a memory-mapped entry would otherwise sit in RAM
-        prefix = {layer: modeling.FeatureDataset(modeling.RowView(data[layer]["train"].features, seen),
-                                                 labels[seen].tolist(), False) for layer in layers}
+        prefix = {layer: cached_head.FeatureDataset(cached_head.RowView(data[layer]["train"].features, seen),
+                                                    labels[seen].tolist(), False) for layer in layers}
         for (layer, seed), trainer in train(prep, layers, prefix, settings).items():
-            rows = modeling.FeatureDataset(modeling.RowView(data[layer]["train"].features, block),
-                                           labels[block].tolist(), False)
+            rows = cached_head.FeatureDataset(cached_head.RowView(data[layer]["train"].features, block),
+                                              labels[block].tolist(), False)
             logits = runners.predict_split(trainer, rows).predictions
             bits.setdefault((layer, seed), []).append(information.codelength_bits(logits, labels[block]))
     logger.info(f"online-code MDL: {len(ends) - 1} prefixes x {len(layers)} layer(s) x {len(prep.folders)} seed(s)")
@@ -82,7 +82,7 @@ def selectivity(prep, layers, data, trainers, settings=None) -> dict:
     train_labels = np.asarray(prep.raw["train"]["label"])
     control = {s: information.control_labels(texts(task, prep.raw[s]), train_labels, task.is_regression)
                for s in ["train", *task.validation_splits] if s in data[layers[0]]}
-    control_heads = train(prep, layers, {layer: modeling.FeatureDataset(
+    control_heads = train(prep, layers, {layer: cached_head.FeatureDataset(
         data[layer]["train"].features, control["train"].tolist(), task.is_regression) for layer in layers}, settings)
     out = {seed: {"metric": task.main_metric, "control": "sha256 of the text through the train label quantiles",
                   "layers": {}} for seed in prep.folders}

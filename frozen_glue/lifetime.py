@@ -1,6 +1,6 @@
 """How long a process lives: the sweep's children die with it (even after `kill -9` of the sweep alone), and a run
 ends through its cleanups on a termination signal, so that its `.lock` is removed however it is stopped short of
-SIGKILL (a lock left by SIGKILL is taken over as abandoned: layout.OwnerLock). Must not start or plan anything."""
+SIGKILL (a lock left by SIGKILL is taken over as abandoned: locks.OwnerLock). Must not start or plan anything."""
 
 import ctypes
 import signal

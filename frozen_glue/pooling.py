@@ -26,7 +26,7 @@ def pooled_position(rule: str, append_eos: bool) -> str:
 
 
 def head_kind(config) -> str:
-    """How the model's own *ForSequenceClassification head takes its input (modeling.CachedHead applies it the
+    """How the model's own *ForSequenceClassification head takes its input (cached_head.CachedHead applies it the
     same way, whatever --pooling fed it)."""
     rule = POOLING.get(config.model_type)
     if rule is None:

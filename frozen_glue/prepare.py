@@ -12,9 +12,10 @@ import torch
 from safetensors.torch import load_file
 from transformers import DataCollatorWithPadding, TrainingArguments
 
-from . import arguments, compat, contract, layout, modeling, pooling, validation
+from . import arguments, compat, contract, fingerprinting, freezing, layout, loading, pooling, provenance, validation
 from .data import load_glue, select_rows
 from .errors import UserError
+from .heads import head_modules, init_head, load_head
 from .tasks import Task, get_task
 
 logger = logging.getLogger(__name__)
@@ -60,10 +61,10 @@ class Prepared:
         """Set the head modules for a seed (and probed layer): the seed's init when training, the saved head (that
         layer's) when evaluating one."""
         if self.args.do_train:
-            modeling.init_head(heads.values(), self.config, seed)
+            init_head(heads.values(), self.config, seed)
         elif self.saved_heads:
             saved = self.saved_heads[seed]
-            modeling.load_head(heads, saved.get(layer, saved[None]), f"--head_from {self.model_args.head_from}")
+            load_head(heads, saved.get(layer, saved[None]), f"--head_from {self.model_args.head_from}")
 
     def seed_args(self, seed, folder):
         """The Trainer's arguments for one seed. W&B is left to tracking.py (one W&B run per seed, both paths): the
@@ -124,10 +125,10 @@ def load_splits(task, data_args, args, cache_dir):
 
 
 def load_tokenizer(model_args, config):
-    """The tokenizer with its pad token settled (modeling.ensure_pad_token)."""
-    tokenizer = modeling.load_tokenizer(model_args, config)
+    """The tokenizer with its pad token settled (loading.ensure_pad_token)."""
+    tokenizer = loading.load_tokenizer(model_args, config)
     pad_before = tokenizer.pad_token
-    modeling.ensure_pad_token(tokenizer, model_args.pad_token, model_args.append_eos)
+    loading.ensure_pad_token(tokenizer, model_args.pad_token, model_args.append_eos)
     if model_args.append_eos and tokenizer.pad_token != pad_before and not model_args.pad_token:
         logger.info(f"--append_eos: the pad token is now a distinct {tokenizer.pad_token} (it was "
                     f"{pad_before or 'unset'}), so that the head reads the appended EOS")
@@ -139,8 +140,8 @@ def load_frozen_model(model_args, config, tokenizer, whole=False):
     when a ZeRO-3 --deepspeed config is active (the cached path runs the base forward itself; ZeRO-3 would load it
     partitioned over the ranks)."""
     with compat.no_hf_deepspeed_config() if whole else contextlib.nullcontext():
-        model, head_loaded = modeling.load_model(model_args, config, tokenizer)
-    modeling.freeze(model, model_args.freeze_base, model_args.unfreeze_top_layers, model_args.base_dropout)
+        model, head_loaded = loading.load_model(model_args, config, tokenizer)
+    freezing.freeze(model, model_args.freeze_base, model_args.unfreeze_top_layers, model_args.base_dropout)
     return model, head_loaded
 
 
@@ -195,7 +196,7 @@ def read_head(root, seed, task, model, model_fp, tokenizer_fp, layers=()):
                             f"{layout.LAYER_HEADS_FILE} has the layers its --probe_layers run trained); evaluate "
                             f"those layers' heads from a run that probed them, or drop --probe_layers")
     for state in heads.values():
-        modeling.load_head(copy.deepcopy(modeling.head_modules(model)), state, f"--head_from {path}")
+        load_head(copy.deepcopy(head_modules(model)), state, f"--head_from {path}")
     return heads
 
 
@@ -214,8 +215,8 @@ def prepare(model_args, data_args, study_args, training_args) -> Prepared:
         logger.warning(f"--{'bf16' if training_args.bf16 else 'fp16'} without a GPU: autocast on the CPU is slower "
                        f"than float32 and changes the numbers; drop the flag on CPU")
     raw, fingerprints, cut, train_labels = load_splits(task, data_args, training_args, model_args.cache_dir)
-    config = modeling.load_config(model_args, task)
-    positions = modeling.max_positions(config)
+    config = loading.load_config(model_args, task)
+    positions = loading.max_positions(config)
     if positions and data_args.max_seq_length > positions:
         raise UserError(f"--max_seq_length {data_args.max_seq_length} exceeds the model's {positions} positions; "
                         f"use --max_seq_length {positions} or less")
@@ -227,7 +228,7 @@ def prepare(model_args, data_args, study_args, training_args) -> Prepared:
                                        max_length=data_args.max_seq_length if pad_to_max else None)
     model, head_loaded = load_frozen_model(model_args, config, tokenizer,
                                            whole=bool(study_args.feature_cache) and contract.base_fixed(model_args))
-    model_fp, tokenizer_fp = modeling.model_fingerprint(model), modeling.tokenizer_fingerprint(tokenizer)
+    model_fp, tokenizer_fp = fingerprinting.model_fingerprint(model), fingerprinting.tokenizer_fingerprint(tokenizer)
     saved_heads = resolve_heads(model_args, training_args, head_loaded, lambda: {
         seed: read_head(model_args.head_from, seed, task, model, model_fp, tokenizer_fp, layers=pooling.probed_layers(
             study_args.probe_layers, config, model_args.model_name_or_path) if study_args.probe_layers else ())
@@ -237,5 +238,6 @@ def prepare(model_args, data_args, study_args, training_args) -> Prepared:
         folders=folders, raw=raw, fingerprints=fingerprints, cut=cut, train_labels=train_labels, config=config, tokenizer=tokenizer,
         tokenizer_fp=tokenizer_fp, tokenized=tokenized, collator=collator, model=model, model_fp=model_fp,
         saved_heads=saved_heads, protocol=contract.protocol(model_args, data_args, study_args, training_args),
-        fast_loop_fallback=fallback, provenance={"versions": layout.versions(), "git_commit": layout.git_commit()},
+        fast_loop_fallback=fallback,
+        provenance={"versions": provenance.versions(), "git_commit": provenance.git_commit()},
         started=time.strftime("%Y-%m-%dT%H:%M:%S%z"))

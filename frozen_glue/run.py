@@ -1,4 +1,4 @@
-"""run_glue_frozen.py's command: parse (arguments.py), take the run folders' locks (layout.py), prepare the data
+"""run_glue_frozen.py's command: parse (arguments.py), take the run folders' locks (locks.py), prepare the data
 and model once (prepare.py), then run every seed on the cached or the Trainer path (runners.py), which write their
 folders through writer.py. Must not decide flag policy, load data itself, or name files."""
 
@@ -13,6 +13,7 @@ from transformers import set_seed
 
 from . import arguments, compat, layout, lifetime, runners, validation, writer, zeroshot
 from .errors import UserError, run_cli, setup_logging
+from .locks import RunLock
 from .prepare import prepare
 
 logger = logging.getLogger(__name__)
@@ -95,7 +96,7 @@ def run_command(argv) -> int:
             if study_args.zero_shot:
                 folders.append(zeroshot.folder_for(training_args.output_dir, study_args.seeds))
             for folder in folders:
-                locks.enter_context(layout.RunLock(folder))
+                locks.enter_context(RunLock(folder))
         if study_args.zero_shot and main:  # refused before the probe trains, not after
             zeroshot.check_ready(model_args, study_args, training_args)
         if not only:

@@ -17,7 +17,8 @@ with contextlib.redirect_stdout(io.StringIO()):
     from transformers import Trainer
     from transformers.trainer_utils import PredictionOutput
 
-from . import contract, head_training, information_probes, logistic, modeling, pooling, selection, sharding, writer
+from . import (cached_head, contract, head_training, heads, information_probes, loading, logistic, pooling, selection,
+               sharding, writer)
 from . import cache as feature_cache
 from .data import rows_digest
 from .pooling import num_layers, pooling_rule
@@ -74,12 +75,12 @@ def run_trainer_path(prep):
         args = prep.seed_args(seed, folder)
         reuse = prep.model_args.freeze_base and not prep.model_args.unfreeze_top_layers and not args.deepspeed
         model = prep.model if reuse or seed == prep.seeds[0] else prep.new_model()
-        prep.init_heads(modeling.head_modules(model), seed)
+        prep.init_heads(heads.head_modules(model), seed)
         trainer = make_trainer(prep, model, args, prep.tokenized.__getitem__, processing_class=prep.tokenizer,
                                data_collator=prep.collator)
         metrics = trainer.train().metrics if prep.args.do_train else None
         writer.finish(prep, seed, trainer, metrics, prep.tokenized.__getitem__,
-                      lambda: modeling.head_state_dict(model), lambda path: trainer.save_model(path))
+                      lambda: heads.head_state_dict(model), lambda path: trainer.save_model(path))
 
 
 # --------------------------------------------------------------------------------------------------- cached path
@@ -114,8 +115,8 @@ def extract_features(prep, layers):
         logger.info("cached path: --deepspeed is not used (the base runs forward once and the head trains in one "
                     "process)")
     rank, size = sharding.world()
-    placed = modeling.is_split(prep.model)  # --device_map: accelerate placed it; inputs go to its first layer
-    device = modeling.input_device(prep.model) if placed else sharding.extraction_device(prep.args.use_cpu)
+    placed = loading.is_split(prep.model)  # --device_map: accelerate placed it; inputs go to its first layer
+    device = loading.input_device(prep.model) if placed else sharding.extraction_device(prep.args.use_cpu)
     if size > 1:
         sharding.join(device)
         logger.info(f"feature cache: extraction sharded over {size} ranks; the heads train on rank 0")
@@ -149,7 +150,7 @@ def predict_split(trainer, dataset):
     """A trained head's outputs on a whole split in one forward (layers x seeds x settings of them: a Trainer
     evaluation loop each would cost more than their training), with the Trainer's eval_loss; the logistic probe
     predicts itself."""
-    if not isinstance(trainer.model if hasattr(trainer, "model") else None, modeling.CachedHead):
+    if not isinstance(trainer.model if hasattr(trainer, "model") else None, cached_head.CachedHead):
         return trainer.predict(dataset, metric_key_prefix="eval")
     head = trainer.model.eval()
     labels = dataset.labels
@@ -178,9 +179,9 @@ def head_trainers(prep, data, seeds_args):
     for key, seed, args, layer in seeds_args:
         # FeatureDataset yields exactly CachedHead's arguments: no column filtering needed
         args = dataclasses.replace(args, deepspeed=None, remove_unused_columns=False)
-        modules = copy.deepcopy(modeling.head_modules(prep.model))
+        modules = copy.deepcopy(heads.head_modules(prep.model))
         prep.init_heads(modules, seed, layer)
-        head = modeling.CachedHead(modules, pooling.head_kind(prep.config), source_model=prep.model)
+        head = cached_head.CachedHead(modules, pooling.head_kind(prep.config), source_model=prep.model)
         trainers[key] = make_trainer(prep, head, args, data(key))
     return trainers
 
@@ -193,8 +194,8 @@ def choose_head_settings(prep, data, layers) -> dict:
     task, top = prep.task, num_layers(prep.config)
     labels = data[top]["train"].labels
     fit, hold = selection.holdout_split(labels.numpy(), prep.study_args.selection_fraction, task.is_regression)
-    parts = {layer: {name: modeling.FeatureDataset(modeling.RowView(data[layer]["train"].features, rows),
-                                                   labels[rows].tolist(), task.is_regression)
+    parts = {layer: {name: cached_head.FeatureDataset(cached_head.RowView(data[layer]["train"].features, rows),
+                                                      labels[rows].tolist(), task.is_regression)
                      for name, rows in (("train", fit), ("hold", hold))} for layer in layers}
     # every layer x setting x seed in one stacked loop (each setting its own optimizer group, each seed its batches)
     runs = [((layer, lr, wd, seed), seed, dataclasses.replace(prep.seed_args(seed, folder), learning_rate=lr,
@@ -207,7 +208,7 @@ def choose_head_settings(prep, data, layers) -> dict:
     for layer in layers:
         # the layer's hold-out rows copied out of the memory map once for all its settings x seeds, not once a head
         rows = parts[layer]["hold"]
-        part = modeling.FeatureDataset(rows.features.float(), rows.labels.tolist(), task.is_regression)
+        part = cached_head.FeatureDataset(rows.features.float(), rows.labels.tolist(), task.is_regression)
         for (at, lr, wd, seed), trainer in trainers.items():
             if at == layer:
                 logits = np.asarray(predict_split(trainer, part).predictions)
@@ -261,8 +262,8 @@ def run_cached_path(prep):
         if args is None:
             return
         prep = dataclasses.replace(prep, args=args)
-    data = {layer: {s: modeling.FeatureDataset(features[s][layer], None if s.startswith("test") else
-                                               list(prep.raw[s]["label"]), prep.task.is_regression)
+    data = {layer: {s: cached_head.FeatureDataset(features[s][layer], None if s.startswith("test") else
+                                                  list(prep.raw[s]["label"]), prep.task.is_regression)
                     for s in features} for layer in layers}
     chosen, settings, extra = None, {}, {}
     if prep.study_args.head_learning_rates or prep.study_args.head_weight_decays:
@@ -295,6 +296,6 @@ def run_cached_path(prep):
 def save_full_model(prep, head, path):
     """--save_full_model on the cached path: the frozen base with this seed's trained head, as one model."""
     model = copy.deepcopy(prep.model)
-    modeling.load_head(modeling.head_modules(model), head.model_state_dict(), "the trained head")
+    heads.load_head(heads.head_modules(model), head.model_state_dict(), "the trained head")
     model.save_pretrained(path)
     prep.tokenizer.save_pretrained(path)

@@ -28,8 +28,10 @@ from .ds_config import validate_ds_config
 from .protocols import PROTOCOLS
 from .errors import UserError, run_cli
 from .contract import protocol_diff, protocol_hash
-from .layout import LOCK_FILE, LOG_FILE, OwnerLock, is_complete, read_config, read_results, run_dir
+from .hub import is_local_path
+from .layout import LOCK_FILE, LOG_FILE, is_complete, read_config, read_results, run_dir
 from .lifetime import die_with_parent
+from .locks import OwnerLock
 from .sweep_checks import check_before_launch, check_not_empty
 from .tasks import TASKS, get_task
 
@@ -81,7 +83,7 @@ def read_models(path) -> list:
             unset = re.search(r"\$\{?(\w+)", value)  # expandvars leaves unset variables in place
             if unset:
                 m.problem = f"model {alias}: {unset.group(1)} is not set; export {unset.group(1)}=/path/to/the/model"
-            elif (value.startswith((".", "/", "~")) or value.count("/") > 1) and not Path(value).expanduser().exists():
+            elif is_local_path(value) and not Path(value).expanduser().exists():
                 m.problem = f"model {alias}: {value} does not exist"
             elif value and not Path(value).expanduser().exists() and not hub_available(value):
                 m.problem = (f"model {alias}: {value} is a hub id, HF_HUB_OFFLINE is set and it is not in the local "

@@ -34,7 +34,7 @@ def start(prep, seed, folder, path):
     ident = {"protocol_hash": contract.protocol_hash(prep.protocol), "model_fingerprint": prep.model_fp,
               "tokenizer_fingerprint": prep.tokenizer_fp, "data_fingerprints": prep.fingerprints}
     layout.atomic_write_json(folder / layout.CONFIG_FILE, {
-        "format_version": layout.FORMAT_VERSION, "task": prep.task.name, "seed": seed, "path": path,
+        "format_version": layout.RUN_FORMAT_VERSION, "task": prep.task.name, "seed": seed, "path": path,
         "protocol": prep.protocol, "args": args, **ident,
         "identity_hash": identity.identity_hash(ident),
         "model_source": identity.source_stamp(prep.model_args.model_name_or_path),

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import contract, diagnostics, layout, modeling
+from . import contract, diagnostics, fingerprinting, layout, loading, provenance
 from .data import load_glue, rows_digest, select_rows
 from .errors import UserError
 from .tasks import compute_metrics, get_task
@@ -148,9 +148,9 @@ def check_model(model_args):
     from transformers import AutoConfig
 
     name = model_args.config_name or model_args.model_name_or_path
-    modeling.check_model_location(name)
-    config = modeling._from_pretrained(AutoConfig.from_pretrained, name, "the model config",
-                                       **modeling._hub_kwargs(model_args))
+    loading.check_model_location(name)
+    config = loading._from_pretrained(AutoConfig.from_pretrained, name, "the model config",
+                                      **loading._hub_kwargs(model_args))
     if not _causal(config.architectures):
         raise UserError(f"--zero_shot scores the model's own causal-LM head, and {model_args.model_name_or_path} is "
                         f"{', '.join(config.architectures or []) or 'a ' + config.model_type + ' without one'} (no "
@@ -170,18 +170,18 @@ def check_ready(model_args, study_args, training_args):
 
 def load_lm(model_args):
     """(causal LM in eval mode, its tokenizer as loaded): the checkpoint's own LM head; --random_init draws the same
-    architecture from modeling's fixed seed, as the probe's control does."""
+    architecture from loading's fixed seed, as the probe's control does."""
     from transformers import AutoModelForCausalLM
 
     config = check_model(model_args)
-    tokenizer = modeling.load_tokenizer(model_args, config)
+    tokenizer = loading.load_tokenizer(model_args, config)
     if model_args.random_init:
         with torch.random.fork_rng():
-            torch.manual_seed(modeling.RANDOM_INIT_SEED)
+            torch.manual_seed(loading.RANDOM_INIT_SEED)
             model = AutoModelForCausalLM.from_config(config)
     else:
-        model = modeling._from_pretrained(AutoModelForCausalLM.from_pretrained, model_args.model_name_or_path,
-                                          "the model", **modeling._hub_kwargs(model_args))
+        model = loading._from_pretrained(AutoModelForCausalLM.from_pretrained, model_args.model_name_or_path,
+                                         "the model", **loading._hub_kwargs(model_args))
     rows = model.get_input_embeddings().num_embeddings
     if len(tokenizer) > rows:  # a tokenizer with ids the checkpoint lacks: new rows at zero, as the probe's load
         model.resize_token_embeddings(len(tokenizer), mean_resizing=False)
@@ -296,10 +296,10 @@ def start(folder, model_args, data_args, proto, raw, fps, model_fp, tokenizer_fp
     args = {"model": {k: v for k, v in dataclasses.asdict(model_args).items() if k != "token"},
             "data": dataclasses.asdict(data_args)}
     layout.atomic_write_json(folder / layout.CONFIG_FILE, {
-        "format_version": layout.FORMAT_VERSION, "task": task.name, "path": "zeroshot", "protocol": proto,
-        "protocol_hash": contract.protocol_hash(proto), "args": args, "versions": {**layout.versions(),
+        "format_version": layout.RUN_FORMAT_VERSION, "task": task.name, "path": "zeroshot", "protocol": proto,
+        "protocol_hash": contract.protocol_hash(proto), "args": args, "versions": {**provenance.versions(),
                                                                                  "lm_eval": lm_eval_version()},
-        "git_commit": layout.git_commit(), "lm_eval_version": lm_eval_version(),
+        "git_commit": provenance.git_commit(), "lm_eval_version": lm_eval_version(),
         "task_yaml_hash": proto["task_yaml_hash"], "prompt_hash": proto["prompt_hash"], "num_fewshot": NUM_FEWSHOT,
         "lm_eval_tasks": {s: task_name(task, s) for s in raw}, "model_fingerprint": model_fp,
         "tokenizer_fingerprint": tokenizer_fp, "data_fingerprints": fps,
@@ -320,7 +320,7 @@ def run(model_args, data_args, study_args, training_args):
     started = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     raw, fps, train_labels = load_rows(task, data_args, model_args.cache_dir)
     model, tokenizer = load_lm(model_args)
-    model_fp, tokenizer_fp = modeling.model_fingerprint(model), modeling.tokenizer_fingerprint(tokenizer)
+    model_fp, tokenizer_fp = fingerprinting.model_fingerprint(model), fingerprinting.tokenizer_fingerprint(tokenizer)
     proto = protocol(model_args, data_args)
     start(folder, model_args, data_args, proto, raw, fps, model_fp, tokenizer_fp, started)
     names = {split: write_task(folder, task, split, ds) for split, ds in raw.items()}

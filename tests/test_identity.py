@@ -9,7 +9,7 @@ import shutil
 import pytest
 from test_runs import FAST, small_glue, sweep  # noqa: F401 - small_glue is a fixture
 
-from frozen_glue import arguments, identity, modeling, prepare
+from frozen_glue import arguments, fingerprinting, identity, loading, prepare
 
 
 def models_tsv(tmp_path, alias, model, tokenizer="-"):
@@ -22,13 +22,13 @@ def test_tokenizer_fingerprint_ignores_the_truncation_length(assets):
     from transformers import AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(assets["base"])
-    before = modeling.tokenizer_fingerprint(tok)
+    before = fingerprinting.tokenizer_fingerprint(tok)
     tok(["a sentence long enough to be cut"], truncation=True, max_length=4)  # sets the backend's truncation
     assert "truncation" in json.loads(tok.backend_tokenizer.to_str()) and json.loads(
         tok.backend_tokenizer.to_str())["truncation"]
-    assert modeling.tokenizer_fingerprint(tok) == before
+    assert fingerprinting.tokenizer_fingerprint(tok) == before
     tok.add_tokens(["<new>"])  # what maps text to ids changed: another fingerprint
-    assert modeling.tokenizer_fingerprint(tok) != before
+    assert fingerprinting.tokenizer_fingerprint(tok) != before
 
 
 def test_another_model_under_the_same_alias_is_refused_not_skipped(tmp_path, assets, small_glue):
@@ -90,9 +90,9 @@ def test_an_unchanged_model_dir_is_not_hashed_again(tmp_path, assets, small_glue
     weights = next(model.glob("*.safetensors"))
     os.utime(weights, ns=(weights.stat().st_atime_ns, weights.stat().st_mtime_ns + 10 ** 9))
     got = identity.Expected().sources(parsed, recorded)
-    config = modeling.load_config(parsed[0], prepare.get_task("cola"))
+    config = loading.load_config(parsed[0], prepare.get_task("cola"))
     tokenizer = prepare.load_tokenizer(parsed[0], config)
-    real = modeling.model_fingerprint(prepare.load_frozen_model(parsed[0], config, tokenizer)[0])
+    real = fingerprinting.model_fingerprint(prepare.load_frozen_model(parsed[0], config, tokenizer)[0])
     assert got["model_fingerprint"] == real
 
 

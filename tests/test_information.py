@@ -11,7 +11,8 @@ import pytest
 import torch
 from conftest import TRAIN, predictions, results, run
 
-from frozen_glue import arguments, compare, information, information_probes, information_report, layout, modeling
+from frozen_glue import (arguments, cached_head, compare, heads, information, information_probes, information_report,
+                         layout)
 from frozen_glue.prepare import prepare
 
 
@@ -94,11 +95,11 @@ def test_features_that_equal_the_label_compress_far_better_than_shuffled(assets,
                                                         "--feature_cache", tmp_path / "cache", "--probe_mdl")])
     prep = prepare(*parsed)
     labels = np.array(prep.raw["train"]["label"])
-    width = modeling.head_modules(prep.model)["score"].in_features
+    width = heads.head_modules(prep.model)["score"].in_features
     label_features = torch.zeros(len(labels), width)
     label_features[:, 0] = torch.as_tensor(labels * 100.0 - 50.0)  # the label itself, as +-50: a few steps learn it
     shuffled = label_features[torch.randperm(len(labels), generator=torch.Generator().manual_seed(0))]
-    data = {layer: {"train": modeling.FeatureDataset(f, labels.tolist(), False)}
+    data = {layer: {"train": cached_head.FeatureDataset(f, labels.tolist(), False)}
             for layer, f in ((0, shuffled), (1, label_features))}
     out = information_probes.mdl(prep, [0, 1], data)
     assert set(out) == {1, 2}

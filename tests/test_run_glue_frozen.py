@@ -13,7 +13,7 @@ from safetensors.torch import load_file
 from scipy.stats import pearsonr, spearmanr
 from sklearn.metrics import accuracy_score, f1_score, matthews_corrcoef
 
-from frozen_glue import modeling
+from frozen_glue import heads, loading
 from frozen_glue.data import read_glue_tsv
 from frozen_glue.tasks import TASKS, compute_metrics
 
@@ -43,7 +43,7 @@ def test_frozen_base_is_bit_identical_and_head_changes(script, assets, tmp_path,
     head = load_file(tmp_path / "run" / "head.safetensors")
     assert list(head) == ["score.weight"]
     init = torch.nn.Linear(32, 2, bias=False)
-    modeling.init_head([init], s.config, 42)
+    heads.init_head([init], s.config, 42)
     assert not torch.allclose(head["score.weight"], init.weight)
     s.model.train()  # what the Trainer calls every step: the frozen base must stay in eval mode (no dropout)
     assert s.model.training and s.model.score.training and not s.model.base_model.training
@@ -156,7 +156,7 @@ def test_tokenizer_without_eos_gets_one(assets):
     tok = BertTokenizerFast.from_pretrained(assets["bert"])
     tok.pad_token = None
     n = len(tok)
-    assert modeling.ensure_pad_token(tok) is True
+    assert loading.ensure_pad_token(tok) is True
     assert tok.pad_token == tok.eos_token and len(tok) == n + 1
 
 

@@ -1,0 +1,94 @@
+"""The cached path's trainable: the model's own head modules applied to stored features (CachedHead), and the
+datasets that feed it (FeatureDataset; RowView: some rows of a memory-mapped entry, not copied out). Must not read
+or write the feature cache, run the base, or train.
+"""
+
+import inspect
+
+import torch
+from torch import nn
+
+
+class CachedHead(nn.Module):
+    """The model's own head modules applied to cached pooled features, with the model's own loss.
+    Parameter names are the model's under a `heads.` prefix, which model_state_dict drops (`score.weight`)."""
+
+    def __init__(self, modules: dict, rule: str, source_model):
+        super().__init__()
+        self.heads = nn.ModuleDict(modules)
+        self.rule = rule
+        # the Trainer reads config (label smoothing checks problem_type) and scales the loss under gradient
+        # accumulation by whether the model takes loss kwargs: answer as the full model would
+        self.config = source_model.config
+        self.num_labels, self.problem_type = self.config.num_labels, self.config.problem_type
+        self.accepts_loss_kwargs = getattr(source_model, "accepts_loss_kwargs", any(
+            p.kind == inspect.Parameter.VAR_KEYWORD for p in inspect.signature(source_model.forward).parameters.values()))
+
+    def floating_point_ops(self, inputs) -> int:
+        """What Trainer counts as total_flos: forward + backward of the head (6 x rows x parameters)."""
+        return 6 * inputs["features"].shape[0] * sum(p.numel() for p in self.parameters())
+
+    def forward(self, features, labels=None, **loss_kwargs):
+        # loss_kwargs (num_items_in_batch) are ignored, as *ForSequenceClassification's own losses ignore them
+        if self.rule == "pooler":          # BertForSequenceClassification: dropout, classifier
+            logits = self.heads["classifier"](self.heads["dropout"](features))
+        elif self.rule == "first_token":   # RobertaClassificationHead reads position 0 of a sequence
+            logits = self.heads["classifier"](features[:, None, :])
+        else:
+            logits = self.heads["score"](features)
+        loss = None
+        if labels is not None:
+            if self.problem_type == "regression":
+                loss = nn.functional.mse_loss(logits.squeeze(), labels.squeeze())
+            else:
+                loss = nn.functional.cross_entropy(logits.view(-1, self.num_labels), labels.view(-1))
+        return {"loss": loss, "logits": logits} if loss is not None else {"logits": logits}
+
+    def model_state_dict(self):
+        return {k.removeprefix("heads."): v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
+
+
+class RowView:
+    """Some rows of a feature tensor, indexed without copying them out: a hold-out cut of a memory-mapped cache
+    entry at every probed layer would otherwise sit in RAM whole (GPT-2 XL x 49 layers x MNLI: ~100 GB)."""
+
+    def __init__(self, base, rows):
+        self.base, self.rows = base, torch.as_tensor(rows, dtype=torch.long, device=base.device)
+
+    def __getitem__(self, index):
+        return self.base[self.rows[index]]
+
+    def __len__(self):
+        return len(self.rows)
+
+    @property
+    def device(self):
+        return self.base.device
+
+    def to(self, device):
+        return RowView(self.base.to(device), self.rows.to(device))
+
+    def float(self):
+        """All its rows, as one float tensor (evaluation, the logistic probe)."""
+        return self.base[self.rows].float()
+
+
+class FeatureDataset(torch.utils.data.Dataset):
+    """Cached features (+ labels, absent for test splits) in the shape the Trainer feeds to CachedHead."""
+
+    def __init__(self, features, labels, regression):
+        self.features = features  # may be a memory-mapped cache entry, float16: rows are read and cast per batch
+        self.labels = None if labels is None else torch.tensor(labels, dtype=torch.float32 if regression else torch.long)
+
+    def __len__(self):
+        return len(self.features)
+
+    def __getitem__(self, i):
+        return self.__getitems__([i])[0]
+
+    def __getitems__(self, indices):  # one indexing op per batch instead of one per row
+        index = torch.as_tensor(indices)
+        rows = self.features[index].float()
+        if self.labels is None:
+            return [{"features": f} for f in rows]
+        return [{"features": f, "labels": y} for f, y in zip(rows, self.labels[index])]
