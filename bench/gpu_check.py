@@ -17,7 +17,6 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
 FEATURE_TOLERANCE = 2 ** -6
 AGREEMENT = 0.95
