@@ -15,7 +15,6 @@ from sklearn.metrics import accuracy_score, f1_score, matthews_corrcoef
 
 from frozen_glue import modeling
 from frozen_glue.data import read_glue_tsv
-from frozen_glue.errors import setup_logging
 from frozen_glue.tasks import TASKS, compute_metrics
 
 
@@ -34,7 +33,6 @@ def base_args(assets, out, task="sst2", model="base"):
 
 
 def test_frozen_base_is_bit_identical_and_head_changes(script, assets, tmp_path, capsys):
-    setup_logging()  # as run_cli does: execute() is called directly here, and the count is logged
     s = study(script, *base_args(assets, tmp_path / "run"))
     before = {k: v.clone() for k, v in s.model.base_model.state_dict().items()}
     script.execute(s)
