@@ -85,13 +85,11 @@ def script_args(model, glue_dir, out, *extra):
 
 def measure(kind, model, glue_dir, work, trainer_rows, eval_rows):
     """Runs in a child process; returns a dict with wall seconds and details."""
-    import importlib.util
-
     import torch
 
-    spec = importlib.util.spec_from_file_location("run_glue_frozen", ROOT / "run_glue_frozen.py")
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+    from frozen_glue.arguments import parse_args
+    from frozen_glue.prepare import prepare
+    from frozen_glue.run import main
     out = Path(work) / kind
     if kind == "floor":
         from frozen_glue import cache
@@ -99,7 +97,7 @@ def measure(kind, model, glue_dir, work, trainer_rows, eval_rows):
 
         from frozen_glue.pooling import num_layers
 
-        study = script.prepare(*script.parse_args(script_args(model, glue_dir, out)))
+        study = prepare(*parse_args(script_args(model, glue_dir, out)))
         top = num_layers(study.config)
         started = time.time()
         rows = 0
@@ -121,14 +119,14 @@ def measure(kind, model, glue_dir, work, trainer_rows, eval_rows):
                  "mdl": ["--probe_layers", "all", "--probe_mdl"],
                  "control": ["--probe_layers", "all", "--probe_control"]}.get(kind, [])
         started = time.time()
-        code = script.main(script_args(model, glue_dir, out, "--seeds", *range(1, SEEDS + 1), "--feature_cache",
+        code = main(script_args(model, glue_dir, out, "--seeds", *range(1, SEEDS + 1), "--feature_cache",
                                        Path(work) / f"cache-{kind}", *extra))
         assert code == 0
         return {"wall": time.time() - started}
     # trainer paths: one seed, one epoch on a subset, timed by the Trainer's own runtimes, then projected
     pad = ["--pad_to_max_length", "true"] if kind == "trainer_pad128" else []
     started = time.time()
-    code = script.main(script_args(model, glue_dir, out, "--num_train_epochs", 1, "--max_train_samples", trainer_rows,
+    code = main(script_args(model, glue_dir, out, "--num_train_epochs", 1, "--max_train_samples", trainer_rows,
                                    "--max_eval_samples", eval_rows, *pad))
     assert code == 0
     r = json.loads((out / "all_results.json").read_text())

@@ -19,12 +19,11 @@ import sys
 import tempfile
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_cache import (COLA_DEV, COLA_TRAIN, EPOCHS, ROOT, SEEDS, minilm_dir, run_child, script_args,  # noqa: E402
+from bench_cache import (COLA_DEV, COLA_TRAIN, EPOCHS, ROOT, SEEDS, minilm_dir, run_child, script_args,
                          start)
 
-from frozen_glue.errors import ArgumentParser, run_cli  # noqa: E402
+from frozen_glue.errors import ArgumentParser, run_cli
 
 
 def in_process(args):

@@ -9,6 +9,7 @@
 Prints one line per check and exits 1 if any failed (2: no CUDA GPU here).
 """
 
+import argparse
 import json
 import os
 import subprocess
@@ -17,7 +18,6 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
 FEATURE_TOLERANCE = 2 ** -6
 AGREEMENT = 0.95
@@ -37,7 +37,9 @@ def results(folder):
     return json.loads((Path(folder) / "all_results.json").read_text())
 
 
-def main() -> int:
+def main(argv=None) -> int:
+    # no options: --help prints what is checked, also on a machine without a GPU
+    argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter).parse_args(argv)
     import torch
     from safetensors.torch import load_file
 

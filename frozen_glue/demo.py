@@ -5,7 +5,7 @@ import logging
 import sys
 from pathlib import Path
 
-from .errors import run_cli
+from .errors import ArgumentParser, run_cli
 from .tiny import build_demo
 
 # named, not __name__: run as `python -m frozen_glue.demo` this module is __main__
@@ -13,7 +13,9 @@ logger = logging.getLogger("frozen_glue.demo")
 
 
 def build(argv):
-    root = Path(argv[0] if argv else "demo")
+    parser = ArgumentParser(description=__doc__)
+    parser.add_argument("root", nargs="?", default="demo", help="where the demo's models and data go (default: demo)")
+    root = Path(parser.parse_args(argv).root)
     stamp = root / ".built"
     if stamp.exists():
         logger.info(f"demo assets: {root} (already built)")

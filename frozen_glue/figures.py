@@ -2,6 +2,8 @@
 Each function returns the matplotlib Figure so tests can inspect what was drawn. Must not compute statistics or
 read runs: the numbers drawn are results.aggregate's, the tables' own."""
 
+import io
+
 import matplotlib
 
 matplotlib.use("Agg")  # files only, no display
@@ -9,14 +11,23 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
+from .layout import atomic_write_bytes  # noqa: E402
 from .metrics import display_name  # noqa: E402
 from .results import aggregate  # noqa: E402
 from .tasks import TASKS  # noqa: E402
 
 DPI = 300  # readable in a paper
 
+
+def write(fig, path):
+    """The figure as a PNG at `path`, written atomically (layout.atomic_write_bytes); closes the figure."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=DPI)
+    plt.close(fig)
+    atomic_write_bytes(path, buffer.getvalue())
+
 def main_metric_runs(runs, task):
-    return runs[(runs.task == task) & (runs.metric == TASKS[task].report_metrics[0])]
+    return runs[(runs.task == task) & (runs.metric == TASKS[task].main_metric)]
 
 
 def task_figure(runs, task, models, path=None):
@@ -47,7 +58,7 @@ def task_figure(runs, task, models, path=None):
     if handles:
         ax.legend(handles=handles, fontsize=7, frameon=False)
     ax.set_xticks(range(len(models)), models, rotation=20, ha="right")
-    ax.set_ylabel(display_name(TASKS[task].report_metrics[0]))
+    ax.set_ylabel(display_name(TASKS[task].main_metric))
     ax.set_title(task.upper() if len(task) <= 4 else task)
     fig.tight_layout()
     if path:
@@ -90,7 +101,7 @@ def summary_figure(runs, models, path=None):
 def layer_figure(summary_layers, task, models, path=None, majority=None):
     """fig_layers_<task>.png: main metric vs layer, one line per model with a ±std band (where the specialized
     model starts to fall behind), and the majority-class control as a dashed line."""
-    metric = TASKS[task].report_metrics[0]
+    metric = TASKS[task].main_metric
     data = summary_layers[(summary_layers.task == task) & (summary_layers.metric == metric)]
     fig, ax = plt.subplots(figsize=(4.5, 3.0))
     for i, model in enumerate(models):

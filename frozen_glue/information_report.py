@@ -119,7 +119,7 @@ def layer_lines(summary_layers, task) -> list:
     """Markdown lines for the layer section: each model's expected layer (information.expected_layer) of its mean
     main-metric curve, and for each pair of models the layer from which their curves separate
     (information.separation_layer)."""
-    metric = TASKS[task].report_metrics[0]
+    metric = TASKS[task].main_metric
     data = summary_layers[(summary_layers.task == task) & (summary_layers.metric == metric)]
     curves = {model: g.sort_values("layer") for model, g in data.groupby("model", sort=False)}
     if not curves:

@@ -15,7 +15,7 @@ GRID = np.logspace(-4, 4, 9)  # C for logistic regression, alpha for ridge
 
 class LogisticProbe:
     """Fit once on the train features (deterministic: every seed gets the same probe); `predict` and `state` are
-    what writer.finish reads from a Trainer."""
+    what evaluation.evaluate and writer.finish read from a Trainer."""
 
     def __init__(self, regression: bool):
         # L2 (l1_ratios 0), C chosen by log loss (a proper scoring rule, smoother than accuracy on few rows)

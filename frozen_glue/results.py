@@ -224,10 +224,10 @@ def best_layers(summary_layers: pd.DataFrame) -> pd.DataFrame:
     to the higher layer, the top one when all agree)."""
     rows = []
     for (model, task), g in summary_layers.groupby(["model", "task"], sort=False):
-        main = g[(g.metric == TASKS[task].report_metrics[0]) & g["mean"].notna()]
+        main = g[(g.metric == TASKS[task].main_metric) & g["mean"].notna()]
         if main.empty:
             continue
-        higher = get_metric(TASKS[task].report_metrics[0]).higher_is_better
+        higher = get_metric(TASKS[task].main_metric).higher_is_better
         target = main["mean"].max() if higher else main["mean"].min()
         best = main[main["mean"] == target].sort_values("layer").iloc[-1]  # ties: the highest layer
         top = main.loc[main["layer"].idxmax()]
@@ -273,7 +273,7 @@ def layer_tests(layers: pd.DataFrame, best: pd.DataFrame) -> pd.DataFrame:
     rows = []
     layers = one_run_per_deterministic(layers)
     for task, b in best.groupby("task", sort=False):
-        metric = TASKS[task].report_metrics[0]
+        metric = TASKS[task].main_metric
         scores = layers[(layers.task == task) & (layers.metric == metric)]
         at = {(m, layer): scores[(scores.model == m) & (scores.layer == layer)]["value"].to_numpy()
               for m, layer in itertools.chain(zip(b.model, b.best_layer), zip(b.model, b.top_layer))}

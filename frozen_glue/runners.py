@@ -17,8 +17,8 @@ with contextlib.redirect_stdout(io.StringIO()):
     from transformers import Trainer
     from transformers.trainer_utils import PredictionOutput
 
-from . import (cached_head, contract, head_training, heads, information_probes, loading, logistic, pooling, selection,
-               sharding, writer)
+from . import (cached_head, contract, evaluation, head_training, heads, information_probes, loading, logistic, pooling,
+               selection, sharding, writer)
 from . import cache as feature_cache
 from .data import rows_digest
 from .pooling import num_layers, pooling_rule
@@ -79,7 +79,8 @@ def run_trainer_path(prep):
         trainer = make_trainer(prep, model, args, prep.tokenized.__getitem__, processing_class=prep.tokenizer,
                                data_collator=prep.collator)
         metrics = trainer.train().metrics if prep.args.do_train else None
-        writer.finish(prep, seed, trainer, metrics, prep.tokenized.__getitem__,
+        evaluated = evaluation.evaluate(prep, trainer, prep.tokenized.__getitem__)
+        writer.finish(prep, seed, trainer, metrics, evaluated,
                       lambda: heads.head_state_dict(model), lambda path: trainer.save_model(path))
 
 
@@ -167,7 +168,7 @@ def layer_results(prep, trainer, data):
     out = {}
     for split in [s for s in prep.task.validation_splits if s in prep.raw]:
         output = predict_split(trainer, data(split))
-        metrics, _ = writer.eval_outputs(prep.task, split, prep.raw[split], output)
+        metrics, _ = evaluation.eval_outputs(prep.task, split, prep.raw[split], output)
         out.update({k: v for k, v in metrics.items() if not k.startswith("eval_samples")})
     return out
 
@@ -289,7 +290,8 @@ def run_cached_path(prep):
             writer.write_selection(folder, chosen)
         trainer = trainers[top, seed]
         head_state = trainer.state_dict if prep.study_args.probe == "logistic" else trainer.model.model_state_dict
-        writer.finish(prep, seed, trainer, metrics.get((top, seed)), data[top].__getitem__, head_state,
+        evaluated = evaluation.evaluate(prep, trainer, data[top].__getitem__)
+        writer.finish(prep, seed, trainer, metrics.get((top, seed)), evaluated, head_state,
                       lambda path, t=trainer: save_full_model(prep, t.model, path), extra)
 
 

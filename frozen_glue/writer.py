@@ -1,5 +1,6 @@
 """The one writer of a run folder (docs/DESIGN.md): config.json first, then upstream's result files, the head, the
-prediction dumps, and all_results.json last. Must not train or decide paths (layout.py names every file)."""
+prediction dumps, and all_results.json last. Must not train, evaluate (evaluation.py) or decide paths (layout.py
+names every file)."""
 
 import dataclasses
 import logging
@@ -7,11 +8,9 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import torch
 from safetensors.torch import save
 
-from . import contract, diagnostics, identity, information, layout, pooling, sharding, tracking
-from .tasks import compute_metrics
+from . import contract, identity, layout, pooling, sharding, tracking
 
 logger = logging.getLogger(__name__)
 
@@ -49,41 +48,6 @@ def start(prep, seed, folder, path):
         "start_time": prep.started,
         "command": " ".join([Path(sys.argv[0]).name] + sys.argv[1:]),
     })
-
-
-def eval_outputs(task, split, raw, prediction_output, train_labels=None):
-    """(metrics with upstream key names, prediction rows) for one evaluated split. With the train labels, each
-    row's `pvi` (bits) and the split's mean, `eval_v_information` (information.pvi_bits; STS-B: pvi null, no
-    mean)."""
-    logits = np.asarray(prediction_output.predictions)
-    raw = raw.to_dict()  # plain lists: datasets' column objects are slow to index one row at a time
-    labels = np.asarray(raw["label"])
-    suffix = task.metric_suffix(split)
-    if task.is_regression:
-        predictions = logits.reshape(-1)
-    else:
-        probs = torch.softmax(torch.from_numpy(logits).float(), dim=-1).numpy()
-        predictions = logits.argmax(-1)
-    metrics = {f"eval_{k}{suffix}": v for k, v in compute_metrics(task, predictions, labels).items()}
-    loss = prediction_output.metrics.get("eval_loss")
-    if loss is not None:
-        metrics[f"eval_loss{suffix}"] = loss
-    metrics[f"eval_samples{suffix}"] = len(labels)
-    pvi = [None] * len(labels)
-    if train_labels is not None and not task.is_regression:
-        pvi = information.pvi_bits(logits, labels, information.label_prior(train_labels, task.num_labels))
-        metrics[f"eval_v_information{suffix}"] = float(np.mean(pvi))
-    rows = []
-    for i in range(len(labels)):
-        row = {"idx": int(raw["idx"][i]), "label": raw["label"][i]}
-        if task.is_regression:
-            row.update(prediction=float(predictions[i]), score=float(predictions[i]))
-        else:
-            row.update(prediction=int(predictions[i]), probs=[round(float(p), 6) for p in probs[i]])
-        row["pvi"] = None if pvi[i] is None else round(float(pvi[i]), 6)
-        row.update({k: raw[k][i] for k in task.text_keys})
-        rows.append(row)
-    return metrics, rows
 
 
 def write_predict_results(folder, task, split, raw, logits):
@@ -125,41 +89,11 @@ def write_training(folder, trainer, train_metrics, train_rows):
     return metrics
 
 
-def evaluate(prep, folder, trainer, eval_data):
-    """Every validation split: metrics, prediction dumps, and the collapse check; then every test split's
-    predict_results file. Returns (metrics, collapse reasons)."""
-    task, main = prep.task, trainer.is_world_process_zero()
-    train_labels = prep.train_labels
-    results, collapsed = {}, []
-    for split in task.validation_splits if prep.args.do_eval else ():
-        if split not in prep.raw:
-            continue
-        output = trainer.predict(eval_data(split), metric_key_prefix="eval")
-        metrics, rows = eval_outputs(task, split, prep.raw[split], output, train_labels)
-        results.update(metrics)
-        labels = prep.raw[split]["label"]
-        if train_labels is not None:
-            results.update(diagnostics.majority_baseline(task, train_labels, labels, task.metric_suffix(split)))
-        reason = diagnostics.collapse_reason(task, output.predictions, labels)
-        if reason:
-            collapsed.append(reason + (f" ({split})" if len(task.validation_splits) > 1 else ""))
-        for k in ("eval_runtime", "eval_samples_per_second", "eval_steps_per_second"):
-            if k in output.metrics:
-                results[k + task.metric_suffix(split)] = output.metrics[k]
-        if main:
-            layout.atomic_write_jsonl(folder / layout.predictions_file(split), rows)
-            logger.info(" ".join(f"{k}={v:.4f}" for k, v in metrics.items() if "samples" not in k))
-    for split in [s for s in prep.raw if s.startswith("test")]:
-        output = trainer.predict(eval_data(split), metric_key_prefix="predict")
-        if main:
-            write_predict_results(folder, task, split, prep.raw[split], output.predictions)
-    return results, collapsed
-
-
-def finish(prep, seed, trainer, train_metrics, eval_data, head_state, save_model, extra=None):
-    """After training (train_metrics: None without --do_train): upstream's training files, the head, evaluation,
-    prediction dumps, then all_results.json last (atomically), then W&B. The files and keys are upstream
-    run_glue.py's; `extra` (the chosen head setting) goes into all_results.json."""
+def finish(prep, seed, trainer, train_metrics, evaluated, head_state, save_model, extra=None):
+    """After training and evaluation (train_metrics: None without --do_train; `evaluated`: the runner's
+    evaluation.Evaluated): upstream's training files, the head, the prediction dumps and predict_results files,
+    then all_results.json last (atomically), then W&B. The files and keys are upstream run_glue.py's; `extra` (the
+    chosen head setting) goes into all_results.json."""
     folder = Path(prep.folders[seed])
     main = trainer.is_world_process_zero()
     results = dict(extra or {})
@@ -170,14 +104,13 @@ def finish(prep, seed, trainer, train_metrics, eval_data, head_state, save_model
         layout.atomic_write_bytes(folder / layout.HEAD_FILE, save(state))
         if prep.model_args.save_full_model:
             save_model(str(folder / layout.MODEL_DIR))
-    metrics, collapsed = evaluate(prep, folder, trainer, eval_data)
-    results.update(metrics)
-    if prep.args.do_eval:  # a dead head must not be read as a model difference (analysis marks it)
-        results.update(head_collapsed=bool(collapsed), head_collapse_reason="; ".join(collapsed) or None)
-        if collapsed:
-            logger.warning(f"the head learnt nothing: {'; '.join(collapsed)}")
+    results.update(evaluated.metrics)
     if not main:
         return
+    for split, rows in evaluated.rows.items():
+        layout.atomic_write_jsonl(folder / layout.predictions_file(split), rows)
+    for split, logits in evaluated.test_logits.items():
+        write_predict_results(folder, prep.task, split, prep.raw[split], logits)
     epoch = {"epoch": trainer.state.epoch} if train_metrics is not None and trainer.state.epoch else {}
     eval_only = {k: v for k, v in results.items() if k.startswith("eval_")}
     if eval_only:

@@ -36,7 +36,11 @@ def load_script():
 
 @pytest.fixture(scope="session")
 def script():
-    """The run_glue_frozen module, imported once; tests call script.main([...]) in-process."""
+    """The run_glue_frozen module, imported once; tests call script.main([...]) in-process. The console log is set up
+    as run_cli sets it up, for the tests that call script.execute directly and read what it logs."""
+    from frozen_glue.errors import setup_logging
+
+    setup_logging()
     return load_script()
 
 
