@@ -46,7 +46,7 @@ test: venv
 	HF_HUB_OFFLINE=1 $(PY) -m pytest -n 2
 
 # mutation testing of the modules whose bugs change a published number, each against its own tests (minutes per
-# module; not in `make test`); MUTANTS="stats metrics" picks modules. Kill rates: README; survivors: docs/mutants.md
+# module; not in `make test`); MUTANTS="stats metrics" picks modules. Kill rates and survivors: docs/mutants.md
 mutants: venv
 	HF_HUB_OFFLINE=1 PATH="$(VENV)/bin:$$PATH" nice -n 10 $(PY) tests/mutants.py
 
@@ -63,7 +63,7 @@ all: venv
 	  --models $(MODELS)
 
 # the thesis as it was run: GPT-2 XL and COMET-DISTIL x 9 tasks x seeds 1-5 under DeepSpeed, dropout in the frozen
-# base, inputs padded to 128, global batch 64 (README: "The thesis in one command"). DRY_RUN=1 prints the commands.
+# base, inputs padded to 128, global batch 64 (docs/sweep.md: "The thesis in one command"). DRY_RUN=1 prints the commands.
 thesis: venv
 	PROTOCOL=thesis $(if $(TASKS),TASKS="$(TASKS)",) SEEDS="1 2 3 4 5" RUNS=$(RUNS)/thesis MODELS=$(MODELS) PYTHON=$(PY) \
 	  bash launch/all_tasks.sh $(THESIS_ARGS)
@@ -76,7 +76,7 @@ summarize: venv
 bench: venv
 	$(PY) bench/bench_cache.py
 
-# the thesis at full size on a CPU (README: "What the thesis study costs"): MNLI-sized XL-width heads from synthetic
+# the thesis at full size on a CPU (docs/cache.md: "What the thesis study costs"): MNLI-sized XL-width heads from synthetic
 # cache entries, then the GPT-2-XL-shaped base (fp32, autocast, bf16, CPU+disk offload) on real CoLA rows
 bench-scale: venv
 	HF_HUB_OFFLINE=1 $(PY) bench/bench_scale.py

@@ -1,5 +1,5 @@
 """Named study protocols, as declarative tables: the flags a protocol adds to every run, each with its source.
-Must not run anything; the sweep applies a protocol (PROTOCOL=thesis) and the README prints the table."""
+Must not run anything; the sweep applies a protocol (PROTOCOL=thesis) and docs/sweep.md prints the table."""
 
 from .errors import UserError
 
