@@ -15,7 +15,7 @@ SAME_ROWS = ("data", "max_seq_length", "pad_to_max_length", "append_eos")
 
 
 def find_model(cache_dir, model, task, split="validation"):
-    """(name, fingerprint folder) of a model in the cache: `model` is a models-file entry (sweep.Model), a model
+    """(name, fingerprint folder) of a model in the cache: `model` is a models-file entry (models_file.Model), a model
     name or path as given to --model_name_or_path, or a fingerprint folder."""
     if isinstance(model, (str, Path)) and (Path(cache_dir) / str(model) / cache.MODEL_FILE).is_file():
         return str(model), Path(cache_dir) / str(model)

@@ -10,8 +10,9 @@ import sys
 import numpy as np
 import pandas as pd
 
-from . import compare, figures, information, layout, sweep
+from . import compare, figures, information, layout
 from .errors import UserError
+from .models_file import read_models
 from .stats import mean_std
 from .tasks import TASKS
 
@@ -148,7 +149,7 @@ def pairs(args, models) -> list:
     """(base, derived) pairs: from the models file's base column when given, else every pair in order."""
     if args.models:
         known = set(models)
-        found = [(m.base, m.alias) for m in sweep.read_models(args.models) if m.base in known and m.alias in known]
+        found = [(m.base, m.alias) for m in read_models(args.models) if m.base in known and m.alias in known]
         if found:
             return found
     return list(itertools.combinations(models, 2))

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from . import compare, drift, figures, identity, layout, sweep
+from . import compare, drift, figures, identity, layout
 from .errors import UserError
+from .models_file import read_models
 from .tasks import get_task
 
 
@@ -53,7 +54,7 @@ def base_pairs(known: dict) -> list:
 
 def drift_pairs(models, models_file):
     """(base, derived) pairs: the two named models, or every model of the models file with a base."""
-    known = {m.alias: m for m in sweep.read_models(models_file)} if Path(models_file).is_file() else {}
+    known = {m.alias: m for m in read_models(models_file)} if Path(models_file).is_file() else {}
     if models:
         return [tuple(known.get(name, name) for name in models)]
     pairs = base_pairs(known)

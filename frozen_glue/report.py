@@ -12,9 +12,10 @@ from pathlib import Path
 import pandas as pd
 
 from . import (compare, diagnostics, drift, figures, identity, information_report, layout, pair_report,
-               provenance, results, sweep, zeroshot_report)
+               provenance, results, zeroshot_report)
 from .errors import UserError
 from .latex import table_latex
+from .models_file import read_models
 from .tasks import TASKS
 
 
@@ -71,7 +72,7 @@ def drift_tables(args, runs):
     """CKA by layer of every model of --models with a base, against it, per task (needs --feature_cache)."""
     if not (args.feature_cache and args.models):
         return pd.DataFrame()
-    known = {m.alias: m for m in sweep.read_models(args.models)}
+    known = {m.alias: m for m in read_models(args.models)}
     tables = []
     for task in results.task_order(runs["task"]):
         for base, m in pair_report.base_pairs(known):
@@ -205,7 +206,7 @@ def summarize(args):
     models = list(dict.fromkeys(runs["model"]))
     summary, wide, figs = write_tables(runs, models, out)
     dis, slice_tables = comparisons(args, runs, models, out)
-    aliases = {m.alias: m.reference for m in sweep.read_models(args.models) if m.reference} if args.models else {}
+    aliases = {m.alias: m.reference for m in read_models(args.models) if m.reference} if args.models else {}
     ref = reference_table(args.reference, summary, aliases) if args.reference else None
     if ref is not None:
         write_text(out / "reference.csv", ref.to_csv(index=False))

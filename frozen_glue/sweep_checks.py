@@ -1,4 +1,5 @@
-"""What the sweep checks before it launches anything (frozen_glue/sweep.py calls these before planning), so that a
+"""What the sweep checks before it launches anything (sweep_settings.py calls check_not_empty while it reads the
+environment, sweep.py check_before_launch before planning), so that a
 misspelt flag, a missing GLUE folder or an empty setting stops it in one line at once instead of failing each group
 after its start-up: every command line it would start parses with the run's own parser (arguments.parse_args),
 every asked task's files exist under GLUE_DIR, and TASKS / SEEDS, when set, are not empty."""

@@ -10,9 +10,10 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
-from . import compare, layout, sweep
+from . import compare, layout
 from .errors import UserError
 from .metrics import get_metric
+from .models_file import read_models
 from .results import fmt_p, load_runs, task_order
 from .stats import mcnemar_exact, mean_std
 from .tasks import TASKS, get_task
@@ -118,7 +119,7 @@ def pair_row(task, split, base, derived, joined, found, n_resamples):
 
 def comparisons(runs_root, found, models_file, n_resamples):
     """(2x2 rows, disagreeing examples, pair rows, warnings) over every task with zero-shot runs."""
-    bases = {m.alias: m.base for m in sweep.read_models(models_file)} if models_file else {}
+    bases = {m.alias: m.base for m in read_models(models_file)} if models_file else {}
     tables, examples, pairs, warnings = [], [], [], []
     for name in task_order({t for _, t in found}):
         task = get_task(name)

@@ -10,9 +10,10 @@ from conftest import TRAIN, results, run
 from safetensors.torch import load_file
 
 from frozen_glue import cache as feature_cache
-from frozen_glue import drift, sweep
+from frozen_glue import drift
 from frozen_glue import results as run_results
 from frozen_glue.errors import UserError
+from frozen_glue.models_file import read_models
 from frozen_glue.tasks import TASKS
 
 
@@ -174,7 +175,7 @@ def test_drift_by_layer_against_itself_a_descendant_and_a_random_twin(script, as
     assert list(table["layer"]) == [0, 1, 2] and set(table["base"]) == {"base"} and set(table["derived"]) == {"comet"}
     assert (tmp_path / "rep" / "fig_drift_cola.png").stat().st_size > 0
     # a model against itself: 1 at every layer; against its random-init twin: lower at every layer
-    known = {m.alias: m for m in sweep.read_models(models)}
+    known = {m.alias: m for m in read_models(models)}
     assert drift.layer_drift(cache, "cola", known["base"], known["base"])["cka"].tolist() == pytest.approx([1.0] * 3)
     assert (drift.layer_drift(cache, "cola", known["base"], known["random"])["cka"] < 0.95).all()
     # no features for that task: one line naming the command that makes them

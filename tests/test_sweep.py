@@ -13,7 +13,7 @@ from conftest import ROOT
 
 from frozen_glue.errors import UserError
 from frozen_glue.layout import is_complete
-from frozen_glue.sweep import gpu_count
+from frozen_glue.sweep_settings import gpu_count
 from frozen_glue.ds_config import validate_ds_config
 
 FAST = "--num_train_epochs 2 --learning_rate 1e-2 --per_device_train_batch_size 16 --disable_tqdm true"
