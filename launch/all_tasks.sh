@@ -14,8 +14,17 @@
 # pinning), DS_CONFIG (default ds_configs/zero2.json; "none" = plain python),
 # LAUNCHER (auto|deepspeed|python), FEATURE_CACHE (dir), EXTRA_ARGS, DRY_RUN, REDO_CHANGED. Relative paths are
 # relative to the directory you run this from. Arguments after the script name go to every run. The logic lives
-# in frozen_glue/sweep.py.
+# in frozen_glue/sweep.py (the settings: sweep_settings.py; the plan: sweep_plan.py).
 set -euo pipefail
 here="$(cd "$(dirname "$0")/.." && pwd)"
 PYTHON=${PYTHON:-$([ -x "$here/.venv/bin/python" ] && echo "$here/.venv/bin/python" || echo python3)}
-PYTHONPATH="$here${PYTHONPATH:+:$PYTHONPATH}" exec "$PYTHON" -m frozen_glue.sweep "$@"
+# the installed package (make venv installs this checkout with pip install -e .), not this folder on PYTHONPATH;
+# a python without it or its stack says so in one line (find_spec looks, imports nothing)
+if ! "$PYTHON" -c 'import importlib.util as u, sys
+sys.exit(any(u.find_spec(m) is None for m in ("frozen_glue", "torch", "transformers", "datasets")))' 2> /dev/null
+then
+  echo "error: $PYTHON does not have the frozen_glue package and its requirements installed; run \`make venv\`," \
+       "or set PYTHON to a python that has them" >&2
+  exit 2
+fi
+exec "$PYTHON" -m frozen_glue.sweep "$@"
