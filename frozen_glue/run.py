@@ -4,14 +4,13 @@ folders through writer.py. Must not decide flag policy, load data itself, or nam
 
 import contextlib
 import logging
-import os
 import sys
 
 import datasets
 import transformers
 from transformers import set_seed
 
-from . import arguments, compat, layout, lifetime, runners, validation, writer, zeroshot
+from . import arguments, compat, layout, lifetime, runners, sharding, validation, writer, zeroshot
 from .errors import UserError, run_cli, setup_logging
 from .locks import RunLock
 from .prepare import prepare
@@ -23,7 +22,7 @@ def configure_logging(training_args):
     """Upstream's verbosity flags: --log_level (main process) / --log_level_replica (other ranks) set transformers',
     datasets' and our own level. Left 'passive', our progress shows on the main process only and the libraries
     keep their defaults."""
-    main = int(os.environ.get("RANK", "0")) == 0
+    main = sharding.rank() == 0
     chosen = training_args.log_level if main else training_args.log_level_replica
     if chosen == "passive":
         setup_logging(logging.INFO if main else logging.WARNING)
@@ -50,7 +49,7 @@ def start_cpu_deepspeed(argv):
     """DeepSpeed on CPU over several processes (gloo): with --use_cpu the Trainer builds a plain CPU state and never
     starts DeepSpeed's communication, so DeepSpeed would count one process where the Trainer counts all of them
     (and refuse the batch sizes). Start DeepSpeed's process group first; on GPUs the Trainer does it itself."""
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and arguments.flag_set(argv, "deepspeed") and \
+    if sharding.world()[1] > 1 and arguments.flag_set(argv, "deepspeed") and \
             arguments.flag_set(argv, "use_cpu"):
         import deepspeed
 
@@ -72,7 +71,7 @@ def execute(prep):
         runners.probed_layers(prep)  # a layer the model does not have is refused before any folder is written
     if prep.study_args.feature_cache and not cached:
         logger.info(f"feature cache not used: {reason}; running the Trainer path")
-    if int(os.environ.get("RANK", "0")) == 0:  # one writer under a multi-process launcher
+    if sharding.rank() == 0:  # one writer under a multi-process launcher
         for seed, folder in prep.folders.items():
             writer.start(prep, seed, folder, "cached" if cached else "trainer")
     (runners.run_cached_path if cached else runners.run_trainer_path)(prep)
@@ -88,7 +87,7 @@ def run_command(argv) -> int:
     configure_logging(training_args)
     set_seed(training_args.seed)
     only = validation.zero_shot_only(model_args, study_args, training_args)
-    main = int(os.environ.get("RANK", "0")) == 0
+    main = sharding.rank() == 0
     with contextlib.ExitStack() as locks:
         if main:  # one owner per folder, also under a multi-process launcher
             folders = [] if only else list(layout.seed_folders(training_args.output_dir, study_args.seeds,

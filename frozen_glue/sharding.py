@@ -23,16 +23,22 @@ LAUNCH_VARIABLES = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "GRO
                     "ROLE_WORLD_SIZE", "CROSS_RANK", "CROSS_SIZE", "LOCAL_SIZE")
 
 
+def rank(local: bool = False) -> int:
+    """This process's rank among the launch's processes (LOCAL_RANK: among this node's); 0 when it is not launched
+    as one of several. The one reader of the launcher's rank variables."""
+    return int(os.environ.get("LOCAL_RANK" if local else "RANK", "0"))
+
+
 def world() -> tuple:
     """(rank, number of ranks) of this process; (0, 1) when it is not launched as one of several."""
-    return int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
+    return rank(), int(os.environ.get("WORLD_SIZE", "1"))
 
 
 def extraction_device(use_cpu: bool) -> torch.device:
     """This rank's device for the base forward: its own GPU (LOCAL_RANK), or the CPU."""
     if use_cpu or not torch.cuda.is_available():
         return torch.device("cpu")
-    return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+    return torch.device("cuda", rank(local=True))
 
 
 def join(device: torch.device):
