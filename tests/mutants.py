@@ -20,10 +20,10 @@ ROOT = Path(__file__).resolve().parent.parent
 # module -> (test files, -k expression): the tests that state its rules, one pytest call (mutmut runs the command
 # without a shell)
 TARGETS = {
-    "stats": (["tests/test_analysis.py", "tests/test_rules.py"],
+    "stats": (["tests/test_statistics.py", "tests/test_analysis.py", "tests/test_rules.py"],
               "mean_std or welch or mcnemar or bootstrap or holm or cka"),
-    "metrics": (["tests/test_analysis.py"], "metric or mean_std or welch"),
-    "compare": (["tests/test_analysis.py", "tests/test_rules.py"],
+    "metrics": (["tests/test_statistics.py"], "metric or mean_std or welch"),
+    "compare": (["tests/test_analysis.py", "tests/test_statistics.py", "tests/test_rules.py"],
                 "disagreement or majority or mismatched or slices or past_tense or mcnemar or holm"),
     "diagnostics": (["tests/test_collapse.py"], ""),
     "pooling": (["tests/test_pooling.py"], ""),
