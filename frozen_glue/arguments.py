@@ -8,7 +8,6 @@ import dataclasses
 import difflib
 import io
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,6 +18,7 @@ from transformers import HfArgumentParser, TrainingArguments
 with contextlib.redirect_stdout(io.StringIO()):
     import transformers.integrations.integration_utils  # noqa: F401
 
+from . import sharding
 from .contract import REFUSED
 from .errors import OneLineErrors, UserError
 from .validation import validate
@@ -192,7 +192,7 @@ def parse_args(argv):
     for flag, why in REFUSED.items():  # before parsing: TrainingArguments may reject their combinations less clearly
         if flag_set(argv, flag):
             raise UserError(f"--{flag}: {why}")
-    if flag_set(argv, "device_map") and int(os.environ.get("WORLD_SIZE", "1")) > 1:  # before any process group
+    if flag_set(argv, "device_map") and sharding.world()[1] > 1:  # before any process group
         raise UserError("--device_map splits one model over this machine's devices from one process; launch with "
                         "plain python, not torchrun or the deepspeed launcher")
     deepspeed = flag_value(argv, "deepspeed")

@@ -21,8 +21,9 @@ class CachedHead(nn.Module):
         # accumulation by whether the model takes loss kwargs: answer as the full model would
         self.config = source_model.config
         self.num_labels, self.problem_type = self.config.num_labels, self.config.problem_type
-        self.accepts_loss_kwargs = getattr(source_model, "accepts_loss_kwargs", any(
-            p.kind == inspect.Parameter.VAR_KEYWORD for p in inspect.signature(source_model.forward).parameters.values()))
+        parameters = inspect.signature(source_model.forward).parameters.values()
+        self.accepts_loss_kwargs = getattr(source_model, "accepts_loss_kwargs",
+                                           any(p.kind == inspect.Parameter.VAR_KEYWORD for p in parameters))
 
     def floating_point_ops(self, inputs) -> int:
         """What Trainer counts as total_flos: forward + backward of the head (6 x rows x parameters)."""
@@ -78,7 +79,8 @@ class FeatureDataset(torch.utils.data.Dataset):
 
     def __init__(self, features, labels, regression):
         self.features = features  # may be a memory-mapped cache entry, float16: rows are read and cast per batch
-        self.labels = None if labels is None else torch.tensor(labels, dtype=torch.float32 if regression else torch.long)
+        self.labels = None if labels is None else torch.tensor(labels,
+                                                              dtype=torch.float32 if regression else torch.long)
 
     def __len__(self):
         return len(self.features)

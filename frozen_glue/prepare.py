@@ -235,8 +235,8 @@ def prepare(model_args, data_args, study_args, training_args) -> Prepared:
         for seed in folders})
     return Prepared(
         model_args=model_args, data_args=data_args, study_args=study_args, args=training_args, task=task,
-        folders=folders, raw=raw, fingerprints=fingerprints, cut=cut, train_labels=train_labels, config=config, tokenizer=tokenizer,
-        tokenizer_fp=tokenizer_fp, tokenized=tokenized, collator=collator, model=model, model_fp=model_fp,
+        folders=folders, raw=raw, fingerprints=fingerprints, cut=cut, train_labels=train_labels, config=config,
+        tokenizer=tokenizer, tokenizer_fp=tokenizer_fp, tokenized=tokenized, collator=collator, model=model, model_fp=model_fp,
         saved_heads=saved_heads, protocol=contract.protocol(model_args, data_args, study_args, training_args),
         fast_loop_fallback=fallback,
         provenance={"versions": provenance.versions(), "git_commit": provenance.git_commit()},

@@ -52,8 +52,10 @@ class SweepSettings:
         num_gpus, slots = gpus_from_env(env)
         launcher, ds_config, protocol_flags = launcher_from_env(env, feature_cache, num_gpus)
         return cls(models=models, tasks=tuple(tasks), seeds=tuple(seeds), runs=runs,
-                   glue_dir=_path(env.get("GLUE_DIR")), feature_cache=feature_cache, extra=tuple(protocol_flags + extra + list(passthrough)), port=port,
-                   redo_changed=_on(env, "REDO_CHANGED"), zero_shot=_on(env, "ZERO_SHOT"), dry_run=_on(env, "DRY_RUN"),
+                   glue_dir=_path(env.get("GLUE_DIR")), feature_cache=feature_cache,
+                   extra=tuple(protocol_flags + extra + list(passthrough)), port=port,
+                   redo_changed=_on(env, "REDO_CHANGED"), zero_shot=_on(env, "ZERO_SHOT"),
+                   dry_run=_on(env, "DRY_RUN"),
                    num_gpus=num_gpus, slots=tuple(slots), launcher=launcher, ds_config=ds_config,
                    protocol=env.get("PROTOCOL", ""))
 
