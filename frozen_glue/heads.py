@@ -18,15 +18,16 @@ def load_head(heads: dict, state: dict, where: str):
     """Put a saved head (tensors under the model's own names) into the head modules; refuse another shape."""
     own = head_state_dict(heads)
     if set(state) != set(own) or any(state[k].shape != own[k].shape for k in own):
-        def shapes(tensors):
-            return ", ".join(f"{k} {tuple(v.shape)}" for k, v in tensors.items())
-
-        raise UserError(f"{where} holds a head of another shape ({shapes(state)}; this model and task need "
-                        f"{shapes(own)})")
+        raise UserError(f"{where} holds a head of another shape ({_shapes(state)}; this model and task need "
+                        f"{_shapes(own)})")
     with torch.no_grad(), gathered((p for m in heads.values() for p in m.parameters()), modify=True):
         for name, module in heads.items():
             prefix = f"{name}."
             module.load_state_dict({k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)})
+
+
+def _shapes(tensors: dict) -> str:
+    return ", ".join(f"{k} {tuple(v.shape)}" for k, v in tensors.items())
 
 
 def head_modules(model) -> dict:

@@ -70,6 +70,23 @@ def run(script, capsys, *args):
     return code, out.out, out.err
 
 
+def one_error(err):
+    """The single stderr line of a user error (the test fails if there is more, or a traceback)."""
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in err, err
+    return lines[0]
+
+
+def assert_refused(script, capsys, assets, tmp_path, extra, message):
+    """A CoLA run of the tiny base with `extra` flags ("C" stands for a feature cache folder) is refused: exit 2, one
+    line starting `error: <message>`, and no run written."""
+    extra = [str(tmp_path / "c") if e == "C" else e for e in extra]
+    code, _, err = run(script, capsys, "--model_name_or_path", assets["base"], "--task_name", "cola", "--glue_dir",
+                       assets["glue_dir"], "--output_dir", tmp_path / "out", *TRAIN, *extra)
+    assert code == 2 and err.startswith(f"error: {message}") and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "out" / "all_results.json").exists()
+
+
 def results(folder):
     return json.loads((Path(folder) / "all_results.json").read_text())
 

@@ -5,7 +5,7 @@ import json
 
 import pytest
 import torch
-from conftest import TRAIN, run
+from conftest import TRAIN, assert_refused, run
 
 from frozen_glue import cache as feature_cache
 from frozen_glue.runners import cache_parts
@@ -56,8 +56,4 @@ def test_bfloat16_base_features_are_fp32_features_to_bfloat16_rounding(script, a
     (["--base_dtype", "float16", "--feature_cache", "C"], "--base_dtype float16: use float32 or bfloat16"),
 ])
 def test_base_dtype_misuse_is_one_line(script, assets, tmp_path, capsys, extra, message):
-    extra = [str(tmp_path / "c") if e == "C" else e for e in extra]
-    code, _, err = run(script, capsys, "--model_name_or_path", assets["base"], "--task_name", "cola", "--glue_dir",
-                       assets["glue_dir"], "--output_dir", tmp_path / "out", *TRAIN, *extra)
-    assert code == 2 and err.startswith(f"error: {message}") and len(err.strip().splitlines()) == 1, err
-    assert not (tmp_path / "out" / "all_results.json").exists()
+    assert_refused(script, capsys, assets, tmp_path, extra, message)

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 import torch
-from conftest import ROOT, TRAIN, predictions, results, run
+from conftest import ROOT, TRAIN, one_error, predictions, results, run
 
 from frozen_glue import arguments, contract
 from frozen_glue import cache as feature_cache
@@ -19,12 +19,6 @@ def gpt2_args(assets, out, *extra, task="cola"):
     return ["--model_name_or_path", assets["base"], "--task_name", task, "--glue_dir", assets["glue_dir"],
             "--output_dir", out, *TRAIN, *extra]
 
-
-def one_error(err):
-    """The single stderr line of a user error (the test fails if there is more, or a traceback)."""
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in err, err
-    return lines[0]
 
 
 # ------------------------------------------------------------------------------------- eval-only, predict-only

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import ROOT, TRAIN, results
+from conftest import ROOT, TRAIN, assert_refused, results
 from safetensors.torch import load_file
 
 from frozen_glue import cache as feature_cache
@@ -112,13 +112,7 @@ def test_a_base_split_by_device_map_gives_the_plain_loads_features(script, asset
     (["--device_map", "everywhere", "--feature_cache", "C"], "--device_map everywhere: use auto, balanced"),
 ])
 def test_device_map_misuse_is_one_line(script, assets, tmp_path, capsys, extra, message):
-    from conftest import run
-
-    extra = [str(tmp_path / "c") if e == "C" else e for e in extra]
-    code, out, err = run(script, capsys, "--model_name_or_path", assets["base"], "--task_name", "cola", "--glue_dir",
-                         assets["glue_dir"], "--output_dir", tmp_path / "out", *TRAIN, *extra)
-    assert code == 2 and err.startswith(f"error: {message}") and len(err.strip().splitlines()) == 1, err
-    assert not (tmp_path / "out" / "all_results.json").exists()
+    assert_refused(script, capsys, assets, tmp_path, extra, message)
 
 
 # ------------------------------------------------------------------------------------- the sweep and its locks

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import TRAIN, results, run
+from conftest import TRAIN, one_error, results, run
 
 from frozen_glue import compare, contract, layout, zeroshot
 from frozen_glue import results as run_results
@@ -21,11 +21,6 @@ def zs_args(assets, out, *extra, task="cola", model="base"):
     return ["--model_name_or_path", assets[model], "--task_name", task, "--glue_dir", assets["glue_dir"],
             "--output_dir", out, "--do_eval", "--zero_shot", "--use_cpu", "true", "--max_eval_samples", "40", *extra]
 
-
-def one_error(err):
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in err, err
-    return lines[0]
 
 
 def rows(folder, name):
