@@ -26,11 +26,8 @@ def load_runs(runs_root):
         raise UserError(f"runs dir {root} does not exist; run a study first (make demo, bash launch/all_tasks.sh) "
                         f"or pass --runs DIR")
     found, warnings = iter_runs(root)
-    rows, configs, debug_runs, seen = [], {}, [], set()
-    for run in found:
-        if run.deterministic and (run.model, run.task, run.identity_hash) in seen:
-            continue
-        seen.add((run.model, run.task, run.identity_hash))
+    rows, configs, debug_runs = [], {}, []
+    for run in counted(found):
         debug = bool(run.config.get("debug_run"))
         if debug:
             debug_runs.append(run)
@@ -62,6 +59,17 @@ def load_runs(runs_root):
             warnings.append(f"{model}/{task} mixes runs of different identities ({mixed(runs, g)}); its cells are "
                             f"shown as mixed, not averaged")
     return runs, warnings
+
+
+def counted(found):
+    """The runs of `found` that count as runs: all of them, except that a deterministic probe's seeds (--probe
+    logistic: every seed is the same fit) count once, the first of each model x task x identity."""
+    seen = set()
+    for run in found:
+        key = (run.model, run.task, run.identity_hash)
+        if not (run.deterministic and key in seen):
+            seen.add(key)
+            yield run
 
 
 def mixed(runs, group) -> str:
@@ -177,12 +185,13 @@ def wide_table(summary: pd.DataFrame, pairs: pd.DataFrame) -> pd.DataFrame:
 
 def load_layers(found) -> pd.DataFrame:
     """One row per --probe_layers run of `found` (layout.iter_runs' complete runs) x layer x reported metric
-    (model, task, seed, layer, metric, value, identity, and the head setting chosen for that layer, if any)."""
+    (model, task, seed, layer, metric, value, identity, and the head setting chosen for that layer, if any); a
+    deterministic probe counts once (counted)."""
     rows = [{"model": run.model, "task": run.task, "seed": run.seed, "layer": layer, "metric": metric,
              "value": float(scores[f"eval_{metric}"]), "identity": run.identity_hash,
              "deterministic": run.deterministic,
              "setting": setting_text(scores)}
-            for run in found for layer, scores in run.layers.items()
+            for run in counted(found) for layer, scores in run.layers.items()
             for metric in TASKS[run.task].report_metrics if scores.get(f"eval_{metric}") is not None]
     out = pd.DataFrame(rows, columns=["model", "task", "seed", "layer", "metric", "value", "identity",
                                       "deterministic", "setting"])
@@ -197,18 +206,9 @@ def setting_text(scores: dict) -> str | None:
     return f"lr {scores['selected_learning_rate']:g}, wd {scores.get('selected_weight_decay', 0):g}"
 
 
-def one_run_per_deterministic(layers: pd.DataFrame) -> pd.DataFrame:
-    """A deterministic probe's seeds are one fit: keep its first seed's rows only (no seed statistics)."""
-    if not len(layers):
-        return layers
-    first = layers.drop_duplicates(["model", "task", "layer", "metric", "identity"])
-    return pd.concat([layers[~layers["deterministic"]], first[first["deterministic"]]])
-
-
 def summarize_layers(layers: pd.DataFrame) -> pd.DataFrame:
     """summary_layers.csv: model, task, layer, metric, mean, std (ddof=1), n, the chosen head setting(s); runs of
     different identities are not averaged (aggregate: mean and std empty, `mixed` says what differs)."""
-    layers = one_run_per_deterministic(layers)
     out = aggregate(layers.assign(collapsed=False, debug=False), ["model", "task", "layer", "metric"])
     settings = layers.groupby(["model", "task", "layer", "metric"], sort=False)["setting"].agg(
         lambda v: "; ".join(dict.fromkeys(x for x in v if x)) or None)
@@ -271,7 +271,6 @@ def layer_tests(layers: pd.DataFrame, best: pd.DataFrame) -> pd.DataFrame:
     layer (the model's own head input) and at each model's best layer (the specialized model may keep the ability
     below the top)."""
     rows = []
-    layers = one_run_per_deterministic(layers)
     for task, b in best.groupby("task", sort=False):
         metric = TASKS[task].main_metric
         scores = layers[(layers.task == task) & (layers.metric == metric)]

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from test_analysis import summarize_cli, write_run
 
-from frozen_glue import compare, results, stats
+from frozen_glue import compare, layout, results, stats
 
 
 def handful_pair(root, task="sst2", n=200, a_only=3, b_only=1, seeds=5):
@@ -102,8 +102,12 @@ def test_a_deterministic_probe_is_one_run_without_seed_statistics(tmp_path):
             config = json.loads((folder / "config.json").read_text())
             (folder / "config.json").write_text(json.dumps({**config, "protocol": {"probe": "logistic"},
                                                             "protocol_hash": "p"}))
+            (folder / layout.LAYER_RESULTS_FILE).write_text(json.dumps({"0": {"eval_accuracy": acc - 0.1},
+                                                                        "2": {"eval_accuracy": acc}}))
     runs, _ = results.load_runs(root)
     assert len(runs) == 2  # one run per model, not three
+    layers = results.summarize_layers(results.load_layers(layout.iter_runs(root)[0]))
+    assert len(layers) == 4 and set(layers["n"]) == {1}  # the layer curves count it once too
     summary = results.summarize(runs)
     wide = results.wide_table(summary, results.pairwise(runs))
     assert wide.loc[0, "A"] == "0.700 (deterministic probe, one run)"
