@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import UserError
-from .layout import iter_runs, predictions_file
+from .layout import counted, iter_runs, predictions_file
 from .metrics import get_metric
 from .stats import hierarchical_bootstrap, holm, mcnemar_exact, paired_bootstrap, wilcoxon_p
 from .tasks import get_task
@@ -34,8 +34,7 @@ def read_predictions(runs_root, model, task, split, seed=None):
     if len({r.identity_hash for r in runs}) > 1:
         raise UserError(f"the {task.name} runs of {model} have different identities (settings, model, tokenizer or "
                         f"data); compare one seed (--seed) or redo the others with the same ones")
-    if runs[0].deterministic:
-        runs = runs[:1]  # every seed is the same fit: one run
+    runs = list(counted(runs))  # a deterministic probe's seeds are one fit: one run
     files = [r.folder / name for r in runs]
     frames = [pd.read_json(f, lines=True).set_index("idx") for f in files]
     first = frames[0]

@@ -131,6 +131,17 @@ def iter_runs(runs_root, model=None, task=None):
     return runs, skipped
 
 
+def counted(found):
+    """The runs of `found` that count as runs: all of them, except that a deterministic probe's seeds (--probe
+    logistic: every seed is the same fit) count once, the first of each model x task x identity."""
+    seen = set()
+    for run in found:
+        key = (run.model, run.task, run.identity_hash)
+        if not (run.deterministic and key in seen):
+            seen.add(key)
+            yield run
+
+
 def read_results(folder):
     """The parsed all_results.json of a run folder, or None when the run is not complete."""
     try:

@@ -10,7 +10,7 @@ import pandas as pd
 
 from . import identity
 from .errors import UserError
-from .layout import RESULTS_FILE, iter_runs
+from .layout import RESULTS_FILE, counted, iter_runs
 from .metrics import get_metric
 from .stats import mean_std, welch_p
 from .tasks import TASKS
@@ -59,17 +59,6 @@ def load_runs(runs_root):
             warnings.append(f"{model}/{task} mixes runs of different identities ({mixed(runs, g)}); its cells are "
                             f"shown as mixed, not averaged")
     return runs, warnings
-
-
-def counted(found):
-    """The runs of `found` that count as runs: all of them, except that a deterministic probe's seeds (--probe
-    logistic: every seed is the same fit) count once, the first of each model x task x identity."""
-    seen = set()
-    for run in found:
-        key = (run.model, run.task, run.identity_hash)
-        if not (run.deterministic and key in seen):
-            seen.add(key)
-            yield run
 
 
 def mixed(runs, group) -> str:

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from test_analysis import summarize_cli, write_run
+from test_analysis import pred_rows, summarize_cli, write_run
 
 from frozen_glue import compare, layout, results, stats
 
@@ -98,7 +98,8 @@ def test_a_deterministic_probe_is_one_run_without_seed_statistics(tmp_path):
     root = tmp_path / "runs"
     for model, acc in (("A", 0.70), ("B", 0.65)):
         for seed in (1, 2, 3):
-            folder = write_run(root, model, "sst2", seed, {"accuracy": acc})
+            folder = write_run(root, model, "sst2", seed, {"accuracy": acc},
+                               preds={"validation": pred_rows([0, 1, 1], [0, 1, seed % 2])})
             config = json.loads((folder / "config.json").read_text())
             (folder / "config.json").write_text(json.dumps({**config, "protocol": {"probe": "logistic"},
                                                             "protocol_hash": "p"}))
@@ -108,6 +109,9 @@ def test_a_deterministic_probe_is_one_run_without_seed_statistics(tmp_path):
     assert len(runs) == 2  # one run per model, not three
     layers = results.summarize_layers(results.load_layers(layout.iter_runs(root)[0]))
     assert len(layers) == 4 and set(layers["n"]) == {1}  # the layer curves count it once too
+    # and the example-level comparison reads its first run only: seed 1's predictions, one row of per-seed votes
+    first = compare.read_predictions(root, "A", "sst2", "validation")
+    assert first.attrs["per_seed"].shape == (1, 3) and list(first["prediction"]) == [0, 1, 1]
     summary = results.summarize(runs)
     wide = results.wide_table(summary, results.pairwise(runs))
     assert wide.loc[0, "A"] == "0.700 (deterministic probe, one run)"
