@@ -14,7 +14,7 @@ THESIS_ARGS ?=
 TRAIN_ARGS ?= --head_learning_rates 1e-4 1e-3 1e-2 1e-1 --head_weight_decays 0 0.01
 DEMO_ARGS := --num_train_epochs 3 --learning_rate 1e-2 --per_device_train_batch_size 16 --disable_tqdm true
 
-.PHONY: venv demo test mutants cola all thesis summarize bench bench-scale gpu-check gpu-bench clean
+.PHONY: venv demo test mutants cola all thesis summarize calibrate bench bench-scale gpu-check gpu-bench clean
 
 venv: $(STAMP)
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
@@ -69,6 +69,15 @@ thesis: venv
 	  bash launch/all_tasks.sh $(THESIS_ARGS)
 	@if [ "$${DRY_RUN:-0}" = 0 ]; then $(PY) analysis/summarize.py --runs $(RUNS)/thesis --out $(REPORTS)/thesis \
 	  --reference analysis/thesis_reference.csv --models $(MODELS); fi
+
+# the null study on real data (docs/analysis.md: "The null study"): real all-MiniLM-L6-v2 against itself under two
+# aliases with disjoint seeds, through the sweep and the report, 2000 train rows, full dev sets, make cola's head
+# grid; prints how many verdicts and slice tests call a difference (target: at most 5 %). CALIBRATE_ARGS: its flags
+CALIBRATE_GLUE ?= ../shared/data/glue
+CALIBRATE_ARGS ?=
+calibrate: venv
+	HF_HUB_OFFLINE=1 $(PY) -m frozen_glue.calibration --glue_dir $(CALIBRATE_GLUE) --out calibration $(CALIBRATE_ARGS) \
+	  -- $(TRAIN_ARGS) --max_train_samples 2000
 
 summarize: venv
 	$(PY) analysis/summarize.py --runs $(RUNS) --out $(REPORTS)

@@ -1,8 +1,8 @@
 """Example-level comparison of two models on one task: where they disagree, whether the difference is more than
 noise (the primary test: a bootstrap over dev examples and seeds together; exact McNemar or Wilcoxon on the
-seed-majority predictions beside it), the verdict in words after Holm's correction across a report's comparisons,
-and on which slices (length, negation, past tense, user regexes; Holm-corrected). Must not write files or find runs itself
-(layout.iter_runs does)."""
+seed votes beside it), the verdict in words after Holm's correction across a report's comparisons, read off the
+interval at each test's Holm level, and on which slices (length, negation, past tense, user regexes; the same test,
+Holm-corrected). Must not write files or find runs itself (layout.iter_runs does)."""
 
 import json
 import re
@@ -13,16 +13,17 @@ import pandas as pd
 from .errors import UserError
 from .layout import counted, iter_runs, predictions_file
 from .metrics import get_metric
-from .stats import hierarchical_bootstrap, holm, mcnemar_exact, paired_bootstrap, wilcoxon_p
+from .stats import (bootstrap_interval, bootstrap_p, hierarchical_distribution, holm, holm_levels, mcnemar_exact,
+                    resamples_for, wilcoxon_p)
 from .tasks import get_task
 
 
 def read_predictions(runs_root, model, task, split, seed=None):
     """One model's predictions on a split, indexed by idx, from its complete runs only (layout.iter_runs): one
-    seed, or all its seeds combined (majority vote of classes, ties to the lowest class id; mean score for
-    STS-B). attrs: `per_seed` (seeds x examples, for the hierarchical bootstrap; one row for a deterministic probe),
-    `seeds`, `config` (the first run's) and `collapsed` (how many of the runs' heads collapsed). Runs of different
-    identities are refused, not combined."""
+    seed, or all its seeds combined (seed_vote: the class of the highest mean probability over seeds; mean score
+    for STS-B). attrs: `per_seed` (seeds x examples, for the hierarchical bootstrap; one row for a deterministic
+    probe), `seeds`, `config` (the first run's), `collapsed` (how many of the runs' heads collapsed) and `ties`
+    (examples whose mean probabilities tie at the top). Runs of different identities are refused, not combined."""
     task = get_task(task)
     name = predictions_file(split)
     runs, skipped = iter_runs(runs_root, model=model, task=task.name)
@@ -43,16 +44,31 @@ def read_predictions(runs_root, model, task, split, seed=None):
             raise UserError(f"{f} holds other examples than {files[0]}: runs of {model} used different data")
     out = first.drop(columns=[c for c in ("probs", "score", "pvi") if c in first.columns]).copy()
     preds = np.stack([fr["prediction"].to_numpy() for fr in frames])
+    ties = 0
     if task.is_regression:
         out["prediction"] = preds.mean(0)
     else:
-        out["prediction"] = [np.bincount(col.astype(int)).argmax() for col in preds.T]
-        out["probs"] = list(np.mean([np.stack(fr["probs"].to_numpy()) for fr in frames], axis=0).round(4).tolist())
+        mean_probs = np.mean([np.stack(fr["probs"].to_numpy()) for fr in frames], axis=0)
+        if len(frames) > 1:  # one run: its own predictions, nothing to combine
+            out["prediction"], ties = seed_vote(mean_probs)
+        out["probs"] = list(mean_probs.round(4).tolist())
     if all("pvi" in fr.columns for fr in frames):  # mean bits over seeds (null, NaN here, for STS-B)
         out["pvi"] = np.mean([fr["pvi"].to_numpy(dtype=float) for fr in frames], axis=0)
     out.attrs.update(per_seed=preds, seeds=[f.parent.name for f in files], config=runs[0].config,
-                     protocol=runs[0].protocol, collapsed=sum(bool(r.results.get("head_collapsed")) for r in runs))
+                     protocol=runs[0].protocol, collapsed=sum(bool(r.results.get("head_collapsed")) for r in runs),
+                     ties=ties)
     return out
+
+
+def seed_vote(mean_probs):
+    """(each example's combined class, how many examples tie): the class with the highest probability averaged over
+    seeds, not a majority of the seeds' votes, so an even number of seeds splitting 1-1 is decided by how sure
+    each seed was; an exact tie of mean probabilities (e.g. two identical [0.5, 0.5]) goes to the lowest class id
+    and is counted."""
+    mean_probs = np.asarray(mean_probs, dtype=float)
+    top = mean_probs.max(axis=1, keepdims=True)
+    ties = int(np.sum(np.sum(np.isclose(mean_probs, top, rtol=0, atol=1e-12), axis=1) > 1))
+    return mean_probs.argmax(axis=1), ties
 
 
 def join(a: pd.DataFrame, b: pd.DataFrame, names=("A", "B")):
@@ -67,25 +83,34 @@ def join(a: pd.DataFrame, b: pd.DataFrame, names=("A", "B")):
     return a, b
 
 
-def disagreement(task_name, a, b, names, n_resamples=2000):
-    """One pair on one split: the primary test (stats.hierarchical_bootstrap over dev examples and both models'
-    seeds: difference of the seed-mean main metric, CI, p), McNemar (classification) or Wilcoxon (STS-B) on the
-    seed-majority predictions beside it, how many collapsed heads each side has; plus the table of disagreeing
-    examples. `verdicts` then corrects the p-values across a report's comparisons and words them."""
-    task = get_task(task_name)
+def aligned(a, b, names):
+    """(a, b joined on idx, A's seeds x examples, B's seeds x examples in A's row order, gold): what every paired
+    test of the two reads."""
     raw_a, raw_b, b_index = a.attrs.get("per_seed"), b.attrs.get("per_seed"), b.index
-    dead = a.attrs.get("collapsed", 0), b.attrs.get("collapsed", 0)
     a, b = join(a, b, names)  # b's rows now in a's order: so must its per-seed columns be
-    gold = a["label"].to_numpy()
+    seeds_a = raw_a if raw_a is not None else a["prediction"].to_numpy()[None]
+    seeds_b = raw_b[:, b_index.get_indexer(a.index)] if raw_b is not None else b["prediction"].to_numpy()[None]
+    return a, b, seeds_a, seeds_b, a["label"].to_numpy()
+
+
+def disagreement(task_name, a, b, names, n_resamples=2000):
+    """One pair on one split: the primary test (stats.hierarchical_distribution over dev examples and both models'
+    seeds: difference of the seed-mean main metric, its bootstrap distribution under `distribution`, p),
+    McNemar (classification) or Wilcoxon (STS-B) on the seed votes beside it, flagged when a side has collapsed
+    heads; plus the table of disagreeing examples. `verdicts` then corrects the p-values across a report's
+    comparisons, sets each interval at its Holm level and words them."""
+    task = get_task(task_name)
+    dead = a.attrs.get("collapsed", 0), b.attrs.get("collapsed", 0)
+    ties = a.attrs.get("ties", 0), b.attrs.get("ties", 0)
+    a, b, seeds_a, seeds_b, gold = aligned(a, b, names)
     pa, pb = a["prediction"].to_numpy(), b["prediction"].to_numpy()
-    seeds_a = raw_a if raw_a is not None else pa[None]
-    seeds_b = raw_b[:, b_index.get_indexer(a.index)] if raw_b is not None else pb[None]
     metric = task.main_metric
-    diff, low, high, p = hierarchical_bootstrap(metric, seeds_a, seeds_b, gold, n_resamples=n_resamples)
+    diff, dist = hierarchical_distribution(metric, seeds_a, seeds_b, gold, n_resamples=n_resamples)
+    low, high = bootstrap_interval(dist, ALPHA)
     result = {"task": task.name, "model_a": names[0], "model_b": names[1], "n": len(gold),
               "seeds_a": len(seeds_a), "seeds_b": len(seeds_b), "metric": metric, "difference": diff,
-              "ci_low": low, "ci_high": high, "p": p,
-              "collapsed_a": dead[0], "collapsed_b": dead[1]}
+              "ci_low": low, "ci_high": high, "p": bootstrap_p(dist), "resamples": len(dist), "distribution": dist,
+              "collapsed_a": dead[0], "collapsed_b": dead[1], "vote_ties_a": ties[0], "vote_ties_b": ties[1]}
     text_cols = list(task.text_keys)
     table = pd.DataFrame({"idx": a.index, **{c: a[c].to_numpy() for c in text_cols}, "gold": gold,
                           f"pred_{names[0]}": pa, f"pred_{names[1]}": pb})
@@ -106,39 +131,68 @@ def disagreement(task_name, a, b, names, n_resamples=2000):
         table[f"probs_{names[0]}"] = [json.dumps(p) for p in a["probs"]]
         table[f"probs_{names[1]}"] = [json.dumps(p) for p in b["probs"]]
         disagree = pa != pb
+    result["test_flag"] = collapse_flag(names, dead)
     return result, table[disagree].reset_index(drop=True)
+
+
+def collapsed_sides(names, collapsed) -> list:
+    """The names of the sides with at least one collapsed head."""
+    return [name for name, count in zip(names, collapsed) if count]
+
+
+def collapse_flag(names, collapsed) -> str:
+    """'' or what a test on collapsed heads compares: a collapsed head's predictions follow its class bias, so a
+    small p says the two biases differ, not the models."""
+    dead = collapsed_sides(names, collapsed)
+    return f"collapsed heads: {', '.join(dead)}; the test compares class biases, not models" if dead else ""
 
 
 STSB_DISAGREE = 1.0  # STS-B: two models disagree on a pair when their scores are more than one point apart (0-5)
 ALPHA = 0.05
+NOT_TESTED = "not tested: the metric is undefined on every resample (constant predictions)"
 
 
 def verdicts(comparisons: pd.DataFrame, alpha=ALPHA) -> pd.DataFrame:
-    """The report's family of comparisons (disagreement results, one row per task x split x pair) with the primary
-    p Holm-corrected across all of them (`p_holm`) and a verdict in words: '<A> better' / '<B> better' when the
-    corrected p < alpha (the direction: the metric's better side), else 'no evidence of a difference'. A side with
-    collapsed heads gets that said, since its score is no evidence about the model."""
+    """The report's family of comparisons (disagreement results, one row per task x split x pair, each with its
+    bootstrap `distribution`), Holm across all of them: `p_holm`, the level each test is decided at
+    (stats.holm_levels), the interval at that level (`ci_low`, `ci_high`, `ci_level` = its confidence: 1 - level)
+    and the verdict in words, read off that interval: '<A> better' / '<B> better' when it excludes 0 (the side: the
+    metric's better one), else 'no evidence of a difference'. The interval and the verdict agree by construction.
+    A side with collapsed heads gets that said, since its score is no evidence about the model."""
     out = comparisons.copy()
     out["p_holm"] = holm(out["p"])
+    rejected, levels = holm_levels(out["p"], alpha)
+    intervals = [bootstrap_interval(dist, level) if level == level else (np.nan, np.nan)
+                 for dist, level in zip(out["distribution"], levels)]
+    out["ci_low"], out["ci_high"] = [i[0] for i in intervals], [i[1] for i in intervals]
+    out["ci_level"] = 1 - levels
     words = []
-    for _, row in out.iterrows():
-        if not row["p_holm"] < alpha:
+    for (_, row), reject in zip(out.iterrows(), rejected):
+        above, below = row["ci_low"] > 0, row["ci_high"] < 0
+        if reject != (above or below):  # holm_levels and bootstrap_interval are built to agree; never print both
+            raise AssertionError(f"verdict and interval disagree for {row['task']} {row['model_a']} vs "
+                                 f"{row['model_b']}: p {row['p']}, interval [{row['ci_low']}, {row['ci_high']}]")
+        if row["p"] != row["p"]:
+            verdict = NOT_TESTED
+        elif not reject:
             verdict = "no evidence of a difference"
         else:
-            a_wins = get_metric(row["metric"]).better(row["difference"], 0)
+            a_wins = get_metric(row["metric"]).better(1 if above else -1, 0)
             verdict = f"{row['model_a'] if a_wins else row['model_b']} better"
-        dead = [m for m, c in ((row["model_a"], row.get("collapsed_a", 0)), (row["model_b"], row.get("collapsed_b", 0)))
-                if c]
+        dead = collapsed_sides((row["model_a"], row["model_b"]), (row.get("collapsed_a", 0), row.get("collapsed_b", 0)))
         words.append(verdict + (f" (collapsed heads: {', '.join(dead)})" if dead else ""))
     out["verdict"] = words
-    return out
+    return out.drop(columns="distribution")
 
 
 def verdict_sentence(row) -> str:
-    """'sst2: tiny-base better than tiny-comet (accuracy +0.047, 95% CI [+0.021, +0.074], Holm p = 0.002).'"""
+    """'sst2: tiny-base better (tiny-base − tiny-comet: accuracy +0.047, 99.17% CI at the Holm level [+0.021,
+    +0.074], Holm-corrected p = 0.002).'"""
     where = row["task"] + (f" ({row['split']})" if row.get("split", "validation") != "validation" else "")
-    stats_text = (f"{row['metric']} {row['difference']:+.3f}, 95% CI [{row['ci_low']:+.3f}, {row['ci_high']:+.3f}], "
-                  f"Holm-corrected p = {row['p_holm']:.3g}")
+    stats_text = (f"{row['metric']} {row['difference']:+.3f}, {100 * row['ci_level']:.4g}% CI at the Holm level "
+                  f"[{row['ci_low']:+.3f}, {row['ci_high']:+.3f}], Holm-corrected p = {row['p_holm']:.3g}")
+    if row["verdict"].startswith(NOT_TESTED):
+        return f"{where}: {row['model_a']} vs {row['model_b']}: {row['verdict']}."
     if row["verdict"].startswith("no evidence"):
         return f"{where}: {row['model_a']} vs {row['model_b']}: {row['verdict']} ({stats_text})."
     return f"{where}: {row['verdict']} ({row['model_a']} − {row['model_b']}: {stats_text})."
@@ -253,28 +307,43 @@ def slice_masks(texts, user_slices=()):
     return masks
 
 
-def slices(task_name, a, b, names, user_slices=(), min_size=10, n_resamples=1000):
-    """Per-slice main metric of each model and a bootstrap CI of the difference; Holm-adjusted p, with the
-    significant slices first."""
+def slices(task_name, a, b, names, user_slices=(), min_size=10, n_resamples=1000, alpha=ALPHA):
+    """Per slice: each model's seed-mean main metric and the primary test restricted to the slice (the same
+    hierarchical bootstrap over the slice's examples and both models' seeds: p never 0), Holm across this pair's
+    slices, each interval at its Holm level (stats.holm_levels) and the resamples grown with the family
+    (stats.resamples_for); significant slices first; `flag` says when a side has collapsed heads. The models'
+    columns are `score_<name>`, so an alias can never collide with a column of the table."""
     task = get_task(task_name)
-    a, b = join(a, b, names)
+    dead = a.attrs.get("collapsed", 0), b.attrs.get("collapsed", 0)
+    a, b, seeds_a, seeds_b, gold = aligned(a, b, names)
     texts = [" ".join(str(a[k].iloc[i]) for k in task.text_keys) for i in range(len(a))]
-    gold, pa, pb = a["label"].to_numpy(), a["prediction"].to_numpy(), b["prediction"].to_numpy()
-    rows = []
-    for name, mask in slice_masks(texts, user_slices).items():
+    metric = get_metric(task.main_metric).fast
+    masks = slice_masks(texts, user_slices)
+    tested = [name for name, mask in masks.items() if mask.sum() >= min_size]
+    resamples = resamples_for(len(tested), n_resamples, alpha)
+    score_a, score_b = f"score_{names[0]}", f"score_{names[1]}"
+    rows, dists = [], []
+    for name, mask in masks.items():
         n = int(mask.sum())
-        if n < min_size:
+        if name not in tested:
             rows.append({"slice": name, "n": n, "note": f"fewer than {min_size} examples"})
+            dists.append(np.empty(0))
             continue
-        diff, low, high, p = paired_bootstrap(task.main_metric, pa[mask], pb[mask], gold[mask], n_resamples)
-        metric = get_metric(task.main_metric).fast
-        rows.append({"slice": name, "n": n, names[0]: float(metric(pa[mask].astype(float), gold[mask].astype(float))),
-                     names[1]: float(metric(pb[mask].astype(float), gold[mask].astype(float))),
-                     "difference": diff, "ci_low": low, "ci_high": high, "p": p})
-    # one column order whatever the slices: a small first slice must not reorder the table
-    out = pd.DataFrame(rows).reindex(columns=["slice", "n", names[0], names[1], "difference", "ci_low", "ci_high",
-                                              "p", "p_holm", "significant", "note"])
+        diff, dist = hierarchical_distribution(task.main_metric, seeds_a[:, mask], seeds_b[:, mask], gold[mask],
+                                               n_resamples=resamples)
+        with np.errstate(all="ignore"):
+            means = [float(np.mean(metric(s[:, mask].astype(float), np.broadcast_to(gold[mask], s[:, mask].shape)
+                                          .astype(float)))) for s in (seeds_a, seeds_b)]
+        rows.append({"slice": name, "n": n, score_a: means[0], score_b: means[1], "difference": diff,
+                     "p": bootstrap_p(dist), "note": ""})
+        dists.append(dist)
+    out = pd.DataFrame(rows).reindex(columns=["slice", "n", score_a, score_b, "difference", "ci_low", "ci_high",
+                                              "ci_level", "p", "p_holm", "significant", "flag", "note"])
     out["p_holm"] = holm(out["p"])
-    out["significant"] = out["p_holm"] < 0.05  # False where there is no test (too few examples)
+    rejected, levels = holm_levels(out["p"], alpha)
+    bounds = [bootstrap_interval(d, lv) if lv == lv else (np.nan, np.nan) for d, lv in zip(dists, levels)]
+    out["ci_low"], out["ci_high"], out["ci_level"] = [x[0] for x in bounds], [x[1] for x in bounds], 1 - levels
+    out["significant"] = rejected  # False where there is no test (too few examples)
+    out["flag"] = collapse_flag(names, dead)
     out = out.sort_values(["significant", "p_holm"], ascending=[False, True], na_position="last", kind="stable")
     return out.reset_index(drop=True)

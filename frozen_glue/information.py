@@ -5,6 +5,7 @@ V-information (Xu et al., 2020; Ethayarajh et al., 2022), and where in the layer
 
 import hashlib
 import math
+import re
 
 import numpy as np
 from scipy.special import log_softmax
@@ -54,17 +55,59 @@ def online_codelength(ends, num_classes: int, block_bits) -> dict:
             "block_kbits": [first / 1000] + [b / 1000 for b in block_bits]}
 
 
-def text_uniform(text: str) -> float:
-    """A number in [0, 1) fixed by the text alone (sha256): what no model can know about the text."""
-    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big") / 2 ** 64
+WORD_TYPE = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")  # lower-cased words and numbers; punctuation is not a type
 
 
-def control_labels(texts, train_labels, regression: bool) -> np.ndarray:
-    """Control-task labels (Hewitt & Liang): each text's hash number through the train labels' quantile function,
-    so the labels keep the train label prior (STS-B: the train score distribution) but follow nothing a model
-    reads in the text."""
-    u = np.array([text_uniform(t) for t in texts])
-    labels = np.quantile(np.asarray(train_labels, dtype=float), u, method="inverted_cdf")
+def word_types(text: str) -> set:
+    """The word types of a text (lower-cased), the units the control task assigns values to."""
+    return set(WORD_TYPE.findall(str(text).lower()))
+
+
+def type_value(word: str) -> float:
+    """A number in [0, 1) fixed by the word type alone (sha256): the type's control value, the same in train and
+    dev, and the same for every model and seed."""
+    return int.from_bytes(hashlib.sha256(word.encode()).digest()[:8], "big") / 2 ** 64
+
+
+def control_score(text: str) -> float:
+    """The mean control value of a text's word types (0.5 for a text without any)."""
+    types = word_types(text)
+    return float(np.mean([type_value(t) for t in types])) if types else 0.5
+
+
+# texts are ranked against train texts with about as many word types: a long sentence shares its frequent types
+# (the, a, punctuation) with every other long one, which moves all their scores alike, so one ranking over texts of
+# every length would give dev (whole sentences) another label prior than train (SST-2: short phrases)
+LENGTH_BUCKETS = (1, 2, 3, 4, 6, 9, 13, 19, 28, 41)  # lower ends, in word types
+MIN_BUCKET = 20  # train texts a bucket needs to rank within it; fewer: ranked among all train texts
+CONTROL_TASK = ("word-type control task: each word type a fixed random value (sha256), a text's score the mean value "
+                "of its types, the label the train label quantile at the score's rank among train texts of about "
+                "as many types")
+
+
+def length_bucket(text: str) -> int:
+    """Which LENGTH_BUCKETS range a text's number of word types falls in."""
+    return int(np.searchsorted(LENGTH_BUCKETS, max(1, len(word_types(text))), side="right"))
+
+
+def control_labels(texts, train_texts, train_labels, regression: bool) -> np.ndarray:
+    """Control-task labels in the spirit of Hewitt & Liang (2019), at the sentence level: every word type gets a
+    fixed random value (type_value), a text's control score is the mean value of its types, and the label is the
+    train label distribution's quantile at the score's rank among the train texts of its length bucket (about as
+    many word types; all train texts where a bucket has fewer than MIN_BUCKET). So the control labels follow the
+    train label prior (STS-B: the train score distribution) in train and, bucket by bucket, in dev; the label is a
+    function of word types that recur between train and dev (a probe can learn it by memorising types, as in their
+    per-word control task), and it follows nothing else in the text."""
+    train_scores = np.array([control_score(t) for t in train_texts])
+    train_buckets = np.array([length_bucket(t) for t in train_texts])
+    everything = np.sort(train_scores)
+    ranked = {b: np.sort(train_scores[train_buckets == b]) for b in set(train_buckets.tolist())}
+    u = []
+    for text in texts:
+        pool = ranked.get(length_bucket(text), everything)
+        pool = pool if len(pool) >= MIN_BUCKET else everything
+        u.append(np.searchsorted(pool, control_score(text), side="right") / len(pool))
+    labels = np.quantile(np.asarray(train_labels, dtype=float), np.clip(u, 0, 1), method="inverted_cdf")
     return labels if regression else labels.astype(int)
 
 
@@ -82,14 +125,22 @@ def pvi_bits(logits, labels, prior) -> np.ndarray:
     return (logp - np.log(np.asarray(prior, dtype=np.float64)[labels])) / LN2
 
 
-def expected_layer(layers, scores):
-    """The score-weighted centre of gravity of a layer curve above its lowest layer's score (Tenney et al.):
-    sum_l l * max(0, s_l - s_0) / sum_l max(0, s_l - s_0); None when no layer beats the lowest one."""
+def expected_layer(layers, scores, higher_is_better: bool = True):
+    """Tenney et al. (2019)'s expected layer E[l] = sum_l l * D_l / sum_l D_l, with D_l = s_l - s_(l-1) the gain of
+    each probed layer over the one below it (layers ascending; the lowest layer has no gain). Their scores come
+    from probes over all layers up to l (a scalar mix), which cannot lose what a lower layer had; single-layer
+    probes can, so the curve is first made cumulative (its running best: the best layer up to l), and a layer
+    scoring below an earlier one adds no gain instead of a negative one. For a curve that only rises the two are
+    the same. None when no layer beats the lowest (no gain at all). NaN scores are skipped."""
     layers, scores = np.asarray(layers, dtype=float), np.asarray(scores, dtype=float)
-    order = np.argsort(layers)
-    layers, scores = layers[order], scores[order]
-    gain = np.clip(np.nan_to_num(scores - scores[0], nan=0.0), 0, None)
-    return float((layers * gain).sum() / gain.sum()) if gain.sum() > 0 else None
+    keep = np.isfinite(scores)
+    layers, scores = layers[keep], scores[keep] if higher_is_better else -scores[keep]
+    order = np.argsort(layers, kind="stable")
+    layers, best = layers[order], np.maximum.accumulate(scores[order]) if len(order) else scores
+    gain = np.diff(best)
+    if not len(gain) or gain.sum() <= 0:
+        return None
+    return float((layers[1:] * gain).sum() / gain.sum())
 
 
 def separation_layer(layers, mean_a, std_a, mean_b, std_b):

@@ -10,10 +10,9 @@ import sys
 import numpy as np
 import pandas as pd
 
-from . import compare, figures, information, layout
+from . import compare, figures, information, layout, results
 from .errors import UserError
 from .models_file import read_models
-from .stats import mean_std
 from .tasks import TASKS
 
 MEASURES = {layout.MDL_FILE: ("codelength_kbits", "compression"),
@@ -29,38 +28,46 @@ def _read(folder, name) -> dict:
 
 
 def load_measures(found) -> pd.DataFrame:
-    """One row per run x layer x measure of mdl.json and selectivity.json (model, task, seed, layer, measure,
-    value, protocol)."""
+    """One row per counted run (layout.counted: a deterministic probe's seeds are one run) x layer x measure of
+    mdl.json and selectivity.json (model, task, seed, layer, measure, value, identity, deterministic); attrs hold
+    {identity: config}, as results.load_runs' do, so that results.aggregate can say what a mixed cell mixes."""
+    counted = list(layout.counted(found))
     rows = [{"model": run.model, "task": run.task, "seed": run.seed, "layer": int(layer), "measure": measure,
-             "value": float(scores[measure]), "protocol": run.protocol_hash}
-            for run in found for name, measures in MEASURES.items()
+             "value": float(scores[measure]), "identity": run.identity_hash, "deterministic": run.deterministic}
+            for run in counted for name, measures in MEASURES.items()
             for layer, scores in _read(run.folder, name).get("layers", {}).items()
             for measure in measures if scores.get(measure) is not None]
-    return pd.DataFrame(rows, columns=["model", "task", "seed", "layer", "measure", "value", "protocol"])
+    out = pd.DataFrame(rows, columns=["model", "task", "seed", "layer", "measure", "value", "identity",
+                                      "deterministic"])
+    out.attrs["configs"] = {run.identity_hash: run.config for run in counted}
+    return out
 
 
 def summarize_measures(rows: pd.DataFrame) -> pd.DataFrame:
-    """Mean, std (ddof=1) and n over seeds per model x task x layer x measure; runs of different settings are not
-    averaged (NaN)."""
-    out = []
-    for (model, task, layer, measure), g in rows.groupby(["model", "task", "layer", "measure"], sort=False):
-        mean, std, n = mean_std(g["value"]) if g["protocol"].nunique(dropna=False) == 1 else (np.nan, np.nan, len(g))
-        out.append({"model": model, "task": task, "layer": layer, "measure": measure, "mean": mean, "std": std,
-                    "n": n})
-    return pd.DataFrame(out, columns=["model", "task", "layer", "measure", "mean", "std", "n"])
+    """Mean, std (ddof=1) and n over seeds per model x task x layer x measure, through results.aggregate (the one
+    aggregation: runs of different identities are not averaged, `mixed` says what differs)."""
+    return results.aggregate(rows, ["model", "task", "layer", "measure"])
 
 
-def _cell(mean, std):
+def _cell(mean, std, mixed=""):
+    if mixed:
+        return f"mixed, not averaged: {mixed}"
     if mean != mean:
         return "—"
     return f"{mean:.3f} ± {std:.3f}" if std == std else f"{mean:.3f}"
 
 
 def v_information(found) -> pd.DataFrame:
-    """Per model x task: the mean over seeds of eval_v_information (bits per validation example)."""
-    rows = [{"model": r.model, "task": r.task, "value": r.results["eval_v_information"]} for r in found
-            if r.results.get("eval_v_information") is not None]
-    return pd.DataFrame(rows, columns=["model", "task", "value"])
+    """Per counted run x task: eval_v_information (bits per validation example), with the run's identity, for
+    results.aggregate."""
+    counted = list(layout.counted(found))
+    rows = [{"model": r.model, "task": r.task, "seed": r.seed, "value": r.results["eval_v_information"],
+             "identity": r.identity_hash, "deterministic": r.deterministic,
+             "collapsed": bool(r.results.get("head_collapsed"))}
+            for r in counted if r.results.get("eval_v_information") is not None]
+    out = pd.DataFrame(rows, columns=["model", "task", "seed", "value", "identity", "deterministic", "collapsed"])
+    out.attrs["configs"] = {run.identity_hash: run.config for run in counted}
+    return out
 
 
 SUMMARY = ("codelength_kbits", "compression", "selectivity", "v_information_bits")
@@ -68,26 +75,35 @@ SUMMARY = ("codelength_kbits", "compression", "selectivity", "v_information_bits
 
 def summary_table(measures, vinfo, task, models) -> pd.DataFrame:
     """summary_information.csv's rows for one task: per model, the top probed layer's codelength, compression and
-    selectivity, and the V-information of the run's own head (mean and std over seeds)."""
+    selectivity, and the V-information of the run's own head (mean and std over counted runs, results.aggregate;
+    `mixed` names what a mixed cell mixes)."""
     rows = []
+    vsummary = results.aggregate(vinfo, ["model", "task"]) if len(vinfo) else pd.DataFrame(
+        columns=["model", "task", "mean", "std", "mixed", "collapsed"])
     for model in models:
         m = measures[(measures.task == task) & (measures.model == model)]
         row = {"task": task, "model": model, "top_layer": int(m["layer"].max()) if len(m) else None}
         top = m[m.layer == m["layer"].max()].set_index("measure")
         for measure in SUMMARY[:3]:
-            row[f"{measure}_mean"], row[f"{measure}_std"] = top.loc[measure, ["mean", "std"]] \
-                if measure in top.index else (np.nan, np.nan)
-        v = vinfo[(vinfo.task == task) & (vinfo.model == model)]["value"]
-        row["v_information_bits_mean"], row["v_information_bits_std"] = mean_std(v)[:2] if len(v) else (np.nan,) * 2
+            row[f"{measure}_mean"], row[f"{measure}_std"], row[f"{measure}_mixed"] = \
+                top.loc[measure, ["mean", "std", "mixed"]] if measure in top.index else (np.nan, np.nan, "")
+        v = vsummary[(vsummary.task == task) & (vsummary.model == model)]
+        row["v_information_bits_mean"], row["v_information_bits_std"], row["v_information_bits_mixed"] = \
+            (v.iloc[0]["mean"], v.iloc[0]["std"], v.iloc[0]["mixed"]) if len(v) else (np.nan, np.nan, "")
+        row["v_information_collapsed"] = int(v.iloc[0]["collapsed"]) if len(v) else 0
         rows.append(row)
     return pd.DataFrame(rows)
 
 
 def summary_markdown(summary) -> str:
-    """The summary rows as mean ± std cells."""
+    """The summary rows as mean ± std cells; a mixed model says what it mixes, a negative V-information of a head
+    with collapsed runs is flagged."""
     shown = summary[["model", "top_layer"]].astype(object).where(summary[["model", "top_layer"]].notna(), "—")
     for measure in SUMMARY:
-        shown[measure] = [_cell(m, s) for m, s in zip(summary[f"{measure}_mean"], summary[f"{measure}_std"])]
+        shown[measure] = [_cell(m, s, x) for m, s, x in zip(summary[f"{measure}_mean"], summary[f"{measure}_std"],
+                                                             summary[f"{measure}_mixed"])]
+    shown["v_information_bits"] = [cell + (f" ⚠{c} collapsed" if c else "") for cell, c in
+                                   zip(shown["v_information_bits"], summary["v_information_collapsed"])]
     return shown.to_markdown(index=False)
 
 
@@ -96,7 +112,7 @@ def layer_table(measures, task) -> pd.DataFrame:
     part = measures[measures.task == task]
     if part.empty:
         return part
-    part = part.assign(cell=[_cell(m, s) for m, s in zip(part["mean"], part["std"])])
+    part = part.assign(cell=[_cell(m, s, x) for m, s, x in zip(part["mean"], part["std"], part["mixed"])])
     wide = part.pivot_table(index=["layer", "model"], columns="measure", values="cell", aggfunc="first", sort=False)
     order = [m for ms in MEASURES.values() for m in ms if m in wide.columns]
     return wide[order].reset_index().sort_values(["layer", "model"], kind="stable")
@@ -129,9 +145,10 @@ def layer_lines(summary_layers, task) -> list:
     rows = [{"model": model, "expected layer": "—" if at is None else f"{at:.2f}",
              "layers": f"{int(curves[model]['layer'].min())}-{int(curves[model]['layer'].max())}"}
             for model, at in expected.items()]
-    lines = [f"Expected layer (the {metric} curve's centre of gravity above its lowest layer: "
-             "Σ l·max(0, s_l − s_0) / Σ max(0, s_l − s_0), Tenney et al. 2019; — when no layer beats the lowest):\n",
-             pd.DataFrame(rows).to_markdown(index=False), ""]
+    lines = [f"Expected layer (Tenney et al. 2019: the centre of gravity of the {metric} curve's gains, "
+             "Σ l·Δ_l / Σ Δ_l with Δ_l = s_l − s_(l−1) of the curve's running best, so a dip adds no gain; — when "
+             "no layer beats the lowest):\n",
+             pd.DataFrame(rows).to_markdown(index=False, disable_numparse=True), ""]
     for (a, ga), (b, gb) in itertools.combinations(curves.items(), 2):
         both = ga.merge(gb, on="layer", suffixes=("_a", "_b"))
         if both.empty:

@@ -34,7 +34,7 @@ def disagreements(args):
     layout.atomic_write_bytes(out / f"disagreements_{task.name}{suffix}.tsv",
                               table.to_csv(sep="\t", index=False).encode())
     layout.atomic_write_bytes(out / f"slices_{task.name}{suffix}.csv", sl.to_csv(index=False).encode())
-    how = f"seed {args.seed}" if args.seed is not None else "majority vote over seeds"
+    how = f"seed {args.seed}" if args.seed is not None else "mean probability over seeds"
     print(f"{task.name} ({split}, {how}): {a} vs {b} on {result['n']} examples")
     if "both_right" in result:
         print(f"  both right {result['both_right']}, only {a} right {result['only_a_right']}, "

@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 
 from . import (compare, diagnostics, drift, figures, identity, information_report, layout, pair_report,
-               provenance, results, zeroshot_report)
+               provenance, results, stats, zeroshot_report)
 from .errors import UserError
 from .latex import table_latex
 from .models_file import read_models
@@ -148,9 +148,10 @@ def task_sections(args, runs, models, out) -> list:
 
 def comparisons(args, runs, models, out):
     """Every task x validation split x pair of models, example by example (compare.disagreement), then the verdicts
-    with Holm's correction across all of them; writes the disagreement and slice files. Returns (the comparisons
-    with verdicts, the slice tables)."""
-    found, slice_tables = [], []
+    with Holm's correction across all of them; writes the disagreement and slice files. The family is read first,
+    so that every bootstrap gets the resamples its size needs (stats.resamples_for). Returns (the comparisons with
+    verdicts, the slice tables)."""
+    family = []
     if len(models) < 2:
         print("one model only: tables and figures, no comparison", file=sys.stderr)
     for task in results.task_order(runs["task"]):
@@ -159,17 +160,22 @@ def comparisons(args, runs, models, out):
                 try:
                     pa = compare.read_predictions(args.runs, a, task, split)
                     pb = compare.read_predictions(args.runs, b, task, split)
-                    kind = identity.relation(pa.attrs["protocol"], pb.attrs["protocol"])
-                    res, table = compare.disagreement(task, pa, pb, (a, b), n_resamples=args.n_resamples)
-                    sl = compare.slices(task, pa, pb, (a, b), args.slice, n_resamples=min(args.n_resamples, 1000))
+                    compare.join(pa, pb, (a, b))
                 except UserError as e:
                     print(f"warning: {task}/{split} {a} vs {b}: {e}", file=sys.stderr)
                     continue
-                suffix = ("" if len(models) == 2 else f"_{a}_vs_{b}") + ("" if split == "validation" else f"_{split}")
-                write_text(out / f"disagreements_{task}{suffix}.tsv", table.to_csv(sep="\t", index=False))
-                write_text(out / f"slices_{task}{suffix}.csv", sl.to_csv(index=False))
-                found.append({**res, "kind": kind, "split": split, "file": f"disagreements_{task}{suffix}.tsv"})
-                slice_tables.append((task, split, a, b, sl))
+                family.append((task, split, a, b, pa, pb))
+    resamples = stats.resamples_for(len(family), args.n_resamples, compare.ALPHA)
+    found, slice_tables = [], []
+    for task, split, a, b, pa, pb in family:
+        kind = identity.relation(pa.attrs["protocol"], pb.attrs["protocol"])
+        res, table = compare.disagreement(task, pa, pb, (a, b), n_resamples=resamples)
+        sl = compare.slices(task, pa, pb, (a, b), args.slice, n_resamples=min(args.n_resamples, 1000))
+        suffix = ("" if len(models) == 2 else f"_{a}_vs_{b}") + ("" if split == "validation" else f"_{split}")
+        write_text(out / f"disagreements_{task}{suffix}.tsv", table.to_csv(sep="\t", index=False))
+        write_text(out / f"slices_{task}{suffix}.csv", sl.to_csv(index=False))
+        found.append({**res, "kind": kind, "split": split, "file": f"disagreements_{task}{suffix}.tsv"})
+        slice_tables.append((task, split, a, b, sl))
     dis = compare.verdicts(pd.DataFrame(found)) if found else pd.DataFrame()
     if len(dis):
         write_text(out / "disagreements.csv", dis.to_csv(index=False))
@@ -180,14 +186,17 @@ def verdict_section(dis) -> list:
     """The report's opening: one sentence per comparison, then the table behind them."""
     if not len(dis):
         return []
-    shown = dis[["task", "split", "model_a", "model_b", "kind", "metric", "difference", "ci_low", "ci_high", "p",
-                 "p_holm", "verdict"]].copy()
+    shown = dis[["task", "split", "model_a", "model_b", "kind", "metric", "difference", "ci_low", "ci_high",
+                 "ci_level", "p", "p_holm", "verdict"]].copy()
     shown[["p", "p_holm"]] = shown[["p", "p_holm"]].map(results.fmt_p)
     return ["## Verdicts\n",
             f"Each comparison of two models on a task is decided example by example: the difference of their "
             f"seed-mean main metric with a bootstrap over dev examples and seeds together (both the dev set being a "
-            f"sample and the seed-to-seed noise count), Holm-corrected across the {len(dis)} comparison(s) of this "
-            f"report (alpha {compare.ALPHA}). 'control': the pair differs only in --random_init.\n",
+            f"sample and the seed-to-seed noise count; {int(dis['resamples'].max())} resamples, enough for this "
+            f"family), Holm-corrected across the {len(dis)} comparison(s) of this report (alpha {compare.ALPHA}). "
+            f"Each interval is at the level its test is decided at under Holm (ci_level), so a verdict and its "
+            f"interval always agree: 'better' exactly when the interval excludes 0. 'control': the pair differs "
+            f"only in --random_init.\n",
             *[f"- {compare.verdict_sentence(row)}" + (f" [{row['kind']}]" if row["kind"] else "")
               for _, row in dis.iterrows()], "", md_table(shown.round(4)), ""]
 
@@ -271,25 +280,28 @@ def collapsed_section(runs) -> list:
 
 
 def example_sections(dis, slice_tables) -> list:
-    """The example-level comparison (seed-majority votes, McNemar / Wilcoxon) and the slices of every pair."""
+    """The example-level comparison (seed votes by mean probability, McNemar / Wilcoxon) and the slices of every pair."""
     if not len(dis):
         return []
     cols = [c for c in ("task", "split", "model_a", "model_b", "n", "disagree", "a_better", "b_better", "test",
-                        "test_p", "collapsed_a", "collapsed_b") if c in dis.columns]
+                        "test_p", "test_flag", "collapsed_a", "collapsed_b", "vote_ties_a", "vote_ties_b")
+            if c in dis.columns]
     shown = dis[cols].astype({c: "Int64" for c in ("n", "disagree", "a_better", "b_better", "collapsed_a",
-                                                   "collapsed_b") if c in cols})
+                                                   "collapsed_b", "vote_ties_a", "vote_ties_b") if c in cols})
     shown["test_p"] = shown["test_p"].map(results.fmt_p)
     lines = ["## Example-level comparison\n",
-             "Predictions combined over seeds by majority vote (STS-B: mean score). disagree: examples where "
+             "Predictions combined over seeds: the class of the highest mean probability (STS-B: mean score; "
+             "vote_ties: examples whose mean probabilities tie, given to the lowest class). disagree: examples where "
              "the two predictions differ (STS-B: scores more than "
              f"{compare.STSB_DISAGREE:g} point apart on the 0-5 scale). a_better / b_better: examples only "
              "that model gets right (STS-B: where its score is closer to the gold one). Test: exact McNemar on "
              "the discordant pairs; STS-B: Wilcoxon signed-rank on the paired absolute errors (beside the "
              "primary test of the verdicts). collapsed_a / collapsed_b: collapsed heads among each model's "
-             "runs.\n", md_table(shown), "", "Disagreeing examples: " +
+             "runs; test_flag says when a test compares collapsed heads, whose p is about class biases.\n", md_table(shown), "", "Disagreeing examples: " +
              ", ".join(f"[{f}]({f})" for f in dis["file"]), ""]
-    lines += ["## Slices\n", f"Significant after Holm correction first. Past tense: "
-              f"{compare.past_tense_method()}.\n"]
+    lines += ["## Slices\n", "Each slice: the verdicts' test on the slice's examples (bootstrap over its examples and "
+              "both models' seeds), Holm-corrected across the pair's slices, the interval at its Holm level "
+              f"(ci_level); significant first. Past tense: {compare.past_tense_method()}.\n"]
     for task, split, a, b, sl in slice_tables:
         shown = sl.astype({"n": "Int64"})
         shown[["p", "p_holm"]] = shown[["p", "p_holm"]].map(results.fmt_p)

@@ -1,7 +1,8 @@
 """Significance: the primary example-and-seed-level test (hierarchical bootstrap), across examples (exact McNemar,
-Wilcoxon, paired bootstrap), across seeds only (Welch's t-test), and the Holm correction for a family of tests. Thin wrappers over scipy / statsmodels so the numbers are theirs. Must not know
+Wilcoxon), across seeds only (Welch's t-test), and the Holm correction for a family of tests. Thin wrappers over scipy / statsmodels so the numbers are theirs. Must not know
 about runs or files."""
 
+import math
 import warnings
 
 import numpy as np
@@ -42,33 +43,43 @@ def wilcoxon_p(errors_a, errors_b) -> float:
     return float(sps.wilcoxon(errors_a, errors_b).pvalue)
 
 
-def paired_bootstrap(metric_name, pred_a, pred_b, gold, n_resamples=2000, seed=0, confidence=0.95):
-    """CI of metric(a) - metric(b), resampling examples (the same resample for both models), so it works for
-    any GLUE metric (MCC, F1, Pearson). Returns (difference, low, high, two-sided bootstrap p for 'no
-    difference')."""
-    metric = get_metric(metric_name).fast
-    pred_a, pred_b, gold = (np.asarray(x, dtype=float) for x in (pred_a, pred_b, gold))
+def resamples_for(family_size: int, n_resamples: int = 2000, alpha: float = 0.05) -> int:
+    """Bootstrap resamples a family of `family_size` tests needs. Holm tests the smallest p at alpha / m, and a
+    bootstrap p cannot go below 2 / (R + 1): R = max(n_resamples, 20 m / alpha - 1) leaves at least 10 resamples
+    (expected) in each tail at that level, so a verdict is never out of reach because of R alone."""
+    return max(int(n_resamples), math.ceil(20 * max(family_size, 1) / alpha) - 1)
 
-    def diff(a, b, g, axis=-1):
-        return metric(a, g) - metric(b, g)
 
-    rng = np.random.default_rng(seed)
-    res = sps.bootstrap((pred_a, pred_b, gold), diff, paired=True, vectorized=True, n_resamples=n_resamples,
-                        method="percentile", confidence_level=confidence, rng=rng, batch=500)
-    dist = np.asarray(res.bootstrap_distribution)
+def bootstrap_p(dist) -> float:
+    """Two-sided bootstrap p of 'no difference': 2 min((1 + #{d <= 0}) / (R + 1), (1 + #{d >= 0}) / (R + 1)),
+    at most 1 and never 0 (Davison & Hinkley's +1); NaN without a finite resample."""
+    dist = np.asarray(dist, dtype=float)
     dist = dist[np.isfinite(dist)]
-    p = min(1.0, 2 * min(np.mean(dist <= 0), np.mean(dist >= 0))) if len(dist) else float("nan")
-    return float(diff(pred_a, pred_b, gold)), float(res.confidence_interval.low), \
-        float(res.confidence_interval.high), float(p)
+    r = len(dist)
+    if not r:
+        return float("nan")
+    return float(min(1.0, 2 * min((1 + np.sum(dist <= 0)) / (r + 1), (1 + np.sum(dist >= 0)) / (r + 1))))
 
 
-def hierarchical_bootstrap(metric_name, seeds_a, seeds_b, gold, n_resamples=2000, seed=0, confidence=0.95,
-                           batch=100):
-    """The primary comparison of two models on one split: the difference of their seed-mean main metric, with a
-    two-level bootstrap: each resample draws dev examples with replacement (the same for both models: paired) and,
-    within each model, its seeds with replacement, so both the dev set being a sample and the seed-to-seed noise
-    count. seeds_a, seeds_b: (seeds x examples) predictions; gold: (examples,). Returns (difference, CI low, CI
-    high, two-sided p) with p = 2 min((1 + #{d <= 0}) / (R + 1), (1 + #{d >= 0}) / (R + 1)), never 0."""
+def bootstrap_interval(dist, alpha: float):
+    """The two-sided (1 - alpha) percentile interval that agrees with bootstrap_p at every level: the k-th smallest
+    and k-th largest resample with k = floor(alpha (R + 1) / 2), so that low > 0 or high < 0 exactly when
+    bootstrap_p(dist) <= alpha ((-inf, inf) when R is too small for that level: k = 0)."""
+    dist = np.sort(np.asarray(dist, dtype=float)[np.isfinite(dist)])
+    r = len(dist)
+    k = math.floor(alpha * (r + 1) / 2 + 1e-9)
+    if not r:
+        return float("nan"), float("nan")
+    if k < 1:
+        return float("-inf"), float("inf")
+    return float(dist[k - 1]), float(dist[r - k])
+
+
+def hierarchical_distribution(metric_name, seeds_a, seeds_b, gold, n_resamples=2000, seed=0, batch=100):
+    """(observed difference, bootstrap distribution) of the seed-mean main metric of A minus B with a two-level
+    bootstrap: each resample draws dev examples with replacement (the same for both models: paired) and, within
+    each model, its seeds with replacement, so both the dev set being a sample and the seed-to-seed noise count.
+    seeds_a, seeds_b: (seeds x examples) predictions; gold: (examples,). Non-finite resamples are dropped."""
     metric = get_metric(metric_name).fast
     a, b, gold = (np.asarray(x, dtype=float) for x in (seeds_a, seeds_b, gold))
     a, b = np.atleast_2d(a), np.atleast_2d(b)
@@ -76,26 +87,29 @@ def hierarchical_bootstrap(metric_name, seeds_a, seeds_b, gold, n_resamples=2000
     def seed_mean(preds, g):  # preds (..., seeds, n), g (..., n): the metric of each seed, averaged over seeds
         return np.mean(metric(preds, np.broadcast_to(g[..., None, :], preds.shape)), axis=-1)
 
-    observed = float(seed_mean(a, gold) - seed_mean(b, gold))
-    rng = np.random.default_rng(seed)
-    n, dist = len(gold), []
-    for start in range(0, n_resamples, batch):
-        size = min(batch, n_resamples - start)
-        rows = rng.integers(0, n, (size, n))
-        pick_a = rng.integers(0, len(a), (size, len(a)))
-        pick_b = rng.integers(0, len(b), (size, len(b)))
-        g = gold[rows]
-        dist.append(seed_mean(a[pick_a[:, :, None], rows[:, None, :]], g)
-                    - seed_mean(b[pick_b[:, :, None], rows[:, None, :]], g))
-    dist = np.concatenate(dist)
-    dist = dist[np.isfinite(dist)]
-    if not len(dist):
-        return observed, float("nan"), float("nan"), float("nan")
-    tail = (1 - confidence) / 2
-    low, high = np.quantile(dist, [tail, 1 - tail])
-    r = len(dist)
-    p = min(1.0, 2 * min((1 + np.sum(dist <= 0)) / (r + 1), (1 + np.sum(dist >= 0)) / (r + 1)))
-    return observed, float(low), float(high), float(p)
+    with np.errstate(all="ignore"):  # a constant resample has an undefined MCC / Pearson: NaN, dropped below
+        observed = float(seed_mean(a, gold) - seed_mean(b, gold))
+        rng = np.random.default_rng(seed)
+        n, dist = len(gold), []
+        for start in range(0, n_resamples, batch):
+            size = min(batch, n_resamples - start)
+            rows = rng.integers(0, n, (size, n))
+            pick_a = rng.integers(0, len(a), (size, len(a)))
+            pick_b = rng.integers(0, len(b), (size, len(b)))
+            g = gold[rows]
+            dist.append(seed_mean(a[pick_a[:, :, None], rows[:, None, :]], g)
+                        - seed_mean(b[pick_b[:, :, None], rows[:, None, :]], g))
+    dist = np.concatenate(dist) if dist else np.empty(0)
+    return observed, dist[np.isfinite(dist)]
+
+
+def hierarchical_bootstrap(metric_name, seeds_a, seeds_b, gold, n_resamples=2000, seed=0, confidence=0.95,
+                           batch=100):
+    """The primary comparison of two models on one split (hierarchical_distribution): (difference, CI low, CI high,
+    two-sided p), the interval bootstrap_interval's at 1 - confidence and the p bootstrap_p's (never 0)."""
+    observed, dist = hierarchical_distribution(metric_name, seeds_a, seeds_b, gold, n_resamples, seed, batch)
+    low, high = bootstrap_interval(dist, 1 - confidence)
+    return observed, low, high, bootstrap_p(dist)
 
 
 def holm(p_values):
@@ -106,6 +120,27 @@ def holm(p_values):
     if ok.any():
         out[ok] = multipletests(p[ok], method="holm")[1]
     return out
+
+
+def holm_levels(p_values, alpha: float = 0.05):
+    """(rejected, level) per test of a family under Holm's step-down procedure (statsmodels' rejections; NaN p:
+    not in the family, never rejected, level NaN). level is the alpha at which that test is decided: alpha / (m - j
+    + 1) for the j-th smallest p while the procedure rejects, and the level of the step where it stopped for every
+    test from there on. An interval at that level (bootstrap_interval) excludes 0 exactly when the test is
+    rejected, so a verdict and the interval printed beside it cannot disagree."""
+    p = np.asarray(p_values, dtype=float)
+    ok = np.flatnonzero(np.isfinite(p))
+    rejected, level = np.zeros(len(p), dtype=bool), np.full(len(p), np.nan)
+    if not len(ok):
+        return rejected, level
+    m = len(ok)
+    reject = multipletests(p[ok], alpha=alpha, method="holm")[0]
+    order = ok[np.argsort(p[ok], kind="stable")]
+    stop = next((j for j, i in enumerate(order) if not reject[np.searchsorted(ok, i)]), m)  # 0-based rank
+    for j, i in enumerate(order):
+        level[i] = alpha / (m - min(j, stop))
+        rejected[i] = reject[np.searchsorted(ok, i)]
+    return rejected, level
 
 
 def _hsic_unbiased(x, y):

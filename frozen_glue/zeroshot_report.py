@@ -1,5 +1,5 @@
 """The report's "prompting vs probing" section: zero-shot scores (runs/<alias>/<task>/zeroshot/) beside the probe's
-mean ± std and majority control; per model, the zero-shot predictions against the probe's seed-majority vote on the
+mean ± std and majority control; per model, the zero-shot predictions against the probe's seed vote (mean probability) on the
 same examples (2x2, exact McNemar); per base -> derived pair (the models file's 6th column), the change in probe
 score next to the change in zero-shot score with a paired bootstrap CI of their difference. A pure function of the
 run folders; writes its csv/tsv files into the report folder only."""
@@ -14,8 +14,8 @@ from . import compare, layout
 from .errors import UserError
 from .metrics import get_metric
 from .models_file import read_models
-from .results import fmt_p, load_runs, task_order
-from .stats import mcnemar_exact, mean_std
+from .results import aggregate, fmt_p, load_runs, task_order
+from .stats import mcnemar_exact
 from .tasks import TASKS, get_task
 from .zeroshot import FOLDER
 
@@ -65,9 +65,12 @@ def scores(runs, found) -> pd.DataFrame:
         for split in task.validation_splits:
             metric = task.main_metric + task.metric_suffix(split)
             probe = runs[(runs.model == alias) & (runs.task == name) & (runs.metric == metric)]
-            mean, std, n = mean_std(probe["value"]) if len(probe) else (None, None, 0)
-            rows.append({"model": alias, "task": name, "split": split, "metric": metric, "probe_mean": mean,
+            cell = aggregate(probe, ["model"]).iloc[0] if len(probe) else None  # the tables' one aggregation
+            mean, std, n = (None, None, 0) if cell is None else (cell["mean"], cell["std"], cell["n"])
+            rows.append({"model": alias, "task": name, "split": split, "metric": metric,
+                         "probe_mean": None if mean is None or np.isnan(mean) else mean,
                          "probe_std": None if std is None or np.isnan(std) else std, "probe_n": n,
+                         "probe_mixed": "" if cell is None else cell["mixed"],
                          "majority": res.get(f"eval_majority_{metric}"), "zero_shot": res.get(f"eval_{metric}"),
                          "zero_shot_calibrated": res.get(f"eval_calibrated_{metric}"),
                          "prompt_hash": (config.get("prompt_hash") or {}).get(split),
@@ -76,7 +79,7 @@ def scores(runs, found) -> pd.DataFrame:
 
 
 def against_probe(runs_root, alias, task, split):
-    """(2x2 row, disagreeing examples, joined frame) of one model's zero-shot vs its probe's seed-majority vote."""
+    """(2x2 row, disagreeing examples, joined frame) of one model's zero-shot vs its probe's seed vote."""
     vote = compare.read_predictions(runs_root, alias, task.name, split)
     zs = zero_shot_predictions(runs_root, alias, task.name, split)
     vote, zs = compare.join(vote, zs, (f"{alias} probe", f"{alias} zero-shot"))
@@ -163,9 +166,11 @@ def section(runs_root, models_file, out, n_resamples=2000) -> list:
                         ("zeroshot_pairs.csv", pairs)):
         layout.atomic_write_bytes(out / name, frame.to_csv(index=False).encode())
     layout.atomic_write_bytes(out / "disagreements_zeroshot.tsv", examples.to_csv(sep="\t", index=False).encode())
-    shown = table.assign(probe=[f"{m:.4f} ± {s:.4f} (n={n})" if s is not None else
-                                f"{m:.4f} (n={n})" if m is not None else "—"
-                                for m, s, n in zip(table.probe_mean, table.probe_std, table.probe_n)])
+    shown = table.assign(probe=[f"mixed, not averaged: {x} (n={n})" if x else
+                                f"{m:.4f} ± {s:.4f} (n={n})" if pd.notna(s) else
+                                f"{m:.4f} (n={n})" if pd.notna(m) else "—"
+                                for m, s, n, x in zip(table.probe_mean, table.probe_std, table.probe_n,
+                                                      table.probe_mixed)])
     shown = shown[["task", "split", "model", "metric", "probe", "majority", "zero_shot", "zero_shot_calibrated",
                    "zero_shot_collapsed", "prompt_hash"]]
     lines = ["## Prompting vs probing\n",
@@ -173,12 +178,12 @@ def section(runs_root, models_file, out, n_resamples=2000) -> list:
              "validation rows as the probe (`runs/<model>/<task>/zeroshot/`); the prediction is the answer with the "
              "highest summed log-likelihood. *Calibrated* (label-free): each answer's log-likelihood minus its mean "
              "over the split before the argmax. Majority: always the train majority class.\n", _md(shown.round(4)),
-             "", "Zero-shot vs the probe's seed-majority vote on the same examples (exact McNemar on the "
+             "", "Zero-shot vs the probe's seed vote (mean probability) on the same examples (exact McNemar on the "
              "discordant pairs):\n", _md(two_by_two.assign(mcnemar_p=two_by_two["mcnemar_p"].map(fmt_p)))
              if len(two_by_two) else "_(no probe runs)_", ""]
     if len(pairs):
         ok = pairs[pairs["refused"].isna()].drop(columns="refused") if "refused" in pairs else pairs
-        lines += ["Base → derived: the change in probe score (seed-majority vote) next to the change in zero-shot "
+        lines += ["Base → derived: the change in probe score (seed vote) next to the change in zero-shot "
                   "score, and a paired bootstrap 95% CI of Δprobe − Δzero-shot over examples. A CI above 0: "
                   "specializing cost the prompt more than the probe (the information is there, the way to reach it "
                   "by prompting is not).\n", _md(ok.round(4)), ""]

@@ -282,7 +282,7 @@ def test_summarize_two_models_disagreements_and_slices_end_to_end(tmp_path):
     gold = [i % 2 for i in range(40)]
     for model, wrong in (("A", set()), ("B", set(range(20)))):
         for seed in (1, 2, 3):
-            rows = [{"idx": i, "label": g, "prediction": 1 - g if i in wrong else g, "probs": [0.5, 0.5],
+            rows = [{"idx": i, "label": g, "prediction": 1 - g if i in wrong else g, "probs": [0.9, 0.1] if (1 - g if i in wrong else g) == 0 else [0.1, 0.9],
                      "sentence": t} for i, (t, g) in enumerate(zip(texts, gold))]
             write_run(root, model, "sst2", seed, {"accuracy": 0.5 if wrong else 1.0}, preds={"validation": rows})
     code, log = summarize_cli("--runs", root, "--out", tmp_path / "rep", "--n_resamples", "500")
@@ -294,9 +294,10 @@ def test_summarize_two_models_disagreements_and_slices_end_to_end(tmp_path):
     assert dis.mcnemar_p == pytest.approx(2 * 0.5 ** 20) and dis.difference == pytest.approx(0.5)
     slices = pd.read_csv(tmp_path / "rep" / "slices_sst2.csv").set_index("slice")
     assert list(pd.read_csv(tmp_path / "rep" / "slices_sst2.csv").columns) == [
-        "slice", "n", "A", "B", "difference", "ci_low", "ci_high", "p", "p_holm", "significant", "note"]
+        "slice", "n", "score_A", "score_B", "difference", "ci_low", "ci_high", "ci_level", "p", "p_holm",
+        "significant", "flag", "note"]
     neg = slices.loc["negation"]
-    assert (neg.n, neg.A, neg.B, neg.difference) == (20, 1.0, 0.0, 1.0) and bool(neg.significant)
+    assert (neg.n, neg.score_A, neg.score_B, neg.difference) == (20, 1.0, 0.0, 1.0) and bool(neg.significant)
     assert slices.loc["length 1-5", "difference"] == pytest.approx(0.5)  # every sentence has 4-5 words
     assert list(slices["significant"]) == sorted(slices["significant"], reverse=True)  # significant first
     report = (tmp_path / "rep" / "report.md").read_text()

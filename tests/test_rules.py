@@ -52,8 +52,9 @@ def test_holm_inside_the_slice_table_flips_a_decision(monkeypatch):
     size, so the answer is by hand): Holm gives 4 * 0.01 = 0.04, max(0.04, 3 * 0.015) = 0.045, 2 * 0.04 = 0.08,
     0.5. The raw 0.04 slice is significant without Holm and not with it; Bonferroni would drop the 0.015 one."""
     p_by_size = {12: 0.01, 14: 0.015, 16: 0.04, 60: 0.5}
-    monkeypatch.setattr(compare, "paired_bootstrap",
-                        lambda metric, pa, pb, gold, n: (0.0, -1.0, 1.0, p_by_size[len(gold)]))
+    monkeypatch.setattr(compare, "hierarchical_distribution",
+                        lambda metric, pa, pb, gold, n_resamples: (0.0, np.zeros(len(gold))))
+    monkeypatch.setattr(compare, "bootstrap_p", lambda dist: p_by_size[len(dist)])
     texts = ["xx yy zz"] * 12 + ["qq yy zz"] * 14 + ["rr yy zz"] * 16 + ["ww yy zz"] * 18
     gold = np.array([i % 2 for i in range(60)])
     table = compare.slices("cola", frame(gold, gold, texts), frame(gold, gold, texts), ("A", "B"),

@@ -46,10 +46,10 @@ def test_bootstrap_ci_contains_truth_and_excludes_zero_when_large():
     gold = rng.integers(0, 2, 2000)
     a = np.where(rng.random(2000) < 0.9, gold, 1 - gold)
     b = np.where(rng.random(2000) < 0.6, gold, 1 - gold)
-    diff, low, high, p = stats.paired_bootstrap("accuracy", a, b, gold)
+    diff, low, high, p = stats.hierarchical_bootstrap("accuracy", a[None], b[None], gold)
     assert low < 0.3 < high and low > 0 and p < 0.01  # true accuracy difference 0.9 - 0.6
     same = np.where(rng.random(2000) < 0.9, gold, 1 - gold)
-    _, low, high, p = stats.paired_bootstrap("accuracy", a, same, gold)
+    _, low, high, p = stats.hierarchical_bootstrap("accuracy", a[None], same[None], gold)
     assert low < 0 < high and p > 0.05
 
 
@@ -96,7 +96,7 @@ def test_welch_known_answer_that_student_gets_wrong():
     assert student == pytest.approx(0.00767, abs=1e-5)  # Student's p would pass as significant at 0.05
 
 
-def test_paired_bootstrap_is_paired():
+def test_the_bootstrap_is_paired_over_examples():
     """B equals A except on 8 of 200 examples: the paired CI of the difference is narrow and excludes 0, where
     resampling the two models independently (unpaired) gives a CI that includes 0."""
     rng = np.random.default_rng(3)
@@ -104,7 +104,7 @@ def test_paired_bootstrap_is_paired():
     a = np.where(np.arange(200) < 120, gold, 1 - gold)   # accuracy 0.60
     b = a.copy()
     b[:8] = 1 - b[:8]                                      # 8 of A's right answers wrong: 0.56
-    diff, low, high, p = stats.paired_bootstrap("accuracy", a, b, gold, n_resamples=2000)
+    diff, low, high, p = stats.hierarchical_bootstrap("accuracy", a[None], b[None], gold, n_resamples=2000)
     assert diff == pytest.approx(0.04) and 0 < low < high < 0.08 and p < 0.05
     right_a, right_b = a == gold, b == gold
     unpaired = [right_a[rng.integers(0, 200, 200)].mean() - right_b[rng.integers(0, 200, 200)].mean()

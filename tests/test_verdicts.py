@@ -24,7 +24,7 @@ def handful_pair(root, task="sst2", n=200, a_only=3, b_only=1, seeds=5):
             pred = gold.copy()
             pred[100 + seed] = 1 - pred[100 + seed]  # the seed's own mistake
             pred[list(wrong)] = 1 - pred[list(wrong)]
-            rows = [{"idx": i, "label": int(g), "prediction": int(p), "probs": [0.5, 0.5], "sentence": t}
+            rows = [{"idx": i, "label": int(g), "prediction": int(p), "probs": [0.2, 0.8] if p else [0.8, 0.2], "sentence": t}
                     for i, (g, p, t) in enumerate(zip(gold, pred, texts))]
             write_run(root, model, task, seed, {"accuracy": float(np.mean(pred == gold))}, preds={"validation": rows})
     return gold
@@ -79,19 +79,93 @@ def test_hierarchical_bootstrap_counts_the_seeds():
     assert stats.hierarchical_bootstrap("accuracy", a, 1 - a, gold, 99)[3] == pytest.approx(2 / 100)
 
 
+def with_p(p, sign, r=1999):
+    """A bootstrap distribution of R resamples whose bootstrap p is `p` (p = 2 (1 + k) / (R + 1): k resamples on
+    the far side of 0) and whose bulk lies on `sign`'s side."""
+    k = round(p * (r + 1) / 2) - 1
+    return sign * np.concatenate([-np.ones(k), np.linspace(0.01, 0.1, r - k)])
+
+
+def family(specs, metric="accuracy"):
+    return pd.DataFrame([{"task": t, "model_a": "A", "model_b": "B", "metric": metric, "difference": sign * 0.05,
+                          "p": stats.bootstrap_p(with_p(p, sign)), "distribution": with_p(p, sign)}
+                         for t, sign, p in specs])
+
+
 def test_holm_runs_across_the_reports_comparisons():
     """Two comparisons at p 0.03 and 0.04: each alone is significant, Holm across both keeps neither (0.06, 0.06);
-    the verdicts follow the corrected p."""
-    rows = pd.DataFrame([{"task": t, "model_a": "A", "model_b": "B", "metric": "accuracy", "difference": d,
-                          "p": p, "ci_low": 0.01, "ci_high": 0.1} for t, d, p in (("sst2", 0.05, 0.03),
-                                                                               ("rte", -0.05, 0.04))])
-    out = compare.verdicts(rows)
+    the verdicts follow the corrected p, and so do the intervals beside them."""
+    out = compare.verdicts(family([("sst2", 1, 0.03), ("rte", -1, 0.04)]))
     assert list(out["p_holm"]) == pytest.approx([0.06, 0.06])
     assert list(out["verdict"]) == ["no evidence of a difference"] * 2
-    out = compare.verdicts(rows.assign(p=[0.01, 0.02]))  # 0.02, 0.02: both kept, with their directions
+    assert (out["ci_low"] < 0).all() and (out["ci_high"] > 0).all()
+    # the procedure stopped at the first step (0.03 > 0.05 / 2): both are decided at that level, 97.5 %
+    assert list(out["ci_level"]) == pytest.approx([0.975, 0.975])
+    out = compare.verdicts(family([("sst2", 1, 0.01), ("rte", -1, 0.02)]))  # 0.02, 0.02: both kept
     assert list(out["verdict"]) == ["A better", "B better"]
-    loss = compare.verdicts(rows.assign(p=[0.001, 0.5], metric="loss"))  # lower is better: A's -0.05 wins
-    assert loss.loc[0, "verdict"] == "B better"
+    assert list(out["ci_level"]) == pytest.approx([0.975, 0.95])  # step 1 at 0.05 / 2, step 2 at 0.05
+    assert out.loc[0, "ci_low"] > 0 and out.loc[1, "ci_high"] < 0
+    loss = compare.verdicts(family([("sst2", -1, 0.001), ("rte", 1, 0.5)], metric="loss"))  # lower is better
+    assert loss.loc[0, "verdict"] == "A better" and loss.loc[1, "verdict"] == "no evidence of a difference"
+
+
+def test_holm_levels_stop_where_the_procedure_stops():
+    """m = 3, p = 0.01, 0.03, 0.04 (sorted by hand: thresholds 0.05/3, 0.05/2, 0.05): the first is rejected at
+    0.0167, the second fails at 0.025, and the third, below 0.05 on its own, is not rejected and is decided at the
+    level where the procedure stopped (0.025), not at 0.05 (where its interval would exclude 0)."""
+    rejected, level = stats.holm_levels([0.04, 0.01, 0.03, float("nan")])
+    assert list(rejected) == [False, True, False, False]
+    assert list(level[:3]) == pytest.approx([0.025, 0.05 / 3, 0.025]) and np.isnan(level[3])
+
+
+def test_an_interval_excludes_zero_exactly_when_the_p_is_at_most_its_level():
+    rng = np.random.default_rng(5)
+    for _ in range(200):
+        dist = rng.normal(rng.uniform(-0.2, 0.2), 0.1, int(rng.integers(20, 3000)))
+        p = stats.bootstrap_p(dist)
+        for level in (0.05, 0.01, 0.05 / 7, 0.05 / 60, p, p * 0.999):
+            low, high = stats.bootstrap_interval(dist, level)
+            assert (low > 0 or high < 0) == (p <= level), (p, level, low, high)
+
+
+def test_a_large_family_still_reaches_a_verdict_and_a_null_never_does():
+    """4 models x 10 task-splits = 60 comparisons. A 95 % vs 55 % accuracy gap is 'A better' beside an interval
+    that excludes 0 (with a fixed 2000 resamples the smallest p, 2 / 2001, times 60 is 0.06: never significant);
+    the null comparisons of the same family read 'no evidence', at every family size."""
+    assert stats.resamples_for(60) >= 2 * 60 / 0.05 and stats.resamples_for(1) == 2000
+    rng = np.random.default_rng(2)
+    gold = rng.integers(0, 2, 100)
+    strong_a = np.where(rng.random((3, 100)) < 0.95, gold, 1 - gold)
+    strong_b = np.where(rng.random((3, 100)) < 0.55, gold, 1 - gold)
+    for m in (1, 7, 60):
+        r = stats.resamples_for(m)
+        rows = []
+        for i in range(m):
+            a, b = (strong_a, strong_b) if i == 0 else (np.where(rng.random((3, 100)) < 0.7, gold, 1 - gold)
+                                                        for _ in range(2))
+            diff, dist = stats.hierarchical_distribution("accuracy", a, b, gold, n_resamples=r)
+            rows.append({"task": f"t{i}", "model_a": "A", "model_b": "B", "metric": "accuracy", "difference": diff,
+                         "p": stats.bootstrap_p(dist), "distribution": dist})
+        out = compare.verdicts(pd.DataFrame(rows))
+        assert out.loc[0, "verdict"] == "A better" and out.loc[0, "ci_low"] > 0, m
+        assert out.loc[0, "ci_level"] == pytest.approx(1 - 0.05 / m)
+        assert (out.loc[1:, "verdict"] == "no evidence of a difference").all(), m
+        assert ((out.loc[1:, "ci_low"] <= 0) & (out.loc[1:, "ci_high"] >= 0)).all(), m
+
+
+def test_an_even_number_of_seeds_is_combined_by_mean_probability(tmp_path):
+    """Two seeds that split 1-1 on every row: a majority vote would break the tie toward class 0; the combined
+    prediction is the class of the higher mean probability, and exact ties are counted."""
+    root = tmp_path / "runs"
+    probs = {1: [[0.6, 0.4], [0.45, 0.55], [0.5, 0.5]], 2: [[0.3, 0.7], [0.9, 0.1], [0.5, 0.5]]}
+    for seed, rows in probs.items():
+        preds = [int(np.argmax(p)) for p in rows]
+        write_run(root, "A", "sst2", seed, {"accuracy": 0.5}, preds={"validation": [
+            {"idx": i, "label": 1, "prediction": pr, "probs": p, "sentence": f"s{i}"}
+            for i, (pr, p) in enumerate(zip(preds, rows))]})
+    voted = compare.read_predictions(root, "A", "sst2", "validation")
+    # row 0: votes 0 / 1, mean [0.45, 0.55] -> 1; row 1: votes 1 / 0, mean [0.675, 0.325] -> 0; row 2: a tie
+    assert list(voted["prediction"]) == [1, 0, 0] and voted.attrs["ties"] == 1
 
 
 def test_a_deterministic_probe_is_one_run_without_seed_statistics(tmp_path):
