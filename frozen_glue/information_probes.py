@@ -53,12 +53,18 @@ MDL_PATIENCE = 10
 MDL_ROUND_STEPS = 20
 
 
+def holdout_rows(t: int) -> int:
+    """How many of a block head's t seen rows are held out for early stopping: MDL_HOLDOUT_FRACTION of them, but at
+    least min(t // 2, MDL_MIN_HOLDOUT): on a 10 % cut of a small prefix (1-3 rows) the best checkpoint is luck."""
+    return max(round(MDL_HOLDOUT_FRACTION * t), min(t // 2, MDL_MIN_HOLDOUT))
+
+
 def block_head(prep, layer, seed, features, labels):
     """The head that codes the next block: (head, mean, scale) trained on the first rows of `features` (a prefix
-    in transmission order) and early-stopped on its last MDL_HOLDOUT_FRACTION, or None when no checkpoint beats
+    in transmission order) and early-stopped on its last holdout_rows(t), or None when no checkpoint beats
     the uniform code on those held-out rows (or there are fewer than 2 rows to hold any out)."""
     t, k = len(labels), prep.task.num_labels
-    hold = max(round(MDL_HOLDOUT_FRACTION * t), min(t // 2, MDL_MIN_HOLDOUT))
+    hold = holdout_rows(t)
     if not hold:
         return None
     # centred and divided by one number, the seen rows' root-mean-square distance from their mean (no labels used):
@@ -141,9 +147,9 @@ def mdl(prep, layers, data, settings=None) -> dict:
             for seed in prep.folders}
 
 
-MDL_PROTOCOL = {"holdout_fraction": MDL_HOLDOUT_FRACTION, "optimizer": "adam", "learning_rate": MDL_LEARNING_RATE,
-                "batch_size": MDL_BATCH_SIZE, "max_epochs": MDL_MAX_EPOCHS, "patience": MDL_PATIENCE,
-                "standardised": True, "units": "bits (kbits = 1000 bits)"}
+MDL_PROTOCOL = {"holdout_fraction": MDL_HOLDOUT_FRACTION, "min_holdout": MDL_MIN_HOLDOUT, "optimizer": "adam",
+                "learning_rate": MDL_LEARNING_RATE, "batch_size": MDL_BATCH_SIZE, "max_epochs": MDL_MAX_EPOCHS,
+                "patience": MDL_PATIENCE, "standardised": True, "units": "bits (kbits = 1000 bits)"}
 
 
 def texts(task, raw):

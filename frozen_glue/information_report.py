@@ -222,12 +222,15 @@ def sections(args, models, out, write_text, write_figure) -> list:
 
 
 READING = (
-    "codelength_kbits: the online code of the train labels (Voita & Titov 2020; blocks 0.1 … 100 % of a fixed "
-    "shuffle of train, each sent with the run's head recipe trained on all blocks before it); lower = the task is "
-    "easier to extract from the layer. compression: uniform code (n·log2 K) / online code; 1 = nothing extracted. "
-    "task / control / selectivity: the main metric of the run's head on validation, of the same head recipe trained "
-    "on control labels (a sha256 of the text through the train label prior: no model can know them) scored on the "
-    "validation control labels, and their difference (Hewitt & Liang 2019). V-information: the mean over "
+    "codelength_kbits: the online code of the train labels, in kbits (1000 bits) (Voita & Titov 2020; blocks 0.1 … "
+    "100 % of a fixed shuffle of train, each sent with a head trained on all blocks before it to convergence, "
+    "early-stopped on a held-out part of them, best checkpoint kept; the protocol is in mdl.json); lower = the task "
+    "is easier to extract from the layer. compression: uniform code (n·log2 K) / online code; 1 = nothing "
+    "extracted. task / control / selectivity: the main metric of the run's head on validation, of the same head "
+    "recipe trained on control labels (each word type a fixed random value; a text's label follows its types "
+    "through the train label prior, so types seen in train carry their labels to validation and a probe scores "
+    "there only by memorising them) scored on the validation control labels, and their difference (Hewitt & Liang "
+    "2019). V-information: the mean over "
     "validation of PVI = log2 p_head(gold | x) − log2 p_prior(gold), in bits (Xu et al. 2020; Ethayarajh et al. "
     "2022). A derived model that keeps its base's accuracy but has a longer code, lower selectivity or fewer bits "
     "holds less of the task than the scores alone say.")

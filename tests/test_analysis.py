@@ -250,6 +250,28 @@ def test_slices_and_holm_ordering():
         compare.slice_masks(["x"], ["noequals"])
 
 
+def test_a_slice_difference_averages_every_seed_not_the_first():
+    # 20 negated sentences: A's seed 1 gets all right, seed 2 all wrong (A's slice score 0.5 over seeds);
+    # B gets 15/20 right on both seeds (0.75). The slice's difference is 0.5 - 0.75 = -0.25; a rule that
+    # reads one seed gives +0.25.
+    texts = ["this is not good"] * 20 + ["a fine day today"] * 20
+    gold = np.array([1, 0] * 20)
+    a1, a2, b = gold.copy(), gold.copy(), gold.copy()
+    a2[:20] = 1 - a2[:20]
+    b[:5] = 1 - b[:5]
+
+    def frame(seeds):
+        out = pd.DataFrame({"label": gold, "prediction": seeds[0], "sentence": texts, "probs": [[0.5, 0.5]] * 40},
+                           index=pd.Index(range(40), name="idx"))
+        out.attrs["per_seed"] = np.stack(seeds)
+        return out
+
+    table = compare.slices("sst2", frame([a1, a2]), frame([b, b]), ("A", "B"), n_resamples=300).set_index("slice")
+    neg = table.loc["negation"]
+    assert neg["score_A"] == pytest.approx(0.5) and neg["score_B"] == pytest.approx(0.75)
+    assert neg["difference"] == pytest.approx(-0.25)
+
+
 # ---------------------------------------------------------------------------------------------- figures
 
 

@@ -186,6 +186,29 @@ def test_mdl_follows_voita_and_titovs_protocol_known_answers(assets, tmp_path):
         assert out["layers"][scaled]["compression"] == pytest.approx(out["layers"]["1"]["compression"], rel=0.05)
 
 
+@pytest.mark.parametrize("seen, held", [(1, 0), (3, 1), (30, 15), (100, 20), (199, 20), (1000, 100)])
+def test_a_block_head_holds_out_a_tenth_but_at_least_half_a_small_prefix_up_to_20_rows(seen, held):
+    # a 10 % cut alone would hold out 0, 0, 3, 10, 20, 100 rows: early stopping on 3 rows picks a lucky checkpoint
+    assert information_probes.holdout_rows(seen) == held
+
+
+def test_a_block_head_on_random_labels_rarely_beats_the_uniform_code(assets, tmp_path):
+    """36 small prefixes (8-100 rows) of random labels on noise features: the seen rows carry nothing about the
+    next block, so a head should replace the uniform code only by the luck the two-standard-error margin allows.
+    Measured: 4 of 36 accepted; without the margin, the best of many checkpoints on a few held-out rows: 22 of 36."""
+    parsed = arguments.parse_args([str(a) for a in args(assets, tmp_path / "run", "--seeds", "1",
+                                                        "--feature_cache", tmp_path / "cache", "--probe_mdl")])
+    prep = prepare(*parsed)
+    width = heads.head_modules(prep.model)["score"].in_features
+    accepted = 0
+    for s in range(6):
+        for t in (8, 16, 24, 40, 60, 100):
+            labels = torch.as_tensor(np.random.default_rng(100 + s).integers(0, 2, t))
+            noise = torch.randn(t, width, generator=torch.Generator().manual_seed(s))
+            accepted += information_probes.block_head(prep, 0, 1, noise, labels) is not None
+    assert accepted <= 8
+
+
 def test_probe_mdl_and_control_write_their_files_and_pvi_reads_the_train_prior(script, assets, tmp_path, capsys):
     out = tmp_path / "runs" / "base" / "cola"
     code, _, err = run(script, capsys, *args(assets, out, "--seeds", "1", "2", "--feature_cache", tmp_path / "cache",

@@ -189,3 +189,20 @@ def test_zero3_on_two_cpu_processes_saves_the_head_only(tmp_path, assets):
     config = json.loads((out / "config.json").read_text())
     assert config["args"]["training"]["deepspeed"].endswith("zero3.json") and config["global_batch_size"] == 32
     assert json.loads((out / "all_results.json").read_text())["eval_matthews_correlation"] > 0.5
+
+
+def test_groups_at_once_share_the_cores_unless_the_user_set_the_threads(monkeypatch):
+    from frozen_glue import sweep
+    monkeypatch.setattr(os, "cpu_count", lambda: 8)
+    env = {}
+    sweep.pin_threads(env, 2)
+    assert env == {"OMP_NUM_THREADS": "4"}  # 8 cores / 2 groups
+    env = {}
+    sweep.pin_threads(env, 3)
+    assert env == {"OMP_NUM_THREADS": "2"}
+    env = {}
+    sweep.pin_threads(env, 1)  # one run at a time keeps torch's own choice
+    assert env == {}
+    env = {"OMP_NUM_THREADS": "7"}
+    sweep.pin_threads(env, 2)
+    assert env == {"OMP_NUM_THREADS": "7"}
