@@ -39,7 +39,8 @@ def results(folder):
 
 def main(argv=None) -> int:
     # no options: --help prints what is checked, also on a machine without a GPU
-    argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter).parse_args(argv)
+    argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+                            allow_abbrev=False).parse_args(argv)
     import torch
     from safetensors.torch import load_file
 

@@ -23,6 +23,12 @@ class OneLineErrors:
 
     command = None  # how a user runs the parser's command, for the hint; None: the parser's prog
 
+    def __init__(self, *args, **kwargs):
+        # argparse takes a prefix of a flag as the flag (--max_train 50 runs as --max_train_samples): a typo or a
+        # flag of another tool would then be read silently as one of ours
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+
     def usage_error(self, message) -> UserError:
         return UserError(f"{message}; see {self.command or self.prog} --help")
 

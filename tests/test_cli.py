@@ -222,6 +222,10 @@ def test_upstream_files_and_keys(script, assets, tmp_path, capsys, cached):
 @pytest.mark.parametrize("extra, message", [
     (["--learnig_rate", "1e-3"], "error: unknown argument(s): --learnig_rate (did you mean --learning_rate?); see "
                                  "python run_glue_frozen.py --help"),
+    # a prefix of a flag is not the flag (argparse's allow_abbrev would run these as --max_train_samples and
+    # --num_train_epochs)
+    (["--max_train", "50"], "error: unknown argument(s): --max_train (did you mean --do_train?)"),
+    (["--num_train_epoch", "1"], "error: unknown argument(s): --num_train_epoch (did you mean --num_train_epochs?)"),
     (["--learning_rate", "fast"], "error: argument --learning_rate/--learning-rate: invalid float value: 'fast'"),
     (["--max_train_samples", "-5"], "error: --max_train_samples -5: give a positive number"),
     (["--max_eval_samples", "0"], "error: --max_eval_samples 0: give a positive number"),

@@ -149,3 +149,14 @@ def test_summarize_two_models_one_seed_fifty_rows(tmp_path):
                "--n_resamples", "200")
     assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stdout + proc.stderr
     assert (tmp_path / "rep" / "slices_sst2.csv").exists() and (tmp_path / "rep" / "report.md").exists()
+
+
+@pytest.mark.parametrize("script, given", [
+    ("analysis/summarize.py", []), ("analysis/drift.py", ["--feature_cache", "c", "--task", "cola", "--models_f", "m"]),
+    ("analysis/disagreements.py", ["--task", "cola", "--models", "a", "b", "--run", "r"])])
+def test_analysis_scripts_take_no_prefix_of_a_flag(tmp_path, script, given):
+    # --run and --models_f are prefixes of --runs and --models_file: argparse's default allow_abbrev reads them so
+    (tmp_path / "runs").mkdir()
+    given = given or ["--run", tmp_path / "runs"]
+    line = refused(cli(PY, ROOT / script, *given))
+    assert line.startswith(f"error: unrecognized arguments: {given[-2]} "), line
