@@ -152,9 +152,21 @@ class StudyArguments:
         "help": "Online-code minimum description length of every probed layer and seed (Voita & Titov, 2020): "
                 "mdl.json in each seed folder (needs --feature_cache and --do_train; classification tasks)."})
     probe_control: bool = field(default=False, metadata={
-        "help": "Selectivity (Hewitt & Liang, 2019): the same heads also trained on control labels (a hash of "
-                "the text through the train label prior); selectivity.json in each seed folder (needs "
+        "help": "Selectivity (Hewitt & Liang, 2019): the same heads also trained on control labels (each word "
+                "type a fixed random value, a text's label its types' mean through the train label prior, so a "
+                "probe scores on validation only by memorising types); selectivity.json in each seed folder (needs "
                 "--feature_cache and --do_train)."})
+    standardize_features: bool = field(default=False, metadata={
+        "help": "Cached path: the head reads each feature dimension centred and scaled by the train rows' mean and "
+                "std (no labels used; kept beside the head in head.safetensors as standardize.mean / "
+                "standardize.scale). Lower layers' features vary little around a large mean, and an AdamW head on "
+                "them barely leaves the class prior. The Trainer path feeds the head the base's raw output: needs "
+                "--feature_cache."})
+    probe_convex: bool = field(default=False, metadata={
+        "help": "Also fit --probe logistic's convex probe on the same cached features at every probed layer and "
+                "score it on validation beside the trained head: convex.json in each seed folder, and the report "
+                "flags a layer where the head trails it by more than 0.05 (an under-trained head, not a model that "
+                "does not know). Needs --feature_cache, --do_train and --do_eval."})
 
 
 @dataclass

@@ -9,6 +9,34 @@ import torch
 from torch import nn
 
 
+class Standardize(nn.Module):
+    """--standardize_features: (x - mean) / scale per feature dimension, before the head (and before its dropout),
+    with the train rows' statistics as buffers, so that they are saved and loaded with the head."""
+
+    def __init__(self, mean, scale):
+        super().__init__()
+        self.register_buffer("mean", mean.float())
+        self.register_buffer("scale", scale.float())
+
+    def forward(self, x):
+        return (x - self.mean) / self.scale
+
+
+def feature_stats(features, chunk=8192):
+    """(mean, scale) of each dimension over the rows of `features` (a tensor, a memory-mapped entry or a RowView,
+    read a chunk of rows at a time): the population std, as scikit-learn's StandardScaler, and 1 where a dimension
+    is constant (BERT's layer-0 [CLS] vector: it then reads 0, and the head keeps its bias)."""
+    n = len(features)
+
+    def chunks():
+        for start in range(0, n, chunk):
+            yield features[torch.arange(start, min(start + chunk, n))].double()
+
+    mean = sum(rows.sum(0) for rows in chunks()) / n
+    std = (sum(((rows - mean) ** 2).sum(0) for rows in chunks()) / n).sqrt()  # two passes: a constant gives 0
+    return mean.float(), torch.where(std > 0, std, torch.ones_like(std)).float()
+
+
 class CachedHead(nn.Module):
     """The model's own head modules applied to cached pooled features, with the model's own loss.
     Parameter names are the model's under a `heads.` prefix, which model_state_dict drops (`score.weight`)."""
@@ -31,6 +59,8 @@ class CachedHead(nn.Module):
 
     def forward(self, features, labels=None, **loss_kwargs):
         # loss_kwargs (num_items_in_batch) are ignored, as *ForSequenceClassification's own losses ignore them
+        if "standardize" in self.heads:
+            features = self.heads["standardize"](features)
         if self.rule == "pooler":          # BertForSequenceClassification: dropout, classifier
             logits = self.heads["classifier"](self.heads["dropout"](features))
         elif self.rule == "first_token":   # RobertaClassificationHead reads position 0 of a sequence

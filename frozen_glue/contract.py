@@ -124,6 +124,11 @@ NOT_PROTOCOL = {
 }
 
 
+# arguments added after runs were recorded, with their defaults: a protocol leaves them out at the default, so that
+# the protocol (and hash) of a run made before the flag existed still matches the one a sweep expects now
+ADDED_LATER = {"base_dtype": "float32", "standardize_features": False, "probe_convex": False}
+
+
 def protocol(model_args, data_args, study_args, training_args, deepspeed=None) -> dict:
     """{argument: value} of everything in the arguments that can change a run's numbers. `deepspeed`: the config
     the run uses (the sweep parses its commands without it, so that no distributed set-up starts)."""
@@ -137,8 +142,9 @@ def protocol(model_args, data_args, study_args, training_args, deepspeed=None) -
             out[name] = value
     # a DeepSpeed config that brings its own optimizer or schedule changes the numbers; one that leaves them to
     # the Trainer (ours) does not
-    if out.get("base_dtype") == "float32":  # the default, as every run made before the flag: their protocols hold
-        del out["base_dtype"]
+    for name, default in ADDED_LATER.items():  # at the default, as every run made before the flag: theirs hold
+        if name in out and out[name] == default:
+            del out[name]
     deepspeed = deepspeed or training_args.deepspeed
     config = json.loads(Path(deepspeed).read_text()) if deepspeed else {}
     out["deepspeed"] = {k: config[k] for k in ("optimizer", "scheduler") if k in config} or None

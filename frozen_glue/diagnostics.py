@@ -4,11 +4,13 @@ must not change any metric, only say whether to trust it."""
 
 import math
 import warnings
+from pathlib import Path
 
 import numpy as np
 from scipy import stats as sps
 from sklearn.metrics import confusion_matrix, matthews_corrcoef
 
+from . import layout
 from .tasks import compute_metrics
 
 
@@ -74,3 +76,42 @@ def majority_baseline(task, train_labels, labels, suffix="") -> dict:
         warnings.simplefilter("ignore")
         scores = compute_metrics(task, np.full(len(labels), constant), labels)
     return {f"eval_majority_{k}{suffix}": None if math.isnan(v) else v for k, v in scores.items()}
+
+
+def collapse_advice(config: dict, results: dict, selection: dict | None = None) -> str:
+    """What most likely kept a collapsed head at the prior, read from its own run (config.json, all_results.json,
+    selection.json), each cause with the flag that addresses it; never a flag the run already used. One line."""
+    args = config.get("args", {})
+    study, training, data = args.get("study", {}), args.get("training", {}), args.get("data", {})
+    cached = config.get("path") == "cached"
+    causes = []
+    if (config.get("pooling") or {}).get("rule") == "pooler" and study.get("pooling", "auto") == "auto":
+        causes.append("the head reads the pooler output, which a sentence encoder was never trained to produce: "
+                      "--pooling mean" + ("" if cached else " (with --feature_cache DIR)"))
+    if not study.get("standardize_features") and study.get("probe", "head") == "head":
+        causes.append("raw feature scale (features that vary little around a large mean keep an AdamW head at the "
+                      "prior): --standardize_features" + ("" if cached else " with --feature_cache DIR"))
+    rates = study.get("head_learning_rates") or []
+    chosen = (selection or {}).get("chosen", {}).get("learning_rate")
+    if rates and chosen is not None and len(rates) > 1 and chosen in (min(rates), max(rates)):
+        side = "above" if chosen == max(rates) else "below"
+        causes.append(f"the chosen learning rate {chosen:g} is the edge of the grid: extend --head_learning_rates "
+                      f"{side} it")
+    elif not rates and study.get("probe", "head") == "head":
+        causes.append(f"one learning rate ({training.get('learning_rate', '?')}) was tried: a grid chosen on a train "
+                      f"hold-out, --head_learning_rates 1e-4 1e-3 1e-2 1e-1" + ("" if cached else
+                                                                              " (with --feature_cache DIR)"))
+    epochs = training.get("num_train_epochs")
+    if epochs is not None and epochs < 10 and not training.get("max_steps", -1) > 0:
+        causes.append(f"{epochs:g} epoch(s): --num_train_epochs 10")
+    rows = results.get("train_samples")
+    if rows is not None and rows < 1000:
+        causes.append(f"only {rows} train rows" + (f" (--max_train_samples {data['max_train_samples']}): raise it"
+                                                   if data.get("max_train_samples") else ""))
+    return "; ".join(causes) if causes else "no cause this tool can name from the run's settings"
+
+
+def collapse_advice_for(folder) -> str:
+    """collapse_advice of a run folder's own files."""
+    return collapse_advice(layout.read_config(folder), layout.read_results(folder) or {},
+                           layout.read_json(Path(folder) / layout.SELECTION_FILE))

@@ -118,16 +118,19 @@ class SeedStream:
         self.batches = iter([batch["index"] for batch in epoch_batches(self.loader, epoch)])
         self.state = self._rng()
 
-    def next(self, features: list, dropout):
+    def next(self, features: list, dropout, norms: list):
         """This seed's next batch from each of `features` (one tensor per head of this seed: its layers, its head
-        settings), each with the dropout mask it would draw in its own run: every head starts from the same RNG
-        state, so heads reading the same features (the settings of a grid) get the very same batch, made once."""
+        settings), standardised by its head's `norms` entry (--standardize_features; None: as stored), each with
+        the dropout mask it would draw in its own run: every head starts from the same RNG state, so heads reading
+        the same features (the settings of a grid; their statistics are the same) get the very same batch, made
+        once."""
         index = next(self.batches)
         start, made = self.state, {}
-        for f in features:
+        for f, norm in zip(features, norms):
             if id(f) not in made:
                 self.state = start
                 x = f[index.to(f.device)].float()
+                x = norm(x) if norm is not None else x
                 made[id(f)] = self._dropout(dropout, x) if dropout is not None else x
         return [made[id(f)] for f in features], index.to(self.device)
 
@@ -151,6 +154,8 @@ class FastLoop:
             if id(t.train_dataset.features) not in moved:
                 moved[id(t.train_dataset.features)] = t.train_dataset.features.to(self.device)
         self.features = [moved[id(t.train_dataset.features)] for t in trainers]
+        self.norms = [t.model.heads["standardize"].to(self.device) if "standardize" in t.model.heads else None
+                      for t in trainers]
         self.labels = trainers[0].train_dataset.labels.to(self.device)
         self.streams, self.by_seed = {}, {}
         for i, t in enumerate(trainers):
@@ -176,7 +181,8 @@ class FastLoop:
         inputs, indices = [None] * len(self.trainers), [None] * len(self.trainers)
         for seed, stream in self.streams.items():
             members = self.by_seed[seed]
-            xs, index = stream.next([self.features[i] for i in members], self.dropout)
+            xs, index = stream.next([self.features[i] for i in members], self.dropout,
+                                    [self.norms[i] for i in members])
             for i, x in zip(members, xs):
                 inputs[i], indices[i] = x, index
         return inputs, indices

@@ -46,10 +46,15 @@ def difference(old_config: dict, new_config: dict) -> str:
     return ", ".join(parts)
 
 
-def relation(protocol_a: dict | None, protocol_b: dict | None) -> str:
+def relation(protocol_a: dict | None, protocol_b: dict | None, rules=(None, None)) -> str:
     """How two models' runs relate beyond being two models: '' (the same protocol), 'control' (they differ only in
     --random_init: the no-pretraining control of the same architecture), or 'settings differ: …'. Refused: two
-    pooling choices (the heads would read different things; docs/DESIGN.md)."""
+    pooling choices, or two pooling rules (`rules`: what each run's config.json records, e.g. a sentence-transformers
+    model read by its mean under --pooling auto beside a copy without its pooling files read by the pooler): the
+    heads would read different things (docs/DESIGN.md)."""
+    if all(rules) and rules[0] != rules[1]:
+        raise UserError(f"one model's heads read {rules[0]}, the other's {rules[1]} (config.json: pooling.rule): pass "
+                        f"both the same --pooling (e.g. --pooling mean) and rerun")
     if protocol_a == protocol_b:
         return ""
     a, b = protocol_a or {}, protocol_b or {}
@@ -60,6 +65,21 @@ def relation(protocol_a: dict | None, protocol_b: dict | None) -> str:
             {k for k in set(a) | set(b) if a.get(k) != b.get(k)} == {"random_init"}:
         return "control"
     return f"settings differ: {protocol_diff(protocol_a, protocol_b)}"
+
+
+def relation_of(config_a: dict | None, config_b: dict | None) -> str:
+    """relation() of two runs' config.json: their protocols and the pooling rules they record (None for runs made
+    before config.json recorded one)."""
+    a, b = config_a or {}, config_b or {}
+    kind = relation(a.get("protocol"), b.get("protocol"), tuple(((c.get("pooling") or {}).get("rule")) for c in (a, b)))
+    if a.get("model_fingerprint") and a.get("model_fingerprint") == b.get("model_fingerprint") and \
+            a.get("tokenizer_fingerprint") == b.get("tokenizer_fingerprint"):
+        return IDENTICAL + (f"; {kind}" if kind else "")
+    return kind
+
+
+# two aliases of the same weights and tokenizer (a `cp -r` copy, the same hub id twice): any difference is seeds
+IDENTICAL = "identical weights: this comparison checks determinism only"
 
 
 def source_stamp(name) -> str | None:

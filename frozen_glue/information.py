@@ -9,6 +9,7 @@ import re
 
 import numpy as np
 from scipy.special import log_softmax
+from scipy.stats import ttest_ind_from_stats
 
 # Voita & Titov's block boundaries, in % of the train rows: the first block is sent with the uniform code, each
 # next one with a head trained on everything before it
@@ -16,6 +17,9 @@ MDL_BLOCKS_PERCENT = (0.1, 0.2, 0.4, 0.8, 1.6, 3.2, 6.25, 12.5, 25, 50, 100)
 # one shuffle of train for every seed and layer, so that they encode the same blocks in the same order (the seeds
 # then differ by head init and batch order only) and all heads of a block train in one stacked loop
 MDL_SHUFFLE_SEED = 0
+# --probe_convex: a trained head more than this below a convex probe on the same features (main metric) is flagged
+# as under-trained at that layer
+CONVEX_GAP = 0.05
 LN2 = math.log(2)
 
 
@@ -143,15 +147,20 @@ def expected_layer(layers, scores, higher_is_better: bool = True):
     return float((layers[1:] * gain).sum() / gain.sum())
 
 
-def separation_layer(layers, mean_a, std_a, mean_b, std_b):
-    """The lowest layer from which on (it and every layer above it) the two models' mean scores differ by more
-    than their seed std combined, sqrt(std_a^2 + std_b^2); None when the top layer does not separate them
-    (a layer with a single seed, std undefined, never separates)."""
+def separation_layer(layers, mean_a, std_a, n_a, mean_b, std_b, n_b, alpha=0.05):
+    """The lowest layer from which on (it and every layer above it) the two models' mean scores differ with the
+    top layer's sign and Welch's t-test across seeds (from the means, sample stds and seed counts) gives
+    p < alpha; None when the top layer does not separate them (a layer with a single seed, std undefined, never
+    separates). A gap that flips sign below the top is not "the same difference appearing earlier"."""
     layers = np.asarray(layers)
     order = np.argsort(layers)
-    gap = np.abs(np.asarray(mean_a, dtype=float) - np.asarray(mean_b, dtype=float))[order]
-    spread = np.sqrt(np.asarray(std_a, dtype=float) ** 2 + np.asarray(std_b, dtype=float) ** 2)[order]
-    apart = gap > spread  # NaN spread compares False
+    mean_a, mean_b = (np.asarray(m, dtype=float)[order] for m in (mean_a, mean_b))
+    std_a, std_b = (np.asarray(s, dtype=float)[order] for s in (std_a, std_b))
+    n_a, n_b = (np.asarray(n, dtype=float)[order] for n in (n_a, n_b))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        p = ttest_ind_from_stats(mean_a, std_a, n_a, mean_b, std_b, n_b, equal_var=False).pvalue
+    sign = np.sign(mean_a - mean_b)
+    apart = (p < alpha) & (sign == sign[-1]) & (sign != 0)  # NaN p compares False
     first = None
     for i in range(len(order) - 1, -1, -1):
         if not apart[i]:

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import cached_head, head_training, heads, information, layout, pooling, runners
+from . import cached_head, head_training, heads, information, layout, logistic, pooling, runners
 from .tasks import compute_metrics
 
 logger = logging.getLogger(__name__)
@@ -193,9 +193,31 @@ def selectivity(prep, layers, data, trainers, settings=None) -> dict:
     return out
 
 
+def convex(prep, layers, data, trainers) -> dict:
+    """{seed: convex.json content}: at each probed layer, the run's trained head (`trainers`, by (layer, seed)) and
+    --probe logistic's convex probe (fitted once on the same train features: deterministic) scored on each
+    validation split's main metric, and gap = convex - head (every GLUE main metric is higher-is-better)."""
+    task = prep.task
+    out = {seed: {"metric": task.main_metric, "probe": logistic.DESCRIPTION, "flag_above": information.CONVEX_GAP, "layers": {}}
+           for seed in prep.folders}
+    for layer in layers:
+        probe = logistic.LogisticProbe(task.is_regression)
+        probe.fit(data[layer]["train"])
+        for split in [s for s in task.validation_splits if s in data[layer]]:
+            dataset, suffix = data[layer][split], task.metric_suffix(split)
+            gold = np.asarray(prep.raw[split]["label"])
+            reference = main_score(task, probe.predict(dataset).predictions, gold)
+            for seed in prep.folders:
+                head = main_score(task, runners.predict_split(trainers[layer, seed], dataset).predictions, gold)
+                out[seed]["layers"].setdefault(str(layer), {}).update({
+                    f"head{suffix}": head, f"convex{suffix}": reference,
+                    f"gap{suffix}": None if head is None or reference is None else reference - head})
+    return out
+
+
 def measure(prep, layers, data, trainers, settings=None) -> dict:
-    """{seed: {file name: content}} of what --probe_mdl and --probe_control ask for ({} when neither); each layer's
-    heads with its chosen head setting (`settings`, from a grid)."""
+    """{seed: {file name: content}} of what --probe_mdl, --probe_control and --probe_convex ask for ({} when none);
+    each layer's heads with its chosen head setting (`settings`, from a grid)."""
     out = {seed: {} for seed in prep.folders}
     if prep.study_args.probe_mdl:
         for seed, content in mdl(prep, layers, data, settings).items():
@@ -203,10 +225,13 @@ def measure(prep, layers, data, trainers, settings=None) -> dict:
     if prep.study_args.probe_control and prep.args.do_eval:
         for seed, content in selectivity(prep, layers, data, trainers, settings).items():
             out[seed][layout.SELECTIVITY_FILE] = content
+    if prep.study_args.probe_convex:
+        for seed, content in convex(prep, layers, data, trainers).items():
+            out[seed][layout.CONVEX_FILE] = content
     return out
 
 
 def write(folder, files: dict):
-    """One seed's mdl.json / selectivity.json (strict JSON, atomically)."""
+    """One seed's mdl.json / selectivity.json / convex.json (strict JSON, atomically)."""
     for name, content in files.items():
         layout.atomic_write_json(Path(folder) / name, content)

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from . import compare, figures, information, layout, results
+from .information import CONVEX_GAP
 from .errors import UserError
 from .models_file import read_models
 from .tasks import TASKS
@@ -27,14 +28,18 @@ def _read(folder, name) -> dict:
         return {}
 
 
-def load_measures(found) -> pd.DataFrame:
+CONVEX = {layout.CONVEX_FILE: ("head", "convex", "gap")}
+
+
+def load_measures(found, files=None) -> pd.DataFrame:
     """One row per counted run (layout.counted: a deterministic probe's seeds are one run) x layer x measure of
-    mdl.json and selectivity.json (model, task, seed, layer, measure, value, identity, deterministic); attrs hold
-    {identity: config}, as results.load_runs' do, so that results.aggregate can say what a mixed cell mixes."""
+    `files` ({file: measures}; default MEASURES: mdl.json and selectivity.json) (model, task, seed, layer, measure,
+    value, identity, deterministic); attrs hold {identity: config}, as results.load_runs' do, so that
+    results.aggregate can say what a mixed cell mixes."""
     counted = list(layout.counted(found))
     rows = [{"model": run.model, "task": run.task, "seed": run.seed, "layer": int(layer), "measure": measure,
              "value": float(scores[measure]), "identity": run.identity_hash, "deterministic": run.deterministic}
-            for run in counted for name, measures in MEASURES.items()
+            for run in counted for name, measures in (files or MEASURES).items()
             for layer, scores in _read(run.folder, name).get("layers", {}).items()
             for measure in measures if scores.get(measure) is not None]
     out = pd.DataFrame(rows, columns=["model", "task", "seed", "layer", "measure", "value", "identity",
@@ -104,7 +109,14 @@ def summary_markdown(summary) -> str:
                                                              summary[f"{measure}_mixed"])]
     shown["v_information_bits"] = [cell + (f" ⚠{c} collapsed" if c else "") for cell, c in
                                    zip(shown["v_information_bits"], summary["v_information_collapsed"])]
-    return shown.to_markdown(index=False)
+    absent = [m for m in SUMMARY if summary[f"{m}_mean"].isna().all() and not summary[f"{m}_mixed"].astype(bool).any()]
+    note = "" if not absent else "\n\nNot measured for any model here: " + ", ".join(
+        f"{m} ({HOW[m]})" for m in absent) + "."
+    return shown.drop(columns=absent).to_markdown(index=False) + note
+
+
+HOW = {"codelength_kbits": "--probe_mdl", "compression": "--probe_mdl", "selectivity": "--probe_control",
+       "v_information_bits": "written by every run of a classification task"}
 
 
 def layer_table(measures, task) -> pd.DataFrame:
@@ -153,13 +165,38 @@ def layer_lines(summary_layers, task) -> list:
         both = ga.merge(gb, on="layer", suffixes=("_a", "_b"))
         if both.empty:
             continue
-        at = information.separation_layer(both["layer"], both["mean_a"], both["std_a"], both["mean_b"],
-                                          both["std_b"])
-        lines.append(f"- {a} vs {b}: " + (f"the curves separate from layer {at} on (|Δ mean| > √(std_a² + std_b²) "
-                                          f"at every layer from there to the top)" if at is not None else
-                                          "the curves do not separate at the top layer (|Δ mean| ≤ the seeds' "
-                                          "combined std, or one seed only)"))
+        at = information.separation_layer(both["layer"], both["mean_a"], both["std_a"], both["n_a"], both["mean_b"],
+                                          both["std_b"], both["n_b"])
+        lines.append(f"- {a} vs {b}: " + (f"the curves separate from layer {at} on (at every layer from there to "
+                                          f"the top, the difference has the top layer's sign and Welch's t-test "
+                                          f"across seeds gives p < 0.05)" if at is not None else
+                                          "the curves do not separate at the top layer (Welch's t-test across "
+                                          "seeds p ≥ 0.05, or one seed only)"))
     return lines + [""]
+
+
+def convex_section(runs_root) -> list:
+    """The heads against --probe_convex's convex probe: every model x task x layer where the trained head's mean
+    main metric trails the probe on the same features by more than CONVEX_GAP, or one line saying none does; []
+    when no run measured it."""
+    found, _ = layout.iter_runs(runs_root)
+    table = summarize_measures(load_measures(found, CONVEX))
+    if table.empty:
+        return []
+    wide = table.pivot_table(index=["task", "model", "layer"], columns="measure", values="mean", sort=False)
+    wide = wide.reset_index()
+    trailing = wide[wide["gap"] > CONVEX_GAP]
+    lines = ["## Heads against a convex probe\n",
+             f"At every probed layer, the trained head's validation main metric (mean over seeds) beside a convex "
+             f"probe on the same features (--probe logistic's; convex.json describes it). Where the head trails "
+             f"it by more than {CONVEX_GAP}, the head is under-trained there: read that score as the head's, not the model's "
+             f"(--standardize_features, more epochs or a wider head grid close most such gaps; docs/analysis.md).\n"]
+    if trailing.empty:
+        return lines + [f"Every head is within {CONVEX_GAP} of the convex probe at all {len(wide)} task x model x "
+                        f"layer cell(s).", ""]
+    shown = trailing.assign(layer=trailing["layer"].astype(int))[["task", "model", "layer", "head", "convex", "gap"]]
+    return lines + [f"⚠ {len(trailing)} of {len(wide)} task x model x layer cell(s) trail it:\n",
+                    shown.round(3).to_markdown(index=False), ""]
 
 
 def pairs(args, models) -> list:
@@ -190,6 +227,10 @@ def bits_lost_lines(args, tasks, models, out, write_text) -> list:
                     continue
                 name = f"bits_lost_{task}_{base}_vs_{derived}" + ("" if split == "validation" else f"_{split}")
                 write_text(out / f"{name}.tsv", table.to_csv(sep="\t", index=False))
+                if not table["bits_lost"].max() > 0:  # nothing to show under "where it lost the most"
+                    lines += [f"#### {task} ({split}): {derived} lost no bits against {base} on any example\n",
+                              f"All examples: [{name}.tsv]({name}.tsv).", ""]
+                    continue
                 lines += [f"#### {task} ({split}): where {derived} lost the most bits against {base}\n",
                           table.head(SHOWN_EXAMPLES).round(3).to_markdown(index=False), "",
                           f"All examples: [{name}.tsv]({name}.tsv).", ""]

@@ -27,11 +27,12 @@ SELECTION_FILE = "selection.json"  # only with a head-setting grid: hold-out sco
 LAYER_HEADS_FILE = "layer_heads.safetensors"  # only with --probe_layers: every probed layer's head, "layer<L>.<name>"
 MDL_FILE = "mdl.json"                # only with --probe_mdl: online codelength per probed layer
 SELECTIVITY_FILE = "selectivity.json"  # only with --probe_control: task, control and selectivity per probed layer
+CONVEX_FILE = "convex.json"          # only with --probe_convex: the head's and a convex probe's score per probed layer
 MODEL_DIR = "model"                 # only with --save_full_model
 # every output a run writes (config.json aside, which a new run replaces first): cleared before a run starts, so
 # a killed rerun never leaves an old run's files beside the new config.json
 OUTPUT_PATTERNS = (RESULTS_FILE, TRAIN_RESULTS_FILE, EVAL_RESULTS_FILE, STATE_FILE, HEAD_FILE, LAYER_RESULTS_FILE,
-                   LAYER_HEADS_FILE, SELECTION_FILE, MDL_FILE, SELECTIVITY_FILE, "predictions_*.jsonl",
+                   LAYER_HEADS_FILE, SELECTION_FILE, MDL_FILE, SELECTIVITY_FILE, CONVEX_FILE, "predictions_*.jsonl",
                    "predict_results_*.txt", MODEL_DIR)
 
 
@@ -152,13 +153,18 @@ def read_results(folder):
         return None
 
 
-def read_config(folder) -> dict:
-    """The parsed config.json of a run folder, or {} when it is missing or unreadable."""
+def read_json(path) -> dict:
+    """A parsed JSON object file, or {} when it is missing, unreadable or not an object."""
     try:
-        data = json.loads((Path(folder) / CONFIG_FILE).read_text())
+        data = json.loads(Path(path).read_text())
         return data if isinstance(data, dict) else {}
     except (OSError, ValueError):
         return {}
+
+
+def read_config(folder) -> dict:
+    """The parsed config.json of a run folder, or {} when it is missing or unreadable."""
+    return read_json(Path(folder) / CONFIG_FILE)
 
 
 def is_complete(folder) -> bool:

@@ -1,9 +1,10 @@
 """Loading a model: its config, its tokenizer (and the pad/EOS rule), its weights from a hub id, a local dir or a
 COMET-style LM checkpoint with a separate tokenizer dir; the base's dtype and big-model placement (--device_map).
 Must not freeze, train or fingerprint the model, read data, write run folders, or decide where a head reads
-(pooling.py).
+(pooling.py; trained_pooling only reads a sentence-transformers model's own pooling files for it).
 """
 
+import json
 from pathlib import Path
 
 import torch
@@ -12,6 +13,7 @@ from . import compat
 from .errors import UserError
 from .heads import head_modules, head_state_dict
 from .hub import hub_offline, is_local_path
+from .pooling import sentence_transformers_rule
 
 
 def check_model_location(name: str, what: str = "--model_name_or_path"):
@@ -53,6 +55,36 @@ def load_config(model_args, task):
                       label2id={n: i for i, n in enumerate(task.label_names)})
     return _from_pretrained(AutoConfig.from_pretrained, model_args.config_name or model_args.model_name_or_path,
                             "the model config", **kwargs, **_hub_kwargs(model_args))
+
+
+def trained_pooling(model_args) -> tuple:
+    """(rule or None, why) of the pooling a sentence-transformers model was trained to be read by: its modules.json
+    names a Pooling module whose config.json gives the mode (local dir or hub snapshot, through transformers'
+    cached_file, so an offline hub reads the local cache). (None, why) for any other model, or a mode the cache
+    cannot read: --pooling auto then reads the model's own head."""
+    from transformers.utils import cached_file
+
+    name = model_args.model_name_or_path
+
+    def read(filename):
+        try:
+            path = cached_file(name, filename, cache_dir=model_args.cache_dir, revision=model_args.model_revision,
+                               token=model_args.token, _raise_exceptions_for_missing_entries=False,
+                               _raise_exceptions_for_connection_errors=False)
+            return json.loads(Path(path).read_text()) if path else None
+        except (OSError, ValueError):
+            return None
+
+    modules = read("modules.json")
+    pooling = next((m for m in modules or [] if str(m.get("type", "")).endswith("models.Pooling")), None)
+    if pooling is None:
+        return None, "the model's own head"
+    config = read(f"{pooling.get('path', '1_Pooling')}/config.json") or {}
+    rule, mode = sentence_transformers_rule(config)
+    if rule is None:
+        return None, (f"its sentence-transformers pooling ({mode}) is not one the cache reads, so the model's own "
+                      f"head")
+    return rule, f"a sentence-transformers model trained for {mode} pooling ({pooling.get('path')}/config.json)"
 
 
 def load_tokenizer(model_args, config):

@@ -24,7 +24,7 @@ def disagreements(args):
     a, b = args.models
     pa = compare.read_predictions(args.runs, a, task.name, split, seed=args.seed)
     pb = compare.read_predictions(args.runs, b, task.name, split, seed=args.seed)
-    kind = identity.relation(pa.attrs["protocol"], pb.attrs["protocol"])
+    kind = identity.relation_of(pa.attrs["config"], pb.attrs["config"])
     if kind:
         print(f"note: {a} vs {b}: {kind}", file=sys.stderr)
     result, table = compare.disagreement(task.name, pa, pb, (a, b), n_resamples=args.n_resamples)

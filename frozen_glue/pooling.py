@@ -35,12 +35,28 @@ def head_kind(config) -> str:
     return rule
 
 
-def pooling_rule(config, choice: str = "auto") -> str:
-    """The rule of --pooling `choice`: auto is the model's own head's (head_kind); pooler exists on BERT-like models
-    only."""
+# sentence-transformers' Pooling module (its config.json, e.g. 1_Pooling/config.json): the mode a sentence encoder
+# was trained to be read by, and our rule for it. Modes we cannot read (max, mean_sqrt_len_tokens, weightedmean, or
+# several at once) leave --pooling auto on the model's own head, with one line saying so.
+SENTENCE_TRANSFORMERS_MODES = {"pooling_mode_mean_tokens": "mean", "pooling_mode_cls_token": "first_token",
+                               "pooling_mode_lasttoken": "last_non_pad"}
+
+
+def sentence_transformers_rule(pooling_config: dict):
+    """(rule or None, the mode in words) of a sentence-transformers Pooling config."""
+    modes = [k for k, v in pooling_config.items() if k.startswith("pooling_mode_") and v is True]
+    if len(modes) == 1 and modes[0] in SENTENCE_TRANSFORMERS_MODES:
+        return SENTENCE_TRANSFORMERS_MODES[modes[0]], modes[0].removeprefix("pooling_mode_")
+    return None, "+".join(m.removeprefix("pooling_mode_") for m in modes) or "no mode"
+
+
+def pooling_rule(config, choice: str = "auto", trained_for: str | None = None) -> str:
+    """The rule of --pooling `choice`: auto is the pooling the model was trained to be read by (`trained_for`: a
+    sentence-transformers model's, loading.trained_pooling), else its own head's (head_kind); pooler exists on
+    BERT-like models only."""
     own = head_kind(config)
     if choice == "auto":
-        return own
+        return trained_for or own
     if choice == "pooler" and own != "pooler":
         raise UserError(f"--pooling pooler: a {config.model_type} model has no pooler; use auto, last, first or mean")
     return CHOICES[choice]

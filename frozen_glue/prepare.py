@@ -46,6 +46,7 @@ class Prepared:
     saved_heads: dict        # {seed: {None: the head, layer: that layer's}} when evaluating saved heads; {} otherwise
     protocol: dict
     fast_loop_fallback: str | None  # why cached heads train under Trainer.train(), or None
+    trained_pooling: tuple   # (rule or None, why): the pooling the model was trained for (loading.trained_pooling)
     provenance: dict         # versions and git commit, read once
     started: str
 
@@ -65,6 +66,19 @@ class Prepared:
         elif self.saved_heads:
             saved = self.saved_heads[seed]
             load_head(heads, saved.get(layer, saved[None]), f"--head_from {self.model_args.head_from}")
+
+    @property
+    def pooling_rule(self) -> str:
+        """Where the cached path's head reads (pooling.pooling_rule of --pooling and the model's trained pooling)."""
+        return pooling.pooling_rule(self.config, self.study_args.pooling, self.trained_pooling[0])
+
+    def pooling_reason(self, path: str) -> str:
+        """Why the heads of `path` (cached | trainer) read where they do, in words (config.json, run.log)."""
+        if self.study_args.pooling != "auto":
+            return f"--pooling {self.study_args.pooling}"
+        if path == "trainer":
+            return "the model's own head (the Trainer path runs the whole model)"
+        return f"--pooling auto: {self.trained_pooling[1]}"
 
     def seed_args(self, seed, folder):
         """The Trainer's arguments for one seed. W&B is left to tracking.py (one W&B run per seed, both paths): the
@@ -163,7 +177,7 @@ def resolve_heads(model_args, args, head_loaded, read):
                     f"trained with this tool pass --head_from <run folder>, or add --do_train")
 
 
-def read_head(root, seed, task, model, model_fp, tokenizer_fp, layers=()):
+def read_head(root, seed, task, model, model_fp, tokenizer_fp, layers=(), standardize=False):
     """The head of a run folder of ours, after checking it was trained on this very base, tokenizer and task:
     {None: its head} plus {layer: that layer's head} for each of `layers` (--probe_layers; refused when the run
     did not save them)."""
@@ -195,8 +209,13 @@ def read_head(root, seed, task, model, model_fp, tokenizer_fp, layers=()):
             raise UserError(f"--head_from {folder} holds no head for layer(s) {', '.join(missing)} (its "
                             f"{layout.LAYER_HEADS_FILE} has the layers its --probe_layers run trained); evaluate "
                             f"those layers' heads from a run that probed them, or drop --probe_layers")
+    standardized = bool(config.get("protocol", {}).get("standardize_features"))
+    if standardized != standardize:
+        raise UserError(f"--head_from {folder} was trained {'with' if standardized else 'without'} "
+                        f"--standardize_features: evaluate it {'with' if standardized else 'without'} it too")
     for state in heads.values():
-        load_head(copy.deepcopy(head_modules(model)), state, f"--head_from {path}")
+        own = {k: v for k, v in state.items() if not k.startswith("standardize.")}
+        load_head(copy.deepcopy(head_modules(model)), own, f"--head_from {path}")
     return heads
 
 
@@ -231,13 +250,14 @@ def prepare(model_args, data_args, study_args, training_args) -> Prepared:
     model_fp, tokenizer_fp = fingerprinting.model_fingerprint(model), fingerprinting.tokenizer_fingerprint(tokenizer)
     saved_heads = resolve_heads(model_args, training_args, head_loaded, lambda: {
         seed: read_head(model_args.head_from, seed, task, model, model_fp, tokenizer_fp, layers=pooling.probed_layers(
-            study_args.probe_layers, config, model_args.model_name_or_path) if study_args.probe_layers else ())
+            study_args.probe_layers, config, model_args.model_name_or_path) if study_args.probe_layers else (),
+            standardize=study_args.standardize_features)
         for seed in folders})
     return Prepared(
         model_args=model_args, data_args=data_args, study_args=study_args, args=training_args, task=task,
         folders=folders, raw=raw, fingerprints=fingerprints, cut=cut, train_labels=train_labels, config=config,
         tokenizer=tokenizer, tokenizer_fp=tokenizer_fp, tokenized=tokenized, collator=collator, model=model, model_fp=model_fp,
         saved_heads=saved_heads, protocol=contract.protocol(model_args, data_args, study_args, training_args),
-        fast_loop_fallback=fallback,
+        fast_loop_fallback=fallback, trained_pooling=loading.trained_pooling(model_args),
         provenance={"versions": provenance.versions(), "git_commit": provenance.git_commit()},
         started=time.strftime("%Y-%m-%dT%H:%M:%S%z"))

@@ -69,18 +69,20 @@ def md_table(df):
 
 
 def drift_tables(args, runs):
-    """CKA by layer of every model of --models with a base, against it, per task (needs --feature_cache)."""
+    """(CKA by layer of every model of --models with a base, against it, per task (needs --feature_cache);
+    {task: why a pair's drift is missing}, so that the report says so instead of leaving it out)."""
     if not (args.feature_cache and args.models):
-        return pd.DataFrame()
+        return pd.DataFrame(), {}
     known = {m.alias: m for m in read_models(args.models)}
-    tables = []
+    tables, missing = [], {}
     for task in results.task_order(runs["task"]):
         for base, m in pair_report.base_pairs(known):
             try:
                 tables.append(drift.layer_drift(args.feature_cache, task, base, m).assign(task=task))
             except UserError as e:
                 print(f"warning: drift {task} {m.base} -> {m.alias}: {e}", file=sys.stderr)
-    return pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
+                missing.setdefault(task, []).append(f"{m.base} -> {m.alias}: {e}")
+    return (pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()), missing
 
 
 def layer_table(layers, task):
@@ -102,7 +104,7 @@ def task_sections(args, runs, models, out) -> list:
     layers = results.summarize_layers(raw_layers)
     best = results.best_layers(layers)
     tests = results.layer_tests(raw_layers, best) if len(best) else pd.DataFrame()
-    drifts, controls, selected = drift_tables(args, runs), results.controls(runs), results.selections(found)
+    (drifts, no_drift), controls, selected = drift_tables(args, runs), results.controls(runs), results.selections(found)
     if len(layers):
         write_text(out / "summary_layers.csv", layers.to_csv(index=False))
     lines = []
@@ -112,7 +114,9 @@ def task_sections(args, runs, models, out) -> list:
             figures.write(figures.layer_figure(layers, task, models, majority=figures.main_metric_runs(runs, task)),
                          out / f"fig_layers_{task}.png")
             part += ["### Layers\n", f"![layers {task}](fig_layers_{task}.png)\n",
-                     md_table(best[best.task == task].round(4)), "", "By layer (mean ± std over seeds, and the head "
+                     md_table(best[best.task == task].round(4)), "",
+                     "best_layer is chosen on dev (the layer with the best mean dev score), so best_mean is an "
+                     "optimistic estimate of that layer; top_layer is not chosen.\n", "By layer (mean ± std over seeds, and the head "
                      "setting chosen for that layer on the train hold-out when a grid was given):\n",
                      md_table(layer_table(layers, task)), ""]
             if len(tests) and task in set(tests["task"]):
@@ -127,12 +131,14 @@ def task_sections(args, runs, models, out) -> list:
             figures.write(figures.drift_figure(rows, task), out / f"fig_drift_{task}.png")
             part += ["### Representation drift\n", f"![drift {task}](fig_drift_{task}.png)\n",
                      md_table(rows.round(4)), ""]
+        if task in no_drift:
+            part += ["Drift not computed for " + "; ".join(no_drift[task]) + "\n"]
         if len(selected) and task in set(selected["task"]):
             part += ["### Head selection\n", md_table(selected[selected.task == task].drop(columns="task")), ""]
         if len(controls) and task in set(controls["task"]):
             part += ["### Controls\n", md_table(controls[controls.task == task].drop(columns="task").round(4)), ""]
         if part:
-            lines += [f"## {task}: where the difference appears\n", *part]
+            lines += [f"## {task}: layers, drift, head selection, controls\n", *part]
     if lines:
         lines = ["## Per task: layers, drift, head selection, controls\n",
                  "Layers: probes on every requested layer of the frozen base from the same forward pass (layer 0 = "
@@ -168,7 +174,7 @@ def comparisons(args, runs, models, out):
     resamples = stats.resamples_for(len(family), args.n_resamples, compare.ALPHA)
     found, slice_tables = [], []
     for task, split, a, b, pa, pb in family:
-        kind = identity.relation(pa.attrs["protocol"], pb.attrs["protocol"])
+        kind = identity.relation_of(pa.attrs["config"], pb.attrs["config"])
         res, table = compare.disagreement(task, pa, pb, (a, b), n_resamples=resamples)
         sl = compare.slices(task, pa, pb, (a, b), args.slice, n_resamples=min(args.n_resamples, 1000))
         suffix = ("" if len(models) == 2 else f"_{a}_vs_{b}") + ("" if split == "validation" else f"_{split}")
@@ -226,6 +232,7 @@ def summarize(args):
     if warnings:
         report += ["## Warnings\n", *[f"- {w}" for w in warnings], ""]
     report += collapsed_section(runs)
+    report += information_report.convex_section(args.runs)  # heads that trail a convex probe: under-trained
     report += ["## Main metric per task\n", md_table(wide), "",
                "mean ± sample std (ddof=1) over seeds; n = seeds. Differences: of the means, with Welch's t-test "
                "across seeds (seed-to-seed only: it ignores that the dev set is a sample; the verdicts above are the "
@@ -271,12 +278,16 @@ def collapsed_section(runs) -> list:
     dead = runs[runs["collapsed"]].drop_duplicates(["model", "task", "seed"])
     if not len(dead):
         return []
-    return ["## Collapsed heads\n", f"{len(dead)} run(s) whose head learnt nothing (diagnostics.py): "
-            f"constant predictions, or predictions no more associated with the gold labels than the "
-            f"majority-class control's (a one-sided test at {diagnostics.ALPHA}). Their numbers say nothing "
-            "about the model; they are marked ⚠ in the tables and drawn as red crosses. Rerun them with a "
-            "head grid (--head_learning_rates 1e-3 1e-2 1e-1, chosen on a train hold-out) or more epochs.\n",
-            *[f"- `{f}`" for f in dead["folder"]], ""]
+    lines = ["## Collapsed heads\n", f"{len(dead)} run(s) whose head learnt nothing (diagnostics.py): "
+             f"constant predictions, or predictions no more associated with the gold labels than the "
+             f"majority-class control's (a one-sided test at {diagnostics.ALPHA}). Their numbers say nothing "
+             "about the model; they are marked ⚠ in the tables and drawn as red crosses. Likely causes, read from "
+             "each model x task's own run settings, with the flag for each:\n"]
+    for (model, task), group in dead.groupby(["model", "task"], sort=False):
+        advice = diagnostics.collapse_advice_for(group["folder"].iloc[0])
+        lines += [f"- {model} / {task} ({len(group)} run(s)): {advice}",
+                  *[f"  - `{f}`" for f in group["folder"]]]
+    return lines + [""]
 
 
 def example_sections(dis, slice_tables) -> list:

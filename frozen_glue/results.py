@@ -107,7 +107,7 @@ def summarize(runs: pd.DataFrame) -> pd.DataFrame:
 def comparison_kind(runs, a_rows, b_rows) -> str:
     """identity.relation of two models' runs: 'control', 'settings differ: …' or ''."""
     configs = runs.attrs.get("configs", {})
-    return identity.relation(*(configs.get(rows["identity"].iloc[0], {}).get("protocol") for rows in (a_rows, b_rows)))
+    return identity.relation_of(*(configs.get(rows["identity"].iloc[0]) for rows in (a_rows, b_rows)))
 
 
 def pairwise(runs: pd.DataFrame) -> pd.DataFrame:

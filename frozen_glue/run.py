@@ -10,7 +10,7 @@ import datasets
 import transformers
 from transformers import set_seed
 
-from . import arguments, compat, layout, lifetime, runners, sharding, validation, writer, zeroshot
+from . import arguments, compat, layout, lifetime, pooling, runners, sharding, validation, writer, zeroshot
 from .errors import UserError, run_cli, setup_logging
 from .locks import RunLock
 from .prepare import prepare
@@ -60,7 +60,8 @@ def execute(prep):
     """Every seed of a prepared run: config.json first (before extraction or training), then the path's runner."""
     reason = runners.cache_reason(prep)
     cached = reason is None
-    for flag in ("probe_layers", "device_map", "pooling", "probe_mdl", "probe_control"):
+    for flag in ("probe_layers", "device_map", "pooling", "probe_mdl", "probe_control", "standardize_features",
+                 "probe_convex"):
         value = getattr(prep.study_args, flag, None) or getattr(prep.model_args, flag, None)
         if not cached and value and not (flag == "pooling" and value == "auto"):  # --pooling auto: the model's own
             raise UserError(f"--{flag} needs the cached path, and the feature cache cannot serve this run: {reason}")
@@ -71,6 +72,13 @@ def execute(prep):
         runners.probed_layers(prep)  # a layer the model does not have is refused before any folder is written
     if prep.study_args.feature_cache and not cached:
         logger.info(f"feature cache not used: {reason}; running the Trainer path")
+    trained_for, why = prep.trained_pooling
+    if cached:
+        logger.info(f"pooling: the head reads {pooling.pooled_position(prep.pooling_rule, prep.model_args.append_eos)} "
+                    f"({prep.pooling_reason('cached')})")
+    elif trained_for:
+        logger.info(f"pooling: the Trainer path feeds the model's own head; {why}: add --feature_cache DIR to read "
+                    f"{pooling.pooled_position(trained_for, prep.model_args.append_eos)}")
     if sharding.rank() == 0:  # one writer under a multi-process launcher
         for seed, folder in prep.folders.items():
             writer.start(prep, seed, folder, "cached" if cached else "trainer")

@@ -21,7 +21,7 @@ from . import (cached_head, contract, evaluation, head_training, heads, informat
                selection, sharding, writer)
 from . import cache as feature_cache
 from .data import rows_digest
-from .pooling import num_layers, pooling_rule
+from .pooling import num_layers
 from .errors import UserError
 from .tasks import compute_metrics
 
@@ -37,7 +37,7 @@ def cache_reason(prep):
     changing = [f"--{k} ({why})" for k, why in contract.CHANGES_FEATURES.items() if getattr(prep.args, k, None)]
     if changing:
         return ", ".join(changing)
-    pooling_rule(prep.config, prep.study_args.pooling)  # unsupported model types fail here, in one line
+    prep.pooling_rule  # unsupported model types fail here, in one line
     return None
 
 
@@ -91,7 +91,7 @@ def cache_parts(prep, split):
     """Everything that changes a split's features: the feature-cache key is the hash of this."""
     return {"model_fp": prep.model_fp, "tokenizer": prep.tokenizer_fp,
             "max_seq_length": prep.data_args.max_seq_length, "pad_to_max_length": prep.data_args.pad_to_max_length,
-            "append_eos": prep.model_args.append_eos, "pooling": pooling_rule(prep.config, prep.study_args.pooling),
+            "append_eos": prep.model_args.append_eos, "pooling": prep.pooling_rule,
             "pad_token_id": prep.config.pad_token_id, "precision": str(prep.precision),
             "dtype": prep.study_args.feature_dtype, "data": rows_digest(prep.raw[split], prep.task.text_keys),
             **base_dtype_part(prep)}
@@ -132,7 +132,7 @@ def extract_features(prep, layers):
         features[split] = feature_cache.cached_features(
             prep.study_args.feature_cache, prep.model, prep.model_fp, prep.task.name, split, ds, prep.collator,
             cache_parts(prep, split), layers=layers, top=num_layers(prep.config),
-            rule=pooling_rule(prep.config, prep.study_args.pooling),
+            rule=prep.pooling_rule,
             batch_size=prep.study_args.extraction_batch_size, device=device, autocast_dtype=prep.precision,
             tokens_per_batch=prep.study_args.extraction_tokens_per_batch, shard=(rank, size),
             store_dtype=getattr(torch, prep.study_args.feature_dtype), rebuild=prep.data_args.overwrite_cache,
@@ -176,15 +176,31 @@ def layer_results(prep, trainer, data):
 def head_trainers(prep, data, seeds_args):
     """{key: Trainer of a fresh CachedHead} for each (key, seed, TrainingArguments, layer) in seeds_args; data(key) is
     that trainer's split -> FeatureDataset; the head starts from the seed, or from the saved head of that layer."""
-    trainers = {}
+    trainers, stats = {}, {}
     for key, seed, args, layer in seeds_args:
         # FeatureDataset yields exactly CachedHead's arguments: no column filtering needed
         args = dataclasses.replace(args, deepspeed=None, remove_unused_columns=False)
         modules = copy.deepcopy(heads.head_modules(prep.model))
+        if prep.study_args.standardize_features:
+            modules["standardize"] = standardizer(data(key), stats, modules)
         prep.init_heads(modules, seed, layer)
         head = cached_head.CachedHead(modules, pooling.head_kind(prep.config), source_model=prep.model)
         trainers[key] = make_trainer(prep, head, args, data(key))
     return trainers
+
+
+def standardizer(splits, stats: dict, modules: dict):
+    """--standardize_features: the Standardize module of the rows this head trains on (`splits("train")`; stats
+    computed once per feature tensor, so the heads of one layer share them); when evaluating a saved head (no train
+    split), an identity one that --head_from's saved statistics are loaded into."""
+    try:
+        train = splits("train").features
+    except KeyError:
+        width = next(m for top in modules.values() for m in top.modules() if isinstance(m, torch.nn.Linear)).in_features
+        return cached_head.Standardize(torch.zeros(width), torch.ones(width))
+    if id(train) not in stats:
+        stats[id(train)] = cached_head.feature_stats(train)
+    return cached_head.Standardize(*stats[id(train)])
 
 
 def choose_head_settings(prep, data, layers) -> dict:

@@ -144,9 +144,11 @@ def collapsed_hint(folders):
     done = [r for r in map(read_results, folders) if r is not None]
     dead = sum(bool(r.get("head_collapsed")) for r in done)
     if done and dead * 2 > len(done):
+        from .diagnostics import collapse_advice_for  # scipy and scikit-learn, only when there is advice to give
+
+        first = next(f for f in folders if (read_results(f) or {}).get("head_collapsed"))
         logger.info(f"{dead} of {len(done)} heads of this sweep collapsed (learnt nothing), so their scores say "
-                    f"nothing about the models: add a head grid chosen on a train hold-out (FEATURE_CACHE=DIR and "
-                    f"--head_learning_rates 1e-3 1e-2 1e-1) or more epochs")
+                    f"nothing about the models; likely causes (from {first}): {collapse_advice_for(first)}")
 
 
 def run_locked(key, group, total, env, slot, gpu, runs, port) -> dict:

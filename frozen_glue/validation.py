@@ -93,6 +93,7 @@ def validate_study(model_args, study_args, args):
     if study_args.pooling != "auto" and not study_args.feature_cache:
         raise UserError(f"--pooling {study_args.pooling} reads other positions than the model's own head, which only "
                         f"the cached path can: add --feature_cache DIR (or use --pooling auto)")
+    validate_head_inputs(model_args, study_args, args)
     for flag in ("probe_mdl", "probe_control"):
         cached_heads = study_args.feature_cache and args.do_train and study_args.probe == "head"
         if getattr(study_args, flag) and not cached_heads:
@@ -117,6 +118,24 @@ def validate_study(model_args, study_args, args):
                         f"number of tokens")
     if study_args.extraction_batch_size < 1:
         raise UserError(f"--extraction_batch_size {study_args.extraction_batch_size}: give a positive number")
+
+
+def validate_head_inputs(model_args, study_args, args):
+    """--standardize_features and --probe_convex: cached-path head flags."""
+    if study_args.standardize_features:
+        if not study_args.feature_cache:
+            raise UserError("--standardize_features standardises cached features: add --feature_cache DIR (the "
+                            "Trainer path feeds the head the base's raw output)")
+        if study_args.probe != "head":
+            raise UserError("--probe logistic standardises its features itself; drop --standardize_features")
+        if model_args.save_full_model:
+            raise UserError("--save_full_model saves a transformers model with its own head, which cannot hold "
+                            "the standardisation; drop one of them (head.safetensors holds the head and its "
+                            "standardize.mean / standardize.scale)")
+    if study_args.probe_convex and not (study_args.feature_cache and args.do_train and args.do_eval
+                                        and study_args.probe == "head"):
+        raise UserError("--probe_convex scores a trained head beside a convex probe on the same cached features: "
+                        "it needs --feature_cache DIR, --do_train, --do_eval and --probe head")
 
 
 DEVICE_MAPS = ("auto", "balanced", "balanced_low_0", "sequential")

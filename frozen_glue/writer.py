@@ -28,8 +28,8 @@ def start(prep, seed, folder, path):
     cuts = {k: getattr(prep.data_args, k) for k in ("max_train_samples", "max_eval_samples", "max_predict_samples")
             if getattr(prep.data_args, k)}
     # the Trainer path also runs model types the feature cache does not know: their rule is the model's own, unnamed
-    rule = pooling.pooling_rule(prep.config, prep.study_args.pooling) if prep.config.model_type in pooling.POOLING \
-        else None
+    rule = (prep.pooling_rule if path == "cached" else pooling.head_kind(prep.config)) \
+        if prep.config.model_type in pooling.POOLING else None
     ident = {"protocol_hash": contract.protocol_hash(prep.protocol), "model_fingerprint": prep.model_fp,
               "tokenizer_fingerprint": prep.tokenizer_fp, "data_fingerprints": prep.fingerprints}
     layout.atomic_write_json(folder / layout.CONFIG_FILE, {
@@ -39,6 +39,7 @@ def start(prep, seed, folder, path):
         "model_source": identity.source_stamp(prep.model_args.model_name_or_path),
         **prep.provenance,
         "pooling": {"rule": rule, "position": pooling.pooled_position(rule, prep.model_args.append_eos),
+                    "why": prep.pooling_reason(path),
                     "pad_token": prep.tokenizer.pad_token, "eos_token": prep.tokenizer.eos_token},
         # the cached path trains its heads in one process, also when the extraction was sharded over ranks
         "global_batch_size": prep.args.per_device_train_batch_size * prep.args.gradient_accumulation_steps

@@ -127,3 +127,39 @@ def test_a_sweep_of_mostly_collapsed_heads_ends_with_what_to_try(tmp_path, caplo
     with caplog.at_level("INFO", logger="frozen_glue.sweep"):
         sweep.collapsed_hint(folders[1:])  # 1 of 2: not most
     assert "collapsed" not in caplog.text
+
+
+def config_of(path="cached", rule="pooler", pooling="auto", standardize=False, rates=(1e-4, 1e-3, 1e-2, 1e-1),
+              epochs=3.0, max_train=None):
+    return {"path": path, "pooling": {"rule": rule},
+            "args": {"study": {"pooling": pooling, "standardize_features": standardize, "probe": "head",
+                               "head_learning_rates": list(rates) or None},
+                     "training": {"learning_rate": 5e-5, "num_train_epochs": epochs, "max_steps": -1},
+                     "data": {"max_train_samples": max_train}}}
+
+
+def test_collapse_advice_names_the_situation_and_never_what_the_run_already_did():
+    from frozen_glue.diagnostics import collapse_advice
+
+    # MiniLM on the old default: the pooler, raw features, lr at the grid's top, 3 epochs, 400 rows
+    advice = collapse_advice(config_of(max_train=400), {"train_samples": 400},
+                             {"chosen": {"learning_rate": 0.1, "weight_decay": 0.0}})
+    assert advice == ("the head reads the pooler output, which a sentence encoder was never trained to produce: "
+                      "--pooling mean; raw feature scale (features that vary little around a large mean keep an "
+                      "AdamW head at the prior): --standardize_features; the chosen learning rate 0.1 is the edge "
+                      "of the grid: extend --head_learning_rates above it; 3 epoch(s): --num_train_epochs 10; only "
+                      "400 train rows (--max_train_samples 400): raise it")
+    # every one of those already done: nothing to recommend, and none of their flags is repeated
+    done = collapse_advice(config_of(rule="mean", pooling="mean", standardize=True, epochs=10.0),
+                           {"train_samples": 2000}, {"chosen": {"learning_rate": 1e-2}})
+    assert done == "no cause this tool can name from the run's settings"
+    # the lowest rate chosen points below the grid; the Trainer path (no grid) is pointed at the cached path
+    low = collapse_advice(config_of(rule="mean", pooling="mean", standardize=True, epochs=10.0),
+                          {"train_samples": 5000}, {"chosen": {"learning_rate": 1e-4}})
+    assert low == "the chosen learning rate 0.0001 is the edge of the grid: extend --head_learning_rates below it"
+    trainer = collapse_advice(config_of(path="trainer", rule="last_non_pad", rates=(), epochs=10.0),
+                              {"train_samples": 5000})
+    assert trainer == ("raw feature scale (features that vary little around a large mean keep an AdamW head at the "
+                       "prior): --standardize_features with --feature_cache DIR; one learning rate (5e-05) was "
+                       "tried: a grid chosen on a train hold-out, --head_learning_rates 1e-4 1e-3 1e-2 1e-1 (with "
+                       "--feature_cache DIR)")

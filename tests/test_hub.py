@@ -162,3 +162,37 @@ def test_make_cola_with_hub_data_and_no_glue_dir(dataset_repo, assets, tmp_path)
     assert (tmp_path / "reports" / "report.md").exists()
     config = json.loads((tmp_path / "runs" / "tiny-comet" / "cola" / "seed2" / "config.json").read_text())
     assert config["args"]["data"]["dataset_name"] == str(dataset_repo) and config["args"]["data"]["glue_dir"] is None
+
+
+def test_a_sentence_transformer_by_hub_id_is_read_by_its_own_pooling(assets, tmp_path):
+    """modules.json and 1_Pooling/config.json come from the hub snapshot as the weights do (offline)."""
+    from test_pooling import as_sentence_transformer
+
+    st = as_sentence_transformer(assets["bert"], tmp_path / "st")
+    snapshot = tmp_path / "hub" / "models--org--tiny-st" / "snapshots" / REV_MAIN
+    shutil.copytree(st, snapshot)
+    (snapshot.parent.parent / "refs").mkdir()
+    (snapshot.parent.parent / "refs" / "main").write_text(REV_MAIN)
+    code, out, err = cli("--model_name_or_path", "org/tiny-st", "--task_name", "sst2", "--glue_dir", assets["glue_dir"],
+                         "--output_dir", tmp_path / "run", "--feature_cache", tmp_path / "c", *FAST,
+                         env={"HF_HUB_CACHE": str(tmp_path / "hub")})
+    assert code == 0, err
+    pooled = json.loads((tmp_path / "run" / "config.json").read_text())["pooling"]
+    assert pooled["rule"] == "mean" and "trained for mean_tokens pooling" in pooled["why"]
+
+
+@pytest.mark.parametrize("target", ["cola", "all"])
+def test_make_dry_run_prints_the_commands_and_summarizes_nothing(assets, tmp_path, target):
+    """DRY_RUN=1 make cola|all: the sweep prints its commands and runs none, so there is nothing to summarize; the
+    target exits 0 without calling summarize (which would refuse an empty runs folder with exit 2)."""
+    models = tmp_path / "models.tsv"
+    models.write_text(f"tiny-gpt2\t{assets['base']}\t-\t\n")
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "MODELS": str(models), "SEEDS": "1", "LAUNCHER": "python",
+           "GLUE_DIR": str(assets["glue_dir"]), "DRY_RUN": "1", "TASKS": "cola"}
+    proc = subprocess.run(["make", "-s", target, f"VENV={os.path.dirname(os.path.dirname(sys.executable))}",
+                           f"RUNS={tmp_path / 'runs'}", f"REPORTS={tmp_path / 'reports'}",
+                           f"FEATURE_CACHE={tmp_path / 'cache'}"],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "run_glue_frozen.py" in proc.stdout and "--standardize_features" in proc.stdout
+    assert not (tmp_path / "reports").exists() and not (tmp_path / "runs").exists()

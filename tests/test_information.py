@@ -124,16 +124,22 @@ def test_expected_layer_is_tenneys_centre_of_gravity_of_the_gains():
     assert information.expected_layer([0, 6, 12], [0.1, 0.5, 0.6]) == pytest.approx((6 * 0.4 + 12 * 0.1) / 0.5)
 
 
-def test_separation_layer_is_where_the_curves_stay_apart():
-    std = [0.02] * 4  # combined: 0.0283
+def test_separation_layer_is_where_the_curves_stay_apart_with_the_top_layers_sign():
+    # 3 seeds each, std 0.02: Welch's t = d / sqrt(2 * 0.02^2 / 3) on ~4 df is significant (two-sided 0.05) from
+    # d = 0.0453 on; the old rule |d| > sqrt(0.02^2 + 0.02^2) = 0.0283 took smaller gaps and either sign
+    std, n = [0.02] * 4, [3] * 4
     a = [0.5, 0.6, 0.7, 0.8]
-    assert information.separation_layer([0, 1, 2, 3], a, std, [0.5, 0.55, 0.6, 0.6], std) == 1
-    # apart at 1, together at 2 (gap 0.01), apart again at 3: from 3 on
-    assert information.separation_layer([0, 1, 2, 3], a, std, [0.5, 0.55, 0.69, 0.6], std) == 3
-    assert information.separation_layer([0, 1, 2, 3], a, std, [0.5, 0.55, 0.6, 0.79], std) is None
-    # one seed: no std, no separation claimed
+
+    def at(b, sa=std, sb=std):
+        return information.separation_layer([0, 1, 2, 3], a, sa, n, b, sb, n)
+
+    assert at([0.5, 0.55, 0.6, 0.6]) == 1                    # d = 0.05 at layer 1: significant
+    assert at([0.5, 0.565, 0.6, 0.6]) == 2                   # d = 0.035: the old rule said 1
+    assert at([0.5, 0.7, 0.6, 0.6]) == 2                     # layer 1's gap has the other sign: the old rule said 1
+    assert at([0.5, 0.55, 0.69, 0.6]) == 3                   # apart at 1, together at 2, apart at 3
+    assert at([0.5, 0.55, 0.6, 0.79]) is None                # the top does not separate
     nan = [float("nan")] * 4
-    assert information.separation_layer([0, 1, 2, 3], a, nan, [0.5, 0.55, 0.6, 0.6], nan) is None
+    assert at([0.5, 0.55, 0.6, 0.6], nan, nan) is None       # one seed: no std, no separation claimed
 
 
 # ----------------------------------------------------------------------------------------- on the cached path

@@ -64,8 +64,8 @@ def test_append_eos_predictions_do_not_depend_on_the_pad_token(script, assets, t
     a, b = predictions(tmp_path / "auto"), predictions(tmp_path / "flag")
     assert [r["probs"] for r in a] == [r["probs"] for r in b]
     config = json.loads((tmp_path / "auto" / "config.json").read_text())
-    assert config["pooling"] == {"rule": "last_non_pad", "position": "the appended EOS", "pad_token": "<|pad|>",
-                                 "eos_token": "<|endoftext|>"}
+    assert {k: v for k, v in config["pooling"].items() if k != "why"} == {
+        "rule": "last_non_pad", "position": "the appended EOS", "pad_token": "<|pad|>", "eos_token": "<|endoftext|>"}
 
 
 @pytest.mark.parametrize("cached", [False, True])
@@ -83,3 +83,69 @@ def test_comet_copy_with_only_added_tokens_predicts_as_its_base(script, assets, 
     configs = [json.loads((tmp_path / f / "config.json").read_text())["pooling"] for f in ("b", "c")]
     assert configs[0]["position"] == configs[1]["position"] == "the last token of the text"
     assert (configs[0]["pad_token"], configs[1]["pad_token"]) == ("<|endoftext|>", "[PAD]")
+
+
+# ------------------------------------------------------------------------ --pooling auto: what the model was trained for
+
+
+@pytest.mark.parametrize("modes, want", [
+    ({"pooling_mode_mean_tokens": True, "pooling_mode_cls_token": False}, "mean"),
+    ({"pooling_mode_cls_token": True, "pooling_mode_mean_tokens": False}, "first_token"),
+    ({"pooling_mode_lasttoken": True}, "last_non_pad"),
+    ({"pooling_mode_max_tokens": True}, None),                                   # a mode the cache cannot read
+    ({"pooling_mode_mean_tokens": True, "pooling_mode_max_tokens": True}, None),  # two at once: concatenated
+])
+def test_sentence_transformers_modes(modes, want):
+    assert pooling.sentence_transformers_rule({"word_embedding_dimension": 32, **modes})[0] == want
+
+
+def as_sentence_transformer(model_dir, out, mode="pooling_mode_mean_tokens"):
+    """A copy of a tiny BERT dir laid out as sentence-transformers saves one (modules.json, 1_Pooling/)."""
+    import shutil
+
+    shutil.copytree(model_dir, out)
+    (out / "modules.json").write_text(json.dumps([
+        {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+        {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"}]))
+    (out / "1_Pooling").mkdir()
+    (out / "1_Pooling" / "config.json").write_text(json.dumps({"word_embedding_dimension": 32, mode: True}))
+    return out
+
+
+def test_pooling_auto_reads_a_sentence_transformer_by_its_own_pooling(script, assets, tmp_path, capsys):
+    # (by hub id from a local hub cache: tests/test_hub.py)
+    st = as_sentence_transformer(assets["bert"], tmp_path / "models" / "st")
+    common = ["--task_name", "sst2", "--glue_dir", assets["glue_dir"], *TRAIN, "--feature_cache", tmp_path / "c"]
+    for name, path in (("plain", assets["bert"]), ("st", st)):
+        assert run(script, capsys, "--model_name_or_path", path, "--output_dir", tmp_path / name, *common)[0] == 0
+    plain, local = (json.loads((tmp_path / n / "config.json").read_text())["pooling"] for n in ("plain", "st"))
+    assert plain["rule"] == "pooler" and plain["why"] == "--pooling auto: the model's own head"
+    assert local["rule"] == "mean" and "sentence-transformers model trained for mean_tokens pooling" in local["why"]
+    # the Trainer path reads the model's own head and says how to read the trained pooling instead
+    code, out, err = run(script, capsys, "--model_name_or_path", st, "--output_dir", tmp_path / "trainer",
+                         *common[:-2])
+    assert code == 0, err
+    assert "pooling: the Trainer path feeds the model's own head; a sentence-transformers model trained for " \
+           "mean_tokens pooling (1_Pooling/config.json): add --feature_cache DIR to read the mean" in out
+    assert json.loads((tmp_path / "trainer" / "config.json").read_text())["pooling"]["rule"] == "pooler"
+
+
+def test_two_runs_that_read_different_positions_are_never_compared():
+    from frozen_glue import identity
+    from frozen_glue.errors import UserError
+
+    config = {"protocol": {"pooling": "auto"}, "pooling": {"rule": "mean"}}
+    with pytest.raises(UserError, match="one model's heads read mean, the other's pooler"):
+        identity.relation_of(config, {**config, "pooling": {"rule": "pooler"}})
+    assert identity.relation_of(config, config) == ""
+    assert identity.relation_of(config, {"protocol": {"pooling": "auto"}}) == ""  # an older run records no rule
+
+
+def test_two_aliases_of_the_same_weights_are_called_identical():
+    from frozen_glue import identity
+
+    config = {"protocol": {"pooling": "auto"}, "pooling": {"rule": "mean"}, "model_fingerprint": "f" * 64,
+              "tokenizer_fingerprint": "t" * 64}
+    assert identity.relation_of(config, dict(config)) == "identical weights: this comparison checks determinism only"
+    assert identity.relation_of(config, {**config, "model_fingerprint": "g" * 64}) == ""
+    assert identity.relation_of(config, {**config, "tokenizer_fingerprint": "u" * 64}) == ""
