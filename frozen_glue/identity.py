@@ -71,7 +71,8 @@ def relation_of(config_a: dict | None, config_b: dict | None) -> str:
     """relation() of two runs' config.json: their protocols and the pooling rules they record (None for runs made
     before config.json recorded one)."""
     a, b = config_a or {}, config_b or {}
-    kind = relation(a.get("protocol"), b.get("protocol"), tuple(((c.get("pooling") or {}).get("rule")) for c in (a, b)))
+    rules = tuple((c.get("pooling") or {}).get("rule") for c in (a, b))
+    kind = relation(a.get("protocol"), b.get("protocol"), rules)
     if a.get("model_fingerprint") and a.get("model_fingerprint") == b.get("model_fingerprint") and \
             a.get("tokenizer_fingerprint") == b.get("tokenizer_fingerprint"):
         return IDENTICAL + (f"; {kind}" if kind else "")

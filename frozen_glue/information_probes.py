@@ -166,6 +166,11 @@ def main_score(task, logits, gold):
     return None if math.isnan(value) else value
 
 
+def head_score(task, trainer, dataset, gold):
+    """A trained head's (or probe's) main metric on one split's features against `gold`."""
+    return main_score(task, runners.predict_split(trainer, dataset).predictions, gold)
+
+
 def selectivity(prep, layers, data, trainers, settings=None) -> dict:
     """{seed: selectivity.json content}: the run's heads (`trainers`, by (layer, seed)) scored on each validation
     split's gold labels, heads of the same recipe trained on control labels scored on that split's control labels,
@@ -184,9 +189,8 @@ def selectivity(prep, layers, data, trainers, settings=None) -> dict:
         for split in [s for s in task.validation_splits if s in control]:
             dataset = data[layer][split]
             suffix = task.metric_suffix(split)
-            gold = main_score(task, runners.predict_split(trainers[layer, seed], dataset).predictions,
-                              np.asarray(prep.raw[split]["label"]))
-            chance = main_score(task, runners.predict_split(head, dataset).predictions, control[split])
+            gold = head_score(task, trainers[layer, seed], dataset, np.asarray(prep.raw[split]["label"]))
+            chance = head_score(task, head, dataset, control[split])
             scores.update({f"task{suffix}": gold, f"control{suffix}": chance,
                            f"selectivity{suffix}": None if gold is None or chance is None else gold - chance})
         out[seed]["layers"][str(layer)] = scores
@@ -198,17 +202,17 @@ def convex(prep, layers, data, trainers) -> dict:
     --probe logistic's convex probe (fitted once on the same train features: deterministic) scored on each
     validation split's main metric, and gap = convex - head (every GLUE main metric is higher-is-better)."""
     task = prep.task
-    out = {seed: {"metric": task.main_metric, "probe": logistic.DESCRIPTION, "flag_above": information.CONVEX_GAP, "layers": {}}
-           for seed in prep.folders}
+    out = {seed: {"metric": task.main_metric, "probe": logistic.DESCRIPTION, "flag_above": information.CONVEX_GAP,
+                  "layers": {}} for seed in prep.folders}
     for layer in layers:
         probe = logistic.LogisticProbe(task.is_regression)
         probe.fit(data[layer]["train"])
         for split in [s for s in task.validation_splits if s in data[layer]]:
             dataset, suffix = data[layer][split], task.metric_suffix(split)
             gold = np.asarray(prep.raw[split]["label"])
-            reference = main_score(task, probe.predict(dataset).predictions, gold)
+            reference = head_score(task, probe, dataset, gold)  # predict_split: the probe predicts itself
             for seed in prep.folders:
-                head = main_score(task, runners.predict_split(trainers[layer, seed], dataset).predictions, gold)
+                head = head_score(task, trainers[layer, seed], dataset, gold)
                 out[seed]["layers"].setdefault(str(layer), {}).update({
                     f"head{suffix}": head, f"convex{suffix}": reference,
                     f"gap{suffix}": None if head is None or reference is None else reference - head})

@@ -4,7 +4,6 @@ lost the most bits on (predictions' pvi), and each model's expected layer and wh
 complete runs only (layout.iter_runs) and returns markdown lines; analysis/summarize.py writes the files."""
 
 import itertools
-import json
 import sys
 
 import numpy as np
@@ -21,13 +20,6 @@ MEASURES = {layout.MDL_FILE: ("codelength_kbits", "compression"),
 SHOWN_EXAMPLES = 5  # the report shows the top of each bits-lost file
 
 
-def _read(folder, name) -> dict:
-    try:
-        return json.loads((folder / name).read_text())
-    except (OSError, ValueError):
-        return {}
-
-
 CONVEX = {layout.CONVEX_FILE: ("head", "convex", "gap")}
 
 
@@ -40,7 +32,7 @@ def load_measures(found, files=None) -> pd.DataFrame:
     rows = [{"model": run.model, "task": run.task, "seed": run.seed, "layer": int(layer), "measure": measure,
              "value": float(scores[measure]), "identity": run.identity_hash, "deterministic": run.deterministic}
             for run in counted for name, measures in (files or MEASURES).items()
-            for layer, scores in _read(run.folder, name).get("layers", {}).items()
+            for layer, scores in layout.read_json(run.folder / name).get("layers", {}).items()
             for measure in measures if scores.get(measure) is not None]
     out = pd.DataFrame(rows, columns=["model", "task", "seed", "layer", "measure", "value", "identity",
                                       "deterministic"])
@@ -109,7 +101,8 @@ def summary_markdown(summary) -> str:
                                                              summary[f"{measure}_mixed"])]
     shown["v_information_bits"] = [cell + (f" ⚠{c} collapsed" if c else "") for cell, c in
                                    zip(shown["v_information_bits"], summary["v_information_collapsed"])]
-    absent = [m for m in SUMMARY if summary[f"{m}_mean"].isna().all() and not summary[f"{m}_mixed"].astype(bool).any()]
+    absent = [m for m in SUMMARY
+              if summary[f"{m}_mean"].isna().all() and not summary[f"{m}_mixed"].astype(bool).any()]
     note = "" if not absent else "\n\nNot measured for any model here: " + ", ".join(
         f"{m} ({HOW[m]})" for m in absent) + "."
     return shown.drop(columns=absent).to_markdown(index=False) + note
@@ -189,8 +182,8 @@ def convex_section(runs_root) -> list:
     lines = ["## Heads against a convex probe\n",
              f"At every probed layer, the trained head's validation main metric (mean over seeds) beside a convex "
              f"probe on the same features (--probe logistic's; convex.json describes it). Where the head trails "
-             f"it by more than {CONVEX_GAP}, the head is under-trained there: read that score as the head's, not the model's "
-             f"(--standardize_features, more epochs or a wider head grid close most such gaps; docs/analysis.md).\n"]
+             f"it by more than {CONVEX_GAP}, the head is under-trained there: read that score as the head's, not "
+             f"the model's (--standardize_features, more epochs or a wider head grid close most such gaps; docs/analysis.md).\n"]
     if trailing.empty:
         return lines + [f"Every head is within {CONVEX_GAP} of the convex probe at all {len(wide)} task x model x "
                         f"layer cell(s).", ""]

@@ -11,8 +11,8 @@ from transformers import TrainerState
 from transformers.trainer_utils import PredictionOutput
 
 GRID = np.logspace(-4, 4, 9)  # C for logistic regression, alpha for ridge
-DESCRIPTION = ("scikit-learn LogisticRegressionCV (RidgeCV for regression) on standardised features, L2 with C "
-               "(alpha) from 1e-4..1e4 chosen by 5-fold cross-validated log loss on train")
+DESCRIPTION = (f"scikit-learn LogisticRegressionCV (RidgeCV for regression) on standardised features, L2 with C "
+               f"(alpha) from {GRID[0]:g} to {GRID[-1]:g} chosen by 5-fold cross-validated log loss on train")
 
 
 class LogisticProbe:

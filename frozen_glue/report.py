@@ -116,7 +116,8 @@ def task_sections(args, runs, models, out) -> list:
             part += ["### Layers\n", f"![layers {task}](fig_layers_{task}.png)\n",
                      md_table(best[best.task == task].round(4)), "",
                      "best_layer is chosen on dev (the layer with the best mean dev score), so best_mean is an "
-                     "optimistic estimate of that layer; top_layer is not chosen.\n", "By layer (mean ± std over seeds, and the head "
+                     "optimistic estimate of that layer; top_layer is not chosen.\n",
+                     "By layer (mean ± std over seeds, and the head "
                      "setting chosen for that layer on the train hold-out when a grid was given):\n",
                      md_table(layer_table(layers, task)), ""]
             if len(tests) and task in set(tests["task"]):

@@ -276,6 +276,38 @@ def test_bits_lost_orders_the_examples_by_the_bits_the_derived_model_lost():
     assert compare.bits_lost("cola", base.drop(columns="pvi"), derived, ("gpt2", "comet")).empty  # older runs
 
 
+@pytest.mark.parametrize("derived_pvi, heading", [
+    ([1.0, 0.75], "#### cola (validation): comet lost no bits against gpt2 on any example"),  # gained or equal
+    ([1.0, 0.25], "#### cola (validation): where comet lost the most bits against gpt2")])   # lost 0.25 on idx 8
+def test_bits_lost_says_no_bits_were_lost_only_when_none_were(monkeypatch, tmp_path, derived_pvi, heading):
+    frames = {"gpt2": pd.DataFrame({"label": [1, 0], "sentence": ["a", "b"], "pvi": [1.0, 0.5]},
+                                   index=pd.Index([7, 8], name="idx"))}
+    frames["comet"] = frames["gpt2"].assign(pvi=derived_pvi)
+    monkeypatch.setattr(compare, "read_predictions", lambda runs, model, task, split: frames[model])
+    written = {}
+    lines = information_report.bits_lost_lines(argparse.Namespace(runs=tmp_path, models=None), ["cola"],
+                                               ["gpt2", "comet"], tmp_path, written.__setitem__)
+    assert lines[0].strip() == heading and list(written) == [tmp_path / "bits_lost_cola_gpt2_vs_comet.tsv"]
+
+
+def test_the_summary_drops_measures_no_model_has_and_says_which_flag_measures_them():
+    nan = float("nan")
+    summary = pd.DataFrame({"model": ["gpt2", "comet"], "top_layer": [2, 2],
+                            **{f"{m}_{k}": [nan, nan] if k != "mixed" else ["", ""]
+                               for m in ("codelength_kbits", "compression") for k in ("mean", "std", "mixed")},
+                            "selectivity_mean": [0.25, nan], "selectivity_std": [0.5, nan],
+                            "selectivity_mixed": ["", ""], "v_information_bits_mean": [nan, nan],
+                            "v_information_bits_std": [nan, nan], "v_information_bits_mixed": ["", "seeds 1 2"],
+                            "v_information_collapsed": [0, 0]})
+    text = information_report.summary_markdown(summary)
+    header = text.splitlines()[0]
+    assert "selectivity" in header and "v_information_bits" in header  # one model measured / a mixed cell
+    assert "codelength_kbits" not in header and "compression" not in header
+    assert "0.250 ± 0.500" in text and "mixed, not averaged: seeds 1 2" in text
+    assert text.endswith("Not measured for any model here: codelength_kbits (--probe_mdl), compression "
+                         "(--probe_mdl).")
+
+
 def test_layer_lines_give_the_expected_layer_and_the_separation_of_a_hand_made_curve():
     rows = []
     for model, means in (("base", [0.5, 0.3, 0.7, 0.9, 0.8]), ("derived", [0.5, 0.3, 0.7, 0.6, 0.5])):

@@ -78,6 +78,8 @@ def test_a_standardized_head_is_its_own_protocol_and_round_trips_through_head_fr
     (["--standardize_features", "--feature_cache", "C", "--save_full_model"],
      "--save_full_model saves a transformers model with its own head, which cannot hold the standardisation"),
     (["--probe_convex"], "--probe_convex scores a trained head beside a convex probe on the same cached features"),
+    (["--probe_convex", "--feature_cache", "C", "--probe", "logistic"],
+     "--probe_convex scores a trained head beside a convex probe on the same cached features: it needs"),
 ])
 def test_standardize_and_convex_misuse_is_refused(script, capsys, assets, tmp_path, extra, message):
     assert_refused(script, capsys, assets, tmp_path, extra, message)
@@ -114,3 +116,29 @@ def test_probe_convex_scores_the_head_beside_the_convex_probe_and_the_report_fla
         (out / seed / "convex.json").write_text(json.dumps(content))
     assert "Every head is within 0.05 of the convex probe at all 3" in "\n".join(
         information_report.convex_section(tmp_path / "runs"))
+
+
+def test_convex_gap_is_the_probe_minus_the_head_on_each_split():
+    """Known answer: separable train features, so the convex probe scores 1.0 on dev; a head that always says
+    class 0 scores 1/4 on a dev set with three class-1 rows. gap = convex - head = +0.75 (head - convex: -0.75)."""
+    from types import SimpleNamespace
+
+    from transformers.trainer_utils import PredictionOutput
+
+    from frozen_glue import information_probes, tasks
+
+    class Constant:
+        def predict(self, dataset, metric_key_prefix="eval"):
+            return PredictionOutput(predictions=[[1.0, 0.0]] * len(dataset.labels), label_ids=None, metrics={})
+
+    gen = torch.Generator().manual_seed(0)
+    train_labels = [0, 1] * 20
+    train = torch.randn(40, 3, generator=gen) + torch.tensor(train_labels).unsqueeze(1) * 6.0
+    dev_labels = [0, 1, 1, 1]
+    dev = torch.randn(4, 3, generator=gen) + torch.tensor(dev_labels).unsqueeze(1) * 6.0
+    data = {0: {"train": cached_head.FeatureDataset(train, train_labels, False),
+                "validation": cached_head.FeatureDataset(dev, dev_labels, False)}}
+    prep = SimpleNamespace(task=tasks.get_task("sst2"), folders={"seed1": None},
+                           raw={"validation": {"label": dev_labels}})
+    cell = information_probes.convex(prep, [0], data, {(0, "seed1"): Constant()})["seed1"]["layers"]["0"]
+    assert (cell["head"], cell["convex"]) == (0.25, 1.0) and cell["gap"] == pytest.approx(0.75)
