@@ -18,7 +18,7 @@ TRAIN_ARGS ?= --head_learning_rates 1e-4 1e-3 1e-2 1e-1 --head_weight_decays 0 0
   --num_train_epochs 10 --probe_convex
 DEMO_ARGS := --num_train_epochs 3 --learning_rate 1e-2 --per_device_train_batch_size 16 --disable_tqdm true
 
-.PHONY: venv demo test mutants cola all thesis summarize calibrate bench bench-scale gpu-check gpu-bench clean
+.PHONY: venv demo demo-docs test mutants cola all thesis summarize calibrate bench bench-scale gpu-check gpu-bench clean
 
 venv: $(STAMP)
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
@@ -43,6 +43,11 @@ demo: venv
 	  --feature_cache demo/cache
 	@echo "run folders: $$(ls -d demo/runs/*/*/seed* | tr '\n' ' ')"
 	@echo "report: demo/reports/report.md"
+	@$(PY) -m frozen_glue.demo_docs demo/reports
+
+# rewrite the demo figures in README.md and docs/analysis.md from demo/reports (after `make demo`)
+demo-docs: venv
+	$(PY) -m frozen_glue.demo_docs demo/reports --write
 
 # two workers: most of a test is single-threaded (imports, child processes starting, tiny tensors); conftest gives each worker one torch
 # thread and its own launcher ports

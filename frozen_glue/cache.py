@@ -252,14 +252,13 @@ def _cached_features(cache_dir, model, model_fp, task, split, dataset, collator,
     found = {layer: None if rebuild or rank else load_entry(cache_dir, model_fp, task, split, key, **want,
                                                             verify=verify)
              for layer, key in keys.items()}
+    if describe and rank == 0:  # which model a fingerprint is, for readers starting from a model's name (drift.py)
+        remember(cache_dir, model_fp, describe, top)
     missing = sharding.from_rank0([layer for layer, features in found.items() if features is None])
     if not missing:
         logger.info("feature cache: hit for %s/%s (%d rows), no base forward", task, split, len(dataset))
         return found if rank == 0 else None
     started = time.time()
-    if describe and rank == 0:  # which model a fingerprint is, for readers starting from a model's name (drift.py)
-        atomic_write_json(Path(cache_dir) / model_fp[:32] / MODEL_FILE, {**describe, "fingerprint": model_fp,
-                                                                         "top_layer": top})
     plan = batches([len(ids) for ids in dataset["input_ids"]], batch_size, tokens_per_batch)
     data_paths = {layer: entry_paths(cache_dir, model_fp, task, split, keys[layer])[0] for layer in missing}
     hidden, desc = model.config.hidden_size, f"{task}/{split}"
@@ -295,14 +294,32 @@ def _cached_features(cache_dir, model, model_fp, task, split, dataset, collator,
     return found
 
 
+def remember(cache_dir, model_fp, describe: dict, top: int):
+    """model.json of a fingerprint folder: `names`, every (model_name_or_path, tokenizer_name, random_init) that
+    reached these weights, so a reader starting from any of them (drift.py) finds the features; a `cp -r` copy
+    under a second path has the same fingerprint and shares the entries."""
+    path = Path(cache_dir) / model_fp[:32] / MODEL_FILE
+    try:
+        known = json.loads(path.read_text())
+    except (OSError, ValueError):
+        known = {}
+    names = known.get("names") or ([{k: known[k] for k in describe if k in known}] if known else [])
+    if describe not in names:
+        atomic_write_json(path, {"fingerprint": model_fp, "top_layer": top, "names": [*names, describe]})
+
+
 def models_in(cache_dir) -> list:
-    """The model.json of every fingerprint folder of a cache (what each fingerprint is)."""
+    """One record per name of every fingerprint folder of a cache (model.json's `names`; a file written before
+    names were kept is its one name): the name's fields, `fingerprint`, `top_layer` and `folder`."""
     out = []
     for path in sorted(Path(cache_dir).glob(f"*/{MODEL_FILE}")):
         try:
-            out.append({**json.loads(path.read_text()), "folder": path.parent})
+            known = json.loads(path.read_text())
         except (OSError, ValueError):
             continue
+        for name in known.get("names") or [known]:
+            out.append({**name, "fingerprint": known.get("fingerprint"), "top_layer": known.get("top_layer"),
+                        "folder": path.parent})
     return out
 
 

@@ -11,6 +11,7 @@ from scipy import stats as sps
 from sklearn.metrics import confusion_matrix, matthews_corrcoef
 
 from . import layout
+from .information import CONVEX_GAP
 from .tasks import compute_metrics
 
 
@@ -78,13 +79,21 @@ def majority_baseline(task, train_labels, labels, suffix="") -> dict:
     return {f"eval_majority_{k}{suffix}": None if math.isnan(v) else v for k, v in scores.items()}
 
 
-def collapse_advice(config: dict, results: dict, selection: dict | None = None) -> str:
+def collapse_advice(config: dict, results: dict, selection: dict | None = None, convex: dict | None = None) -> str:
     """What most likely kept a collapsed head at the prior, read from its own run (config.json, all_results.json,
-    selection.json), each cause with the flag that addresses it; never a flag the run already used. One line."""
+    selection.json, convex.json), each cause with the flag that addresses it; never a flag the run already used.
+    One line."""
     args = config.get("args", {})
     study, training, data = args.get("study", {}), args.get("training", {}), args.get("data", {})
     cached = config.get("path") == "cached"
     causes = []
+    layers = (convex or {}).get("layers") or {}
+    top = max(layers, key=int, default=None)
+    cell = layers.get(top, {})
+    if cell.get("gap") is not None and cell["gap"] <= CONVEX_GAP:  # the convex probe does no better: the features
+        causes.append(f"a convex probe on the same features scores {cell['convex']:.3f} against the head's "
+                      f"{cell['head']:.3f} (convex.json, layer {top}): the features hold little of this task at "
+                      f"these rows, not the head; more train rows or another layer (--probe_layers all)")
     if (config.get("pooling") or {}).get("rule") == "pooler" and study.get("pooling", "auto") == "auto":
         causes.append("the head reads the pooler output, which a sentence encoder was never trained to produce: "
                       "--pooling mean" + ("" if cached else " (with --feature_cache DIR)"))
@@ -114,4 +123,5 @@ def collapse_advice(config: dict, results: dict, selection: dict | None = None) 
 def collapse_advice_for(folder) -> str:
     """collapse_advice of a run folder's own files."""
     return collapse_advice(layout.read_config(folder), layout.read_results(folder) or {},
-                           layout.read_json(Path(folder) / layout.SELECTION_FILE))
+                           layout.read_json(Path(folder) / layout.SELECTION_FILE),
+                           layout.read_json(Path(folder) / layout.CONVEX_FILE))

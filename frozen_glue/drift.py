@@ -26,6 +26,7 @@ def find_model(cache_dir, model, task, split="validation"):
              if m.get("model_name_or_path") == path and bool(m.get("random_init")) == random_init
              and (tokenizer is None or m.get("tokenizer_name") == tokenizer)
              and cache.layer_entries(m["folder"], task, split)]
+    found = list({m["folder"]: m for m in found}.values())  # two names of the same weights: one folder
     if not found and isinstance(model, (str, Path)) and not any(m.get("model_name_or_path") == path for m in cached):
         # not a features problem: the name is neither a model of the cache nor an alias of the models file read
         names = sorted({str(m.get("model_name_or_path")) for m in cached}) or ["nothing"]

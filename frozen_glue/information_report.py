@@ -176,19 +176,25 @@ def convex_section(runs_root) -> list:
     table = summarize_measures(load_measures(found, CONVEX))
     if table.empty:
         return []
-    wide = table.pivot_table(index=["task", "model", "layer"], columns="measure", values="mean", sort=False)
-    wide = wide.reset_index()
+    wide = table.pivot_table(index=["task", "model", "layer"], columns="measure", values="mean", sort=False,
+                             dropna=False).reset_index().reindex(columns=["task", "model", "layer", "head", "convex",
+                                                                          "gap"])
+    unjudged = int(wide["gap"].isna().sum())  # a metric undefined there (a constant score), or mixed runs
+    wide = wide[wide["gap"].notna()]
     trailing = wide[wide["gap"] > CONVEX_GAP]
     lines = ["## Heads against a convex probe\n",
              f"At every probed layer, the trained head's validation main metric (mean over seeds) beside a convex "
              f"probe on the same features (--probe logistic's; convex.json describes it). Where the head trails "
              f"it by more than {CONVEX_GAP}, the head is under-trained there: read that score as the head's, not "
              f"the model's (--standardize_features, more epochs or a wider head grid close most such gaps; docs/analysis.md).\n"]
+    if unjudged:
+        lines.append(f"{unjudged} cell(s) have no gap and are not judged: the metric is undefined there (a constant "
+                     f"score) or their runs are mixed.\n")
     if trailing.empty:
-        return lines + [f"Every head is within {CONVEX_GAP} of the convex probe at all {len(wide)} task x model x "
-                        f"layer cell(s).", ""]
-    shown = trailing.assign(layer=trailing["layer"].astype(int))[["task", "model", "layer", "head", "convex", "gap"]]
-    return lines + [f"⚠ {len(trailing)} of {len(wide)} task x model x layer cell(s) trail it:\n",
+        return lines + [f"Every head is within {CONVEX_GAP} of the convex probe at all {len(wide)} judged task x "
+                        f"model x layer cell(s).", ""]
+    shown = trailing.assign(layer=trailing["layer"].astype(int))
+    return lines + [f"⚠ {len(trailing)} of {len(wide)} judged task x model x layer cell(s) trail it:\n",
                     shown.round(3).to_markdown(index=False), ""]
 
 

@@ -163,3 +163,19 @@ def test_collapse_advice_names_the_situation_and_never_what_the_run_already_did(
                        "prior): --standardize_features with --feature_cache DIR; one learning rate (5e-05) was "
                        "tried: a grid chosen on a train hold-out, --head_learning_rates 1e-4 1e-3 1e-2 1e-1 (with "
                        "--feature_cache DIR)")
+    # a convex probe on the same features does no better at the top layer (gap 0.030 <= 0.05): the features are
+    # the cause, named first; a probe 0.06 ahead (gap > 0.05) names no such cause. Layer 10 is the top, not "2"
+    convex = {"layers": {"2": {"head": 0.0, "convex": 0.5, "gap": 0.5}, "10": {"head": 0.0, "convex": 0.03,
+                                                                               "gap": 0.03}}}
+    features = collapse_advice(config_of(rule="mean", pooling="mean", standardize=True, epochs=10.0),
+                               {"train_samples": 2000}, {"chosen": {"learning_rate": 1e-2}}, convex)
+    assert features == ("a convex probe on the same features scores 0.030 against the head's 0.000 (convex.json, "
+                        "layer 10): the features hold little of this task at these rows, not the head; more train "
+                        "rows or another layer (--probe_layers all)")
+    convex["layers"]["10"] = {"head": 0.0, "convex": 0.06, "gap": 0.06}
+    assert collapse_advice(config_of(rule="mean", pooling="mean", standardize=True, epochs=10.0),
+                           {"train_samples": 2000}, {"chosen": {"learning_rate": 1e-2}}, convex) == \
+        "no cause this tool can name from the run's settings"
+    convex["layers"]["10"] = {"head": 0.0, "convex": 0.05, "gap": 0.05}  # at the flag's line: not flagged, so no
+    assert collapse_advice(config_of(rule="mean", pooling="mean", standardize=True, epochs=10.0),  # head to blame
+                           {"train_samples": 2000}, {}, convex).startswith("a convex probe on the same features")

@@ -1,6 +1,7 @@
 """Layer-wise probes (--probe_layers), the majority baseline, the random-init control, and their summaries."""
 
 import json
+import shutil
 
 import numpy as np
 import pandas as pd
@@ -178,6 +179,13 @@ def test_drift_by_layer_against_itself_a_descendant_and_a_random_twin(script, as
     known = {m.alias: m for m in read_models(models)}
     assert drift.layer_drift(cache, "cola", known["base"], known["base"])["cka"].tolist() == pytest.approx([1.0] * 3)
     assert (drift.layer_drift(cache, "cola", known["base"], known["random"])["cka"] < 0.95).all()
+    # a `cp -r` copy under a second path: the same fingerprint, a cache hit, and both paths find the features
+    shutil.copytree(assets["base"], tmp_path / "copy")
+    code, out, _ = run(script, capsys, *args(assets, tmp_path / "runs" / "copy", "--feature_cache", cache,
+                                             "--probe_layers", "all", "--model_name_or_path", tmp_path / "copy"))
+    assert code == 0 and "(all splits from cache)" in out
+    for name in (assets["base"], tmp_path / "copy"):
+        assert drift.layer_drift(cache, "cola", str(name), known["base"])["cka"].tolist() == pytest.approx([1.0] * 3)
     # no features for that task: one line naming the command that makes them
     code, _, err = drift_cli("--feature_cache", cache, "--task", "sst2", "--models_file", models)
     assert code == 2 and err.count("\n") == 1 and "--probe_layers all" in err and "run_glue_frozen.py" in err

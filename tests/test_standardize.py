@@ -108,14 +108,21 @@ def test_probe_convex_scores_the_head_beside_the_convex_probe_and_the_report_fla
         (out / seed / "convex.json").write_text(json.dumps(content))
     from frozen_glue import information_report
     lines = "\n".join(information_report.convex_section(tmp_path / "runs"))
-    assert "⚠ 1 of 3 task x model x layer cell(s) trail it" in lines
+    assert "⚠ 1 of 3 judged task x model x layer cell(s) trail it" in lines and "not judged" not in lines
     assert "| sst2   | base    |       1 |   0.91 |        1 |  0.09 |" in lines, lines
     for seed in ("seed1", "seed2"):
         content = json.loads((out / seed / "convex.json").read_text())
         content["layers"]["1"] = {"head": 0.99, "convex": 1.0, "gap": 0.01}
         (out / seed / "convex.json").write_text(json.dumps(content))
-    assert "Every head is within 0.05 of the convex probe at all 3" in "\n".join(
+    assert "Every head is within 0.05 of the convex probe at all 3 judged" in "\n".join(
         information_report.convex_section(tmp_path / "runs"))
+    # an undefined gap (a constant score: MCC of one class) is not judged, and never counted as "within"
+    for seed in ("seed1", "seed2"):
+        content = json.loads((out / seed / "convex.json").read_text())
+        content["layers"]["0"] = {"head": None, "convex": 0.5, "gap": None}
+        (out / seed / "convex.json").write_text(json.dumps(content))
+    lines = "\n".join(information_report.convex_section(tmp_path / "runs"))
+    assert "1 cell(s) have no gap and are not judged" in lines and "at all 2 judged" in lines, lines
 
 
 def test_convex_gap_is_the_probe_minus_the_head_on_each_split():
