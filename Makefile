@@ -42,7 +42,7 @@ demo: venv
 	$(PY) analysis/summarize.py --runs demo/runs --out demo/reports --models launch/demo_models.tsv \
 	  --feature_cache demo/cache
 	@echo "run folders: $$(ls -d demo/runs/*/*/seed* | tr '\n' ' ')"
-	@echo "report: demo/reports/report.md"
+	@echo "report: demo/reports/report.md  (and report.html beside it: one offline page with an example browser)"
 	@$(PY) -m frozen_glue.demo_docs demo/reports
 
 # rewrite the demo figures in README.md and docs/analysis.md from demo/reports (after `make demo`)

@@ -13,6 +13,7 @@ import pandas as pd
 from .errors import UserError
 from .layout import counted, iter_runs, predictions_file
 from .metrics import get_metric
+from .outcomes import example_texts, outcome_names, outcomes
 from .stats import (bootstrap_interval, bootstrap_p, hierarchical_distribution, holm, holm_levels, mcnemar_exact,
                     resamples_for, wilcoxon_p)
 from .tasks import get_task
@@ -117,14 +118,14 @@ def disagreement(task_name, a, b, names, n_resamples=2000):
     if task.is_regression:
         # STS-B: which model is closer to the gold score, example by example, and a Wilcoxon signed-rank test
         # of the paired absolute errors (McNemar's counterpart for scores)
-        ea, eb = np.abs(pa - gold), np.abs(pb - gold)
-        disagree = np.abs(pa - pb) > STSB_DISAGREE
-        result.update(a_better=int(np.sum(ea < eb)), b_better=int(np.sum(eb < ea)), disagree=int(np.sum(disagree)),
-                      test="Wilcoxon signed-rank, |error|", test_p=wilcoxon_p(ea, eb))
+        closer, disagree = outcomes(task, pa, pb, gold), np.abs(pa - pb) > STSB_DISAGREE
+        result.update(a_better=int(np.sum(closer == "a closer")), b_better=int(np.sum(closer == "b closer")),
+                      disagree=int(np.sum(disagree)), test="Wilcoxon signed-rank, |error|",
+                      test_p=wilcoxon_p(np.abs(pa - gold), np.abs(pb - gold)))
     else:
-        ra, rb = pa == gold, pb == gold
-        counts = {"both_right": int(np.sum(ra & rb)), "only_a_right": int(np.sum(ra & ~rb)),
-                  "only_b_right": int(np.sum(~ra & rb)), "both_wrong": int(np.sum(~ra & ~rb))}
+        per_example = outcomes(task, pa, pb, gold)
+        counts = {key: int(np.sum(per_example == label)) for key, label in
+                  zip(("both_right", "only_a_right", "only_b_right", "both_wrong"), outcome_names(task))}
         mc = mcnemar_exact(counts["only_a_right"], counts["only_b_right"])
         result.update(counts, disagree=int(np.sum(pa != pb)), mcnemar_p=mc, a_better=counts["only_a_right"],
                       b_better=counts["only_b_right"], test="exact McNemar", test_p=mc)
@@ -316,7 +317,7 @@ def slices(task_name, a, b, names, user_slices=(), min_size=10, n_resamples=1000
     task = get_task(task_name)
     dead = a.attrs.get("collapsed", 0), b.attrs.get("collapsed", 0)
     a, b, seeds_a, seeds_b, gold = aligned(a, b, names)
-    texts = [" ".join(str(a[k].iloc[i]) for k in task.text_keys) for i in range(len(a))]
+    texts = example_texts(task, a)
     metric = get_metric(task.main_metric).fast
     masks = slice_masks(texts, user_slices)
     tested = [name for name, mask in masks.items() if mask.sum() >= min_size]

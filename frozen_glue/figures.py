@@ -3,6 +3,7 @@ Each function returns the matplotlib Figure so tests can inspect what was drawn.
 read runs: the numbers drawn are results.aggregate's, the tables' own."""
 
 import io
+from pathlib import Path
 
 import matplotlib
 
@@ -20,11 +21,15 @@ DPI = 300  # readable in a paper
 
 
 def write(fig, path):
-    """The figure as a PNG at `path`, written atomically (layout.atomic_write_bytes); closes the figure."""
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=DPI)
+    """The figure as a PNG at `path` and as an SVG beside it (the same name, .svg: report.html inlines it; its text
+    stays text), both written atomically (layout.atomic_write_bytes); closes the figure."""
+    png, svg = io.BytesIO(), io.BytesIO()
+    fig.savefig(png, format="png", dpi=DPI)
+    with plt.rc_context({"svg.fonttype": "none", "svg.hashsalt": "frozen-glue"}):  # stable ids: equal runs, equal files
+        fig.savefig(svg, format="svg", metadata={"Date": None})
     plt.close(fig)
-    atomic_write_bytes(path, buffer.getvalue())
+    atomic_write_bytes(path, png.getvalue())
+    atomic_write_bytes(Path(path).with_suffix(".svg"), svg.getvalue())
 
 def main_metric_runs(runs, task):
     return runs[(runs.task == task) & (runs.metric == TASKS[task].main_metric)]

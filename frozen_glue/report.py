@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from . import (compare, diagnostics, drift, figures, identity, information_report, layout, pair_report,
+from . import (compare, diagnostics, drift, figures, identity, information_report, layout, pair_report, report_html,
                provenance, results, stats, zeroshot_report)
 from .errors import UserError
 from .latex import table_latex
@@ -186,7 +186,7 @@ def comparisons(args, runs, models, out):
     dis = compare.verdicts(pd.DataFrame(found)) if found else pd.DataFrame()
     if len(dis):
         write_text(out / "disagreements.csv", dis.to_csv(index=False))
-    return dis, slice_tables
+    return dis, slice_tables, family
 
 
 def verdict_section(dis) -> list:
@@ -221,7 +221,7 @@ def summarize(args):
     out.mkdir(parents=True, exist_ok=True)
     models = list(dict.fromkeys(runs["model"]))
     summary, wide, figs = write_tables(runs, models, out)
-    dis, slice_tables = comparisons(args, runs, models, out)
+    dis, slice_tables, family = comparisons(args, runs, models, out)
     aliases = {m.alias: m.reference for m in read_models(args.models) if m.reference} if args.models else {}
     ref = reference_table(args.reference, summary, aliases) if args.reference else None
     if ref is not None:
@@ -249,7 +249,7 @@ def summarize(args):
                    f"published std.\n", md_table(ref), ""]
     report += provenance_section()
     write_text(out / "report.md", "\n".join(report))
-    print(f"report: {out / 'report.md'}")
+    print(f"report: {out / 'report.md'}\nreport: {report_html.write(out, args.runs, family, args.slice)}")
     return 0
 
 

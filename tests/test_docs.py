@@ -18,7 +18,7 @@ SCRIPTS = {"summarize", "disagreements", "drift", "run_glue_frozen"}  # analysis
 PY_FILES = sorted(p for d in ("frozen_glue", "analysis", "tests", "bench") for p in (ROOT / d).glob("*.py")
                   if p.name != "test_docs.py") + [ROOT / "run_glue_frozen.py"]
 
-EXTENSIONS = {"py", "json", "jsonl", "log", "tsv", "csv", "md", "png", "tex", "txt", "safetensors", "lock", "sh"}
+EXTENSIONS = {"py", "json", "jsonl", "log", "tsv", "csv", "md", "png", "tex", "txt", "safetensors", "lock", "sh", "html", "js", "svg"}
 PATH = re.compile(r"\b((?:frozen_glue|analysis|tests|launch|bench|docs|ds_configs)/[\w./-]*\w)")
 DOTTED = re.compile(r"(?<![\w./])(" + "|".join(sorted(MODULES, key=len, reverse=True)) + r")\.([A-Za-z_]\w*)\b")
 # "run.py's cache_parts": a name with an underscore or a capital (not "cache.py's model.json", "x.py's command")
