@@ -79,10 +79,10 @@ def blocks(reports) -> dict:
     }
 
 
-def stale(reports, root=ROOT) -> list:
-    """[(doc, block name)] of every demo block whose text differs from `blocks(reports)`; a block name no renderer
-    knows is refused."""
-    want, out = blocks(reports), []
+def stale(reports, root=ROOT, want=None) -> list:
+    """[(doc, block name)] of every demo block whose text differs from `want` (default: `blocks(reports)`); a block
+    name no renderer knows is refused."""
+    want, out = want or blocks(reports), []
     for doc in DOCS:
         for m in BLOCK.finditer((Path(root) / doc).read_text()):
             if m["name"] not in want:
@@ -94,7 +94,8 @@ def stale(reports, root=ROOT) -> list:
 
 def write(reports, root=ROOT) -> list:
     """Rewrite every demo block of the docs from `reports` (atomically); the (doc, name) pairs it changed."""
-    want, changed = blocks(reports), stale(reports, root)
+    want = blocks(reports)
+    changed = stale(reports, root, want)
     for doc in {d for d, _ in changed}:
         path = Path(root) / doc
         atomic_write_bytes(path, BLOCK.sub(lambda m: m[1] + want[m["name"]] + m[4], path.read_text()).encode())

@@ -19,21 +19,29 @@
     return String(x).localeCompare(String(y));
   }
 
-  // the report's own tables (rendered from report.md): sortable by header
+  // one header rule for every table: a click sorts by that column, ascending first, a second click descending;
+  // the header shows the order (data-order) and sort(col, descending) reorders the rows
+  function sortableHeader(headRow, sort) {
+    Array.from(headRow.cells).forEach((th, col) => {
+      th.classList.add("sortable");
+      th.addEventListener("click", () => {
+        const descending = th.dataset.order === "asc";
+        Array.from(headRow.cells).forEach((c) => { delete c.dataset.order; });
+        th.dataset.order = descending ? "desc" : "asc";
+        sort(col, descending);
+      });
+    });
+  }
+
+  // the report's own tables (rendered from report.md)
   function sortableTables() {
     document.querySelectorAll("table.md").forEach((table) => {
       const head = table.tHead, body = table.tBodies[0];
       if (!head || !body) return;
-      Array.from(head.rows[0].cells).forEach((th, col) => {
-        th.classList.add("sortable");
-        th.addEventListener("click", () => {
-          const descending = th.dataset.order === "asc";
-          Array.from(head.rows[0].cells).forEach((c) => { delete c.dataset.order; });
-          th.dataset.order = descending ? "desc" : "asc";
-          const rows = Array.from(body.rows);
-          rows.sort((a, b) => compare(a.cells[col].textContent, b.cells[col].textContent) * (descending ? -1 : 1));
-          rows.forEach((r) => body.appendChild(r));
-        });
+      sortableHeader(head.rows[0], (col, descending) => {
+        const rows = Array.from(body.rows);
+        rows.sort((a, b) => compare(a.cells[col].textContent, b.cells[col].textContent) * (descending ? -1 : 1));
+        rows.forEach((r) => body.appendChild(r));
       });
     });
   }
@@ -49,7 +57,7 @@
     const cols = spec.columns, rows = spec.rows;
     const at = Object.fromEntries(cols.map((c, i) => [c, i]));
     const lower = rows.map((r) => String(r[at.text]).toLowerCase());
-    const state = {outcome: "all", slice: "", text: "", sortCol: null, descending: false};
+    const state = {outcome: "all", slice: "", text: ""};
     const outcome = root.querySelector("select.outcome"), slice = root.querySelector("select.slice");
     const search = root.querySelector("input.search"), count = root.querySelector(".count");
     const table = root.querySelector("table.examples"), body = table.tBodies[0];
@@ -74,17 +82,10 @@
         `showing the first ${SHOWN} of ${shown.length}` : "";
     }
 
-    Array.from(table.tHead.rows[0].cells).forEach((th, col) => {
-      th.classList.add("sortable");
-      th.addEventListener("click", () => {
-        state.descending = state.sortCol === col ? !state.descending : false;
-        state.sortCol = col;
-        Array.from(table.tHead.rows[0].cells).forEach((c) => { delete c.dataset.order; });
-        th.dataset.order = state.descending ? "desc" : "asc";
-        order = rows.map((_, i) => i);
-        order.sort((a, b) => compare(rows[a][col], rows[b][col]) * (state.descending ? -1 : 1) || a - b);
-        draw();
-      });
+    sortableHeader(table.tHead.rows[0], (col, descending) => {
+      order = rows.map((_, i) => i);
+      order.sort((a, b) => compare(rows[a][col], rows[b][col]) * (descending ? -1 : 1) || a - b);
+      draw();
     });
     outcome.addEventListener("change", () => { state.outcome = outcome.value; draw(); });
     slice.addEventListener("change", () => { state.slice = slice.value; draw(); });
