@@ -19,12 +19,16 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 # a tree with known answers: 40 SST-2 dev examples, two models, 3 seeds each predicting alike, so the seed vote is
 # each model's prediction. Outcomes by idx: 0-19 both right, 20-27 only a right, 28-32 only b right, 33-39 both
-# wrong. "not" (the negation slice) in idx 0-9 and 20-21; "zebra" in idx 3, 22 and 35.
+# wrong. "not" (the negation slice) in idx 0-9 and 20-21; "Zebra" in idx 3, 22 and 35 (capitalised: the text filter
+# ignores case on both sides); idx 0-4 have 7 words (the slice "length 6-10": 5 rows, "length 1-5": 35, so a numeric
+# sort and a text sort of the slice table's n differ); model b's seed 3 alone is wrong on idx 0 (b's vote stays
+# right there, with 2/3 seeds agreeing).
 N, OUTCOME = 40, ["both right"] * 20 + ["only a right"] * 8 + ["only b right"] * 5 + ["both wrong"] * 7
 
 
 def text(i):
-    return ("it is not good" if i < 10 or i in (20, 21) else "it is good") + (" zebra" if i in (3, 22, 35) else "")
+    return (("it is not good" if i < 10 or i in (20, 21) else "it is good") + (" and very fine" if i < 5 else "")
+            + (" Zebra" if i in (3, 22, 35) else ""))
 
 
 def known_tree(root):
@@ -36,6 +40,8 @@ def known_tree(root):
             folder = root / model / "sst2" / f"seed{seed}"
             folder.mkdir(parents=True)
             preds = [g if ok else 1 - g for g, ok in zip(gold, right[model])]
+            if model == "b" and seed == 3:
+                preds[0] = 1 - preds[0]
             rows = [{"idx": i, "label": g, "prediction": p, "probs": [0.2, 0.8] if p else [0.7, 0.3],
                      "pvi": 0.5, "sentence": text(i)} for i, (g, p) in enumerate(zip(gold, preds))]
             (folder / "predictions_validation.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
@@ -45,8 +51,8 @@ def known_tree(root):
     return root
 
 
-def summarize(runs, out):
-    proc = subprocess.run([sys.executable, ROOT / "analysis" / "summarize.py", "--runs", runs, "--out", out],
+def summarize(runs, out, *extra):
+    proc = subprocess.run([sys.executable, ROOT / "analysis" / "summarize.py", "--runs", runs, "--out", out, *extra],
                           capture_output=True, text=True, timeout=300, env={**os.environ, "HF_HUB_OFFLINE": "1"})
     assert proc.returncode == 0, proc.stderr[-3000:]
     return out / "report.html"
@@ -74,6 +80,8 @@ def test_the_page_holds_everything_inline(tmp_path):
     assert row["text"] == "it is not good" and row["gold"] == "positive" and row["pred a"] == "positive"
     assert row["pred b"] == "negative" and row["seeds agreeing a"] == "3/3" and row["prob b"] == 0.7
     assert "negation" in row["slices"] and row["outcome"] == "only a right" and row["pvi a"] == 0.5
+    first = dict(zip(spec["columns"], spec["rows"][0]))
+    assert first["seeds agreeing b"] == "2/3" and first["seeds agreeing a"] == "3/3" and first["outcome"] == "both right"
 
 
 @pytest.fixture(scope="module")
@@ -120,23 +128,27 @@ def test_filters_count_the_known_answers_and_sorting_works(browser, tmp_path):
     idx.click()
     idx.click()  # descending
     assert box.locator("tbody tr").first.locator("td").first.inner_text() == "39"
-    # the report's own tables sort too: the slice table by its n column (12, 40, then 0s; "40" after "12" as a number)
+    # the report's own tables sort too: the slice table by its n column (12, 35, 5 and 0s: as numbers, descending
+    # starts at 35; as text it would start at "5")
     table = page.locator("table.md", has=page.locator("th", has_text="slice")).first
     col = table.locator("thead th").all_inner_texts().index("n")
     first = lambda: table.locator("tbody tr").first.locator("td").nth(col).inner_text()  # noqa: E731
     table.locator("thead th").nth(col).click()
     assert first() == "0"
     table.locator("thead th").nth(col).click()
-    assert first() == "40"
+    assert first() == "35"
     assert not seen["requests"] and not seen["errors"], seen
     page.close()
 
 
 def test_the_demo_page_equals_its_markdown_and_draws_every_figure(browser, tmp_path):
-    reports = ROOT / "demo" / "reports"
-    if not (reports / "report.html").is_file():
-        pytest.skip("no demo/reports/report.html: run `make demo` first (.ci/run does)")
-    page, seen = open_page(browser, reports / "report.html")
+    demo = ROOT / "demo"
+    if not (demo / "runs").is_dir():
+        pytest.skip("no demo/runs: run `make demo` first (.ci/run does)")
+    # the demo's report rebuilt by this code from the demo's run folders (as make demo's summarize step does)
+    reports = tmp_path / "reports"
+    page, seen = open_page(browser, summarize(demo / "runs", reports, "--models", ROOT / "launch" / "demo_models.tsv",
+                                              "--feature_cache", demo / "cache"))
     md = (reports / "report.md").read_text()
     verdicts = [line[2:] for line in md.split("## Verdicts", 1)[1].split("\n## ", 1)[0].splitlines()
                 if line.startswith("- ")]
@@ -157,9 +169,12 @@ def test_the_demo_page_equals_its_markdown_and_draws_every_figure(browser, tmp_p
     page.close()
 
 
-def test_report_html_is_atomic_and_refuses_nothing_silently(tmp_path):
+def test_report_html_is_atomic_and_refuses_nothing_silently(tmp_path, monkeypatch):
     out = tmp_path / "reports"
     out.mkdir()
     (out / "report.md").write_text("# r\n\n![x](fig_x.png)\n")
+    written, atomic = [], report_html.layout.atomic_write_bytes
+    monkeypatch.setattr(report_html.layout, "atomic_write_bytes", lambda p, b: (written.append(p), atomic(p, b)))
     path = report_html.write(out, tmp_path / "runs", [])
+    assert written == [path]  # through the one atomic writer
     assert "has no SVG twin" in path.read_text() and not list(out.glob(".report.html.*"))
