@@ -52,7 +52,7 @@ demo-docs: venv
 # two workers: most of a test is single-threaded (imports, child processes starting, tiny tensors); conftest gives each worker one torch
 # thread and its own launcher ports
 test: venv
-	HF_HUB_OFFLINE=1 $(PY) -m pytest -n 2
+	HF_HUB_OFFLINE=1 $(PY) -m pytest -n 2 -rs  # -rs: one line per skip, with its reason (no chromium, no GLUE data)
 
 # mutation testing of the modules whose bugs change a published number, each against its own tests (minutes per
 # module; not in `make test`); MUTANTS="stats metrics" picks modules. Kill rates and survivors: docs/mutants.md
