@@ -35,7 +35,7 @@ $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 # lm-eval's prompt; the specialized one's steps undo it), then the report (layer curves, drift, head selection,
 # controls, how much each model knows, prompting vs probing)
 demo: venv
-	HF_HUB_OFFLINE=1 $(PY) -m frozen_glue.demo demo
+	HF_HUB_OFFLINE=1 $(PY) -m frozen_glue.demo.demo demo
 	HF_HUB_OFFLINE=1 MODELS=launch/demo_models.tsv TASKS="cola sst2" SEEDS="1 2 3" RUNS=demo/runs JOBS=2 ZERO_SHOT=1 \
 	  GLUE_DIR=demo/glue FEATURE_CACHE=demo/cache PYTHON=$(PY) bash launch/all_tasks.sh $(DEMO_ARGS) \
 	  --probe_layers all --head_learning_rates 1e-3 1e-2 --head_weight_decays 0 0.01 --probe_mdl --probe_control
@@ -43,11 +43,11 @@ demo: venv
 	  --feature_cache demo/cache
 	@echo "run folders: $$(ls -d demo/runs/*/*/seed* | tr '\n' ' ')"
 	@echo "report: demo/reports/report.md  (and report.html beside it: one offline page with an example browser)"
-	@$(PY) -m frozen_glue.demo_docs demo/reports
+	@$(PY) -m frozen_glue.demo.demo_docs demo/reports
 
 # rewrite the demo figures in README.md and docs/analysis.md from demo/reports (after `make demo`)
 demo-docs: venv
-	$(PY) -m frozen_glue.demo_docs demo/reports --write
+	$(PY) -m frozen_glue.demo.demo_docs demo/reports --write
 
 # two workers: most of a test is single-threaded (imports, child processes starting, tiny tensors); conftest gives each worker one torch
 # thread and its own launcher ports
@@ -86,7 +86,7 @@ thesis: venv
 CALIBRATE_GLUE ?= ../shared/data/glue
 CALIBRATE_ARGS ?=
 calibrate: venv
-	HF_HUB_OFFLINE=1 $(PY) -m frozen_glue.calibration --glue_dir $(CALIBRATE_GLUE) --out calibration $(CALIBRATE_ARGS) \
+	HF_HUB_OFFLINE=1 $(PY) -m frozen_glue.sweep.calibration --glue_dir $(CALIBRATE_GLUE) --out calibration $(CALIBRATE_ARGS) \
 	  -- $(TRAIN_ARGS) --max_train_samples 2000
 
 summarize: venv

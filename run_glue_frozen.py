@@ -9,14 +9,14 @@ forward once; every seed's head trains from the stored features). Writes the run
         --output_dir runs/gpt2-xl/cola/seed1 --seed 1
     python run_glue_frozen.py ... --seeds 1 2 3 4 5 --feature_cache .cache/features --output_dir runs/gpt2-xl/cola
 
-The code lives in the frozen_glue package (frozen_glue/run.py); this file keeps the documented command working.
+The code lives in the frozen_glue package (frozen_glue/run/run.py); this file keeps the documented command working.
 """
 
 import sys
 
-from frozen_glue.arguments import parse_args  # noqa: F401 - re-exported for scripts that import this file
-from frozen_glue.prepare import prepare  # noqa: F401 - tests and bench/ prepare a run without running it
-from frozen_glue.run import execute, main  # noqa: F401
+from frozen_glue.config.arguments import parse_args  # noqa: F401 - re-exported for scripts that import this file
+from frozen_glue.run.prepare import prepare  # noqa: F401 - tests and bench/ prepare a run without running it
+from frozen_glue.run.run import execute, main  # noqa: F401
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -11,8 +11,8 @@ both predictions and probabilities) and <out>/slices_<task>.csv.
 import argparse
 import sys
 
-from frozen_glue.errors import ArgumentParser, run_cli
-from frozen_glue.pair_report import disagreements
+from frozen_glue.core.errors import ArgumentParser, run_cli
+from frozen_glue.report.pair_report import disagreements
 
 
 def main(argv=None):

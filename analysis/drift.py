@@ -13,8 +13,8 @@ Models are aliases of the models file (its 6th column declares each model's base
 import argparse
 import sys
 
-from frozen_glue.errors import ArgumentParser, run_cli
-from frozen_glue.pair_report import drift_report
+from frozen_glue.core.errors import ArgumentParser, run_cli
+from frozen_glue.report.pair_report import drift_report
 
 
 def parse(argv):

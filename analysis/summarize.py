@@ -10,8 +10,8 @@ Reads complete runs only (warns about the others) and never writes into the runs
 import argparse
 import sys
 
-from frozen_glue.errors import ArgumentParser, run_cli
-from frozen_glue.report import summarize
+from frozen_glue.core.errors import ArgumentParser, run_cli
+from frozen_glue.report.report import summarize
 
 
 def main(argv=None):

@@ -30,8 +30,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from bench_cache import AnonPeak, build_gpt2  # noqa: E402
-from frozen_glue.errors import ArgumentParser, UserError, run_cli  # noqa: E402
+from frozen_glue.core.errors import ArgumentParser, UserError, run_cli  # noqa: E402
+
+from bench_cache import AnonPeak  # noqa: E402
+from bench_models import build_gpt2  # noqa: E402
 
 MODES = {"fp32": [], "fp32+autocast": ["--bf16", "true"], "bf16": ["--base_dtype", "bfloat16"],
          "offload": ["--device_map", "auto"]}
@@ -39,10 +41,11 @@ MODES = {"fp32": [], "fp32+autocast": ["--bf16", "true"], "bf16": ["--base_dtype
 
 def measure(args):
     """In the child: prepare (load + fingerprint) and extract, timed around the pipeline's own functions."""
-    from frozen_glue import fingerprinting, loading, runners
-    from frozen_glue.arguments import parse_args
-    from frozen_glue.pooling import num_layers
-    from frozen_glue.prepare import prepare
+    from frozen_glue.config.arguments import parse_args
+    from frozen_glue.model import fingerprinting, loading
+    from frozen_glue.model.pooling import num_layers
+    from frozen_glue.run import runners
+    from frozen_glue.run.prepare import prepare
 
     work, timings = Path(args.work), {}
     for module, name in ((loading, "load_model"), (fingerprinting, "model_fingerprint")):
@@ -100,7 +103,7 @@ def run_child(mode, args, work):
 
 
 def features(work, mode):
-    from frozen_glue import cache
+    from frozen_glue.features import cache
 
     [path] = (work / f"cache-{mode}").rglob("train-*.safetensors")
     return cache.read_features(path).float().clone()

@@ -23,9 +23,11 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from bench_cache import ROOT, minilm_dir
 
-from frozen_glue.errors import ArgumentParser, run_cli
+from frozen_glue.core.errors import ArgumentParser, run_cli
+
+from bench_cache import ROOT
+from bench_models import minilm_dir
 
 SLACK = {"sst2": 0.03, "mrpc": 0.03, "cola": 0.05}
 

@@ -19,11 +19,10 @@ import sys
 import tempfile
 from pathlib import Path
 
+from frozen_glue.core.errors import ArgumentParser, run_cli
 
-from bench_cache import (COLA_DEV, COLA_TRAIN, EPOCHS, ROOT, SEEDS, minilm_dir, run_child, script_args,
-                         start)
-
-from frozen_glue.errors import ArgumentParser, run_cli
+from bench_cache import COLA_DEV, COLA_TRAIN, EPOCHS, ROOT, SEEDS, run_child, script_args, start
+from bench_models import minilm_dir
 
 
 def in_process(args):
@@ -32,8 +31,11 @@ def in_process(args):
     alike, so the ratios hold where three separate runs would each see other load)."""
     import time
 
-    from frozen_glue import arguments, cached_head, information_probes, runners
-    from frozen_glue.prepare import prepare
+    from frozen_glue.config import arguments
+    from frozen_glue.run import runners
+    from frozen_glue.run.prepare import prepare
+    from frozen_glue.science import information_probes
+    from frozen_glue.training import cached_head
 
     with tempfile.TemporaryDirectory() as tmp:
         started = time.time()

@@ -16,11 +16,12 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from bench_cache import ROOT  # noqa: F401  (puts the project on sys.path)
 
-from frozen_glue import report_html
-from frozen_glue.errors import ArgumentParser, UserError, run_cli
-from frozen_glue.tasks import get_task
+from frozen_glue.core.errors import ArgumentParser, UserError, run_cli
+from frozen_glue.core.tasks import get_task
+from frozen_glue.report import report_html
+
+from bench_cache import ROOT  # noqa: F401  (puts the project on sys.path)
 
 DEV_ROWS = {"cola": 1043, "sst2": 872, "mrpc": 408, "stsb": 1500, "qqp": 20000, "mnli": 9815,
             "mnli_mismatched": 9832, "qnli": 5463, "rte": 277, "wnli": 71}  # the GLUE dev sets' sizes
@@ -29,7 +30,7 @@ TARGET_MS = 200
 
 
 def predictions(task, n, seed):
-    """One model's seed-combined predictions shaped as compare.read_predictions returns them."""
+    """One model's seed-combined predictions shaped as predictions.read_predictions returns them."""
     rng = np.random.default_rng(seed)
     frame = pd.DataFrame({k: [" ".join(rng.choice(WORDS, rng.integers(5, 25))) for _ in range(n)]
                           for k in task.text_keys}, index=pd.Index(range(n), name="idx"))

@@ -33,8 +33,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+from frozen_glue.core.errors import ArgumentParser, run_cli  # noqa: E402
+
 from bench_cache import AnonPeak  # noqa: E402
-from frozen_glue.errors import ArgumentParser, run_cli  # noqa: E402
 
 SIZES = {"full": {"train": 392702, "dev": (9815, 9832), "hidden": 1600, "blocks": 4, "probe": (0, 2, 4),
                   "batch": 32},
@@ -49,7 +50,7 @@ XL_LAYERS, MODELS = 49, 2   # GPT-2 XL: embeddings + 48 blocks; GPT-2 XL and COM
 
 def write_mnli(glue, size):
     """MNLI in the original layout (header, sentence1, sentence2, gold_label), synthetic pairs of GLUE-like length."""
-    from frozen_glue.tiny import synthetic_sentences
+    from frozen_glue.demo.tiny import synthetic_sentences
 
     folder = Path(glue) / "MNLI"
     folder.mkdir(parents=True, exist_ok=True)
@@ -67,7 +68,7 @@ def build_model(out, size):
     import torch
     from transformers import GPT2Config, GPT2LMHeadModel
 
-    from frozen_glue import tiny
+    from frozen_glue.demo import tiny
 
     tiny.train_bpe(out)
     tok = tiny._gpt2_tokenizer(out)
@@ -96,10 +97,11 @@ def stage_entries(work, size):
     """prepare() as the layers run will, then every split x layer entry written through the cache's own writer."""
     import torch
 
-    from frozen_glue import cache, runners
-    from frozen_glue.pooling import num_layers
-    from frozen_glue.prepare import prepare
-    from frozen_glue.arguments import parse_args
+    from frozen_glue.config.arguments import parse_args
+    from frozen_glue.features import cache, cache_layout
+    from frozen_glue.model.pooling import num_layers
+    from frozen_glue.run import runners
+    from frozen_glue.run.prepare import prepare
 
     started = time.time()
     prep = prepare(*parse_args(run_args(work, size, "layers", *probe_args(size))))
@@ -110,8 +112,8 @@ def stage_entries(work, size):
     for split, ds in prep.tokenized.items():
         parts, labels = runners.cache_parts(prep, split), torch.tensor(prep.raw[split]["label"])
         for i, layer in enumerate(size["probe"]):
-            key = cache.feature_key(**parts) if layer == top else cache.feature_key(**parts, layer=layer)
-            path, _ = cache.entry_paths(work / "cache", prep.model_fp, "mnli", split, key)
+            key = cache_layout.feature_key(**parts) if layer == top else cache_layout.feature_key(**parts, layer=layer)
+            path, _ = cache_layout.entry_paths(work / "cache", prep.model_fp, "mnli", split, key)
             writer = cache.EntryWriter(path, len(ds), size["hidden"], torch.float16)
             for start in range(0, len(ds), 16384):  # bounded memory, as extraction writes
                 y = labels[start:start + 16384]
@@ -134,9 +136,9 @@ def read_chars():
 def stage_verify(work, size):
     """Every entry loaded as before the stamp (hashed in full: --verify_cache full, which also stamps it), then as a
     warm rerun loads it (--verify_cache stamp)."""
-    from frozen_glue import cache
+    from frozen_glue.features import cache, cache_layout
 
-    paths = [p for p in (work / "cache").rglob("*.json") if p.name != cache.MODEL_FILE]
+    paths = [p for p in (work / "cache").rglob("*.json") if p.name != cache_layout.MODEL_FILE]
     metas = [(json.loads(p.read_text()), p) for p in paths]
     out = {"entry_bytes": sum(m["bytes"] for m, _ in metas), "largest_entry_bytes": max(m["bytes"] for m, _ in metas)}
     for mode in ("full", "stamp"):
@@ -152,7 +154,8 @@ def stage_verify(work, size):
 
 def instrument(timings):
     """Timers around the pipeline's own stage functions (module attributes, looked up at call time)."""
-    from frozen_glue import head_training, run, runners, writer
+    from frozen_glue.run import run, runners, writer
+    from frozen_glue.training import head_training
 
     def wrap(module, name, label):
         original = getattr(module, name)
@@ -174,8 +177,8 @@ def instrument(timings):
 
 
 def stage_run(work, size, kind):
-    from frozen_glue import cache, cache_stamp
-    from frozen_glue.run import main
+    from frozen_glue.features import cache, cache_stamp
+    from frozen_glue.run.run import main
 
     extra = {"heads": [], "layers": probe_args(size),
              "grid": ["--head_learning_rates", *GRID[0], "--head_weight_decays", *GRID[1]]}[kind]
@@ -260,9 +263,9 @@ def bench(argv):
 
 
 def report(work, quick, json_path=None, parallel=False):
-    from scale_report import print_report
-
     import torch
+
+    from scale_report import print_report
 
     size = SIZES["quick" if quick else "full"]
     print(f"machine: {os.cpu_count()} CPU cores, torch {torch.__version__}, {torch.get_num_threads()} threads; "

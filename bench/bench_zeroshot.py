@@ -20,16 +20,16 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from frozen_glue.errors import ArgumentParser, UserError, run_cli  # noqa: E402
+from frozen_glue.core.errors import ArgumentParser, UserError, run_cli  # noqa: E402
 
 
 def extraction_seconds(model_dir, glue_dir, work, rows):
     """One probe's extraction of the validation rows: the cached path's own plan and pooling, timed."""
     import torch
 
-    from frozen_glue import cache
-    from frozen_glue.pooling import num_layers, pooling_rule
-    from frozen_glue.run import arguments, prepare
+    from frozen_glue.features import cache
+    from frozen_glue.model.pooling import num_layers, pooling_rule
+    from frozen_glue.run.run import arguments, prepare
 
     args = ["--model_name_or_path", str(model_dir), "--task_name", "cola", "--glue_dir", str(glue_dir),
             "--output_dir", str(work / "probe"), "--do_train", "--do_eval", "--max_train_samples", "1",
@@ -48,11 +48,11 @@ def extraction_seconds(model_dir, glue_dir, work, rows):
 
 def zero_shot_seconds(model_dir, glue_dir, work, rows):
     """lm-eval's scoring of the same rows on the model's causal-LM head, timed."""
-    from frozen_glue import zeroshot
-    from frozen_glue.arguments import DataTrainingArguments, ModelArguments
-    from frozen_glue.tasks import get_task
-
     import lm_eval.evaluator  # noqa: F401 - imported before the clock starts (~5 s)
+
+    from frozen_glue.config.arguments import DataTrainingArguments, ModelArguments
+    from frozen_glue.core.tasks import get_task
+    from frozen_glue.science import zeroshot
 
     task = get_task("cola")
     raw, _, _ = zeroshot.load_rows(task, DataTrainingArguments(task_name="cola", glue_dir=str(glue_dir),
@@ -73,7 +73,7 @@ def bench(argv):
     args = ap.parse_args(argv)
     if not (Path(args.glue_dir) / "CoLA" / "dev.tsv").is_file():
         raise UserError(f"--glue_dir {args.glue_dir} has no CoLA/dev.tsv; give the original GLUE release folder")
-    from bench_cache import build_gpt2
+    from bench_models import build_gpt2
 
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)

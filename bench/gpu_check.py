@@ -44,7 +44,7 @@ def main(argv=None) -> int:
     import torch
     from safetensors.torch import load_file
 
-    from frozen_glue import tiny
+    from frozen_glue.demo import tiny
 
     if not torch.cuda.is_available():
         print("error: make gpu-check needs a CUDA GPU, and this machine has none; run it on a GPU machine",

@@ -19,8 +19,8 @@ ESTIMATED_TOKENS = {"cola": 11, "sst2": 13, "mrpc": 53, "stsb": 31, "qqp": 30, "
 def glue_rows(glue_dir, tokenizer, rows, max_length=128):
     """{task: list of token id lists}: up to `rows` train rows over the tasks present, shared in proportion to their
     GLUE sizes, tokenized as the pipeline does (pairs together, truncated to max_length)."""
-    from frozen_glue.data import read_glue_tsv
-    from frozen_glue.tasks import TASKS
+    from frozen_glue.core.tasks import TASKS
+    from frozen_glue.features.data import read_glue_tsv
 
     present = {name: t for name, t in TASKS.items() if (Path(glue_dir) / t.tsv.folder / "train.tsv").is_file()}
     total = sum(GLUE_ROWS[name] for name in present)
@@ -61,9 +61,10 @@ def run(args):
     import torch
     from transformers import DataCollatorWithPadding, GPT2TokenizerFast
 
-    from bench_cache import build_tokenizer
-    from frozen_glue import cache
-    from frozen_glue.pooling import num_layers, pooling_rule
+    from frozen_glue.features import cache
+    from frozen_glue.model.pooling import num_layers, pooling_rule
+
+    from bench_models import build_tokenizer
 
     device = torch.device(args.device)
     if device.type == "cuda" and not torch.cuda.is_available():

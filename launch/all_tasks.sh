@@ -14,7 +14,7 @@
 # pinning), DS_CONFIG (default ds_configs/zero2.json; "none" = plain python),
 # LAUNCHER (auto|deepspeed|python), FEATURE_CACHE (dir), EXTRA_ARGS, DRY_RUN, REDO_CHANGED. Relative paths are
 # relative to the directory you run this from. Arguments after the script name go to every run. The logic lives
-# in frozen_glue/sweep.py (the settings: sweep_settings.py; the plan: sweep_plan.py).
+# in frozen_glue/sweep/sweep.py (the settings: sweep_settings.py; the plan: sweep_plan.py).
 set -euo pipefail
 here="$(cd "$(dirname "$0")/.." && pwd)"
 PYTHON=${PYTHON:-$([ -x "$here/.venv/bin/python" ] && echo "$here/.venv/bin/python" || echo python3)}
@@ -27,4 +27,4 @@ then
        "or set PYTHON to a python that has them" >&2
   exit 2
 fi
-exec "$PYTHON" -m frozen_glue.sweep "$@"
+exec "$PYTHON" -m frozen_glue.sweep.sweep "$@"

@@ -20,6 +20,16 @@ if "PYTEST_XDIST_WORKER" in os.environ:
 import pytest  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
+# every module of the package by its file stem (stems are unique across the subpackages: docs cite `layout.counted`)
+MODULE_FILES = {p.stem: p for p in sorted((ROOT / "frozen_glue").rglob("*.py")) if p.stem != "__init__"}
+SUBPACKAGES = sorted(p.parent.name for p in (ROOT / "frozen_glue").glob("*/__init__.py"))
+
+
+def dotted(path: Path) -> str:
+    """frozen_glue/core/layout.py -> frozen_glue.core.layout"""
+    return ".".join(path.relative_to(ROOT).with_suffix("").parts)
+
+
 SHARED_GLUE = ROOT.parent / "shared" / "data" / "glue"
 
 # fast, deterministic head training for the tiny models
@@ -38,7 +48,7 @@ def load_script():
 def script():
     """The run_glue_frozen module, imported once; tests call script.main([...]) in-process. The console log is set up
     as run_cli sets it up, for the tests that call script.execute directly and read what it logs."""
-    from frozen_glue.errors import setup_logging
+    from frozen_glue.core.errors import setup_logging
 
     setup_logging()
     return load_script()
@@ -46,7 +56,7 @@ def script():
 
 @pytest.fixture(scope="session")
 def assets(tmp_path_factory):
-    from frozen_glue import tiny
+    from frozen_glue.demo import tiny
 
     root = tmp_path_factory.mktemp("assets")
     paths = tiny.build_demo(root)

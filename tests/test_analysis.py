@@ -11,12 +11,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import ROOT
 from matplotlib.collections import PathCollection
 from scipy import stats as sps
 
-from frozen_glue import compare, figures, results, stats
-from frozen_glue.errors import UserError
+from frozen_glue.core.errors import UserError
+from frozen_glue.measures import stats
+from frozen_glue.report import compare, figures, predictions, results
+
+from conftest import ROOT
 
 # ------------------------------------------------------------------------------------------- a run tree
 
@@ -154,8 +156,8 @@ def test_disagreement_counts_equal_hand_count(tmp_path):
     root = tmp_path / "runs"
     write_run(root, "A", "cola", 1, {"matthews_correlation": 0}, preds={"validation": pred_rows(gold, a)})
     write_run(root, "B", "cola", 1, {"matthews_correlation": 0}, preds={"validation": pred_rows(gold, b)})
-    pa = compare.read_predictions(root, "A", "cola", "validation", seed=1)
-    pb = compare.read_predictions(root, "B", "cola", "validation", seed=1)
+    pa = predictions.read_predictions(root, "A", "cola", "validation", seed=1)
+    pb = predictions.read_predictions(root, "B", "cola", "validation", seed=1)
     res, table = compare.disagreement("cola", pa, pb, ("A", "B"), n_resamples=200)
     assert (res["both_right"], res["only_a_right"], res["only_b_right"], res["both_wrong"]) == (2, 3, 2, 1)
     assert res["disagree"] == 5 and sorted(table["idx"]) == [1, 2, 4, 5, 6]
@@ -168,7 +170,7 @@ def test_majority_vote_over_seeds(tmp_path):
     gold = [1, 0, 1]
     for seed, preds in enumerate(([1, 0, 0], [1, 1, 0], [0, 0, 1]), start=1):
         write_run(root, "A", "cola", seed, {"matthews_correlation": 0}, preds={"validation": pred_rows(gold, preds)})
-    voted = compare.read_predictions(root, "A", "cola", "validation")
+    voted = predictions.read_predictions(root, "A", "cola", "validation")
     assert voted["prediction"].tolist() == [1, 0, 0]
 
 
@@ -178,11 +180,11 @@ def test_mismatched_idx_or_gold_is_refused(tmp_path):
     rows = pred_rows([1, 0, 1, 0], [1, 0, 1, 0])
     write_run(root, "B", "cola", 1, {}, preds={"validation": rows})
     write_run(root, "C", "cola", 1, {}, preds={"validation": pred_rows([0, 0, 1], [1, 0, 1])})
-    pa = compare.read_predictions(root, "A", "cola", "validation", seed=1)
+    pa = predictions.read_predictions(root, "A", "cola", "validation", seed=1)
     with pytest.raises(UserError, match="cover different examples"):
-        compare.disagreement("cola", pa, compare.read_predictions(root, "B", "cola", "validation", seed=1), ("A", "B"))
+        compare.disagreement("cola", pa, predictions.read_predictions(root, "B", "cola", "validation", seed=1), ("A", "B"))
     with pytest.raises(UserError, match="disagree on gold labels"):
-        compare.disagreement("cola", pa, compare.read_predictions(root, "C", "cola", "validation", seed=1), ("A", "C"))
+        compare.disagreement("cola", pa, predictions.read_predictions(root, "C", "cola", "validation", seed=1), ("A", "C"))
 
 
 def test_disagreements_cli(tmp_path):

@@ -5,10 +5,12 @@ import json
 
 import pytest
 import torch
-from conftest import TRAIN, assert_refused, run
 
-from frozen_glue import cache as feature_cache
-from frozen_glue.runners import cache_parts
+from frozen_glue.features import cache as feature_cache
+from frozen_glue.features import cache_layout
+from frozen_glue.run.runners import cache_parts
+
+from conftest import TRAIN, assert_refused, run
 
 
 def args(assets, out, cache, *extra):
@@ -31,7 +33,7 @@ def test_bfloat16_base_is_held_in_bfloat16_with_a_float32_head_and_its_own_key(s
     assert "base_dtype" not in fp32.protocol and bf16.protocol["base_dtype"] == "bfloat16"
     # the weights as held are rounded: another fingerprint, another key
     assert bf16.model_fp != fp32.model_fp
-    keys = {feature_cache.feature_key(**cache_parts(p, "train")) for p in (fp32, bf16)}
+    keys = {cache_layout.feature_key(**cache_parts(p, "train")) for p in (fp32, bf16)}
     assert len(keys) == 2
 
 

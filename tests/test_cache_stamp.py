@@ -6,10 +6,11 @@ import os
 import time
 
 import torch
-from conftest import TRAIN, run
 
-from frozen_glue import cache as feature_cache
-from frozen_glue import cache_stamp
+from frozen_glue.features import cache as feature_cache
+from frozen_glue.features import cache_layout, cache_stamp
+
+from conftest import TRAIN, run
 
 FP, KEY = "fp" * 20, "k" * 64
 
@@ -32,7 +33,7 @@ def load(cache, verify="stamp"):
 def test_first_read_hashes_then_the_stamp_skips_the_hash_until_the_file_changes(tmp_path):
     features = torch.randn(100, 8)
     feature_cache.save_entry(tmp_path, FP, "cola", "train", KEY, features, {})
-    data_path, _ = feature_cache.entry_paths(tmp_path, FP, "cola", "train", KEY)
+    data_path, _ = cache_layout.entry_paths(tmp_path, FP, "cola", "train", KEY)
     size = data_path.stat().st_size
     tick()
     got, n = hashed(lambda: load(tmp_path))
@@ -55,7 +56,7 @@ def test_a_stamp_taken_in_the_tick_of_the_last_change_is_not_trusted(tmp_path):
     """The racily-clean case: a rewrite in the same clock tick as the stamp keeps the stamped times, so a stamp is
     trusted only when the file's times are strictly older than the stamp file's own."""
     feature_cache.save_entry(tmp_path, FP, "cola", "train", KEY, torch.randn(10, 4), {})
-    data_path, _ = feature_cache.entry_paths(tmp_path, FP, "cola", "train", KEY)
+    data_path, _ = cache_layout.entry_paths(tmp_path, FP, "cola", "train", KEY)
     tick()
     load(tmp_path)
     stamp = cache_stamp.stamp_path(data_path)
@@ -66,7 +67,7 @@ def test_a_stamp_taken_in_the_tick_of_the_last_change_is_not_trusted(tmp_path):
 
 def test_a_stamp_vouches_only_for_the_checksum_it_was_taken_with(tmp_path):
     feature_cache.save_entry(tmp_path, FP, "cola", "train", KEY, torch.randn(10, 4), {})
-    data_path, meta_path = feature_cache.entry_paths(tmp_path, FP, "cola", "train", KEY)
+    data_path, meta_path = cache_layout.entry_paths(tmp_path, FP, "cola", "train", KEY)
     tick()
     load(tmp_path)
     tick()

@@ -9,10 +9,11 @@ import sys
 
 import pytest
 import torch
-from conftest import ROOT, TRAIN, one_error, predictions, results, run
 
-from frozen_glue import arguments, contract
-from frozen_glue import cache as feature_cache
+from frozen_glue.config import arguments, contract
+from frozen_glue.features import cache as feature_cache
+
+from conftest import ROOT, TRAIN, one_error, predictions, results, run
 
 
 def gpt2_args(assets, out, *extra, task="cola"):
@@ -196,7 +197,7 @@ UPSTREAM["all_results.json"] = UPSTREAM["train_results.json"] | UPSTREAM["eval_r
 @pytest.mark.parametrize("cached", [False, True])
 def test_upstream_files_and_keys(script, assets, tmp_path, capsys, cached):
     glue = tmp_path / "glue"
-    from frozen_glue import tiny
+    from frozen_glue.demo import tiny
 
     tiny.write_glue_dir(glue, n_train=40, n_dev=16, tasks=("cola",), test=True)
     cache = ["--feature_cache", tmp_path / "cache"] if cached else []

@@ -7,11 +7,14 @@ import math
 import numpy as np
 import pytest
 from scipy import stats as sps
-from conftest import TRAIN, results, run
 
-from frozen_glue import figures, results as run_results, tiny
-from frozen_glue.diagnostics import association_p, collapse_reason
-from frozen_glue.tasks import TASKS
+from frozen_glue.core.tasks import TASKS
+from frozen_glue.demo import tiny
+from frozen_glue.measures.diagnostics import association_p, collapse_reason
+from frozen_glue.report import figures
+from frozen_glue.report import results as run_results
+
+from conftest import TRAIN, results, run
 
 
 def test_collapse_rule_known_answers():
@@ -111,7 +114,7 @@ def test_a_collapsed_head_is_flagged_everywhere(script, assets, tmp_path, capsys
 
 
 def test_a_sweep_of_mostly_collapsed_heads_ends_with_what_to_try(tmp_path, caplog):
-    from frozen_glue import sweep
+    from frozen_glue.sweep import sweep
 
     folders = []
     for i, dead in enumerate([True, True, False]):
@@ -119,12 +122,12 @@ def test_a_sweep_of_mostly_collapsed_heads_ends_with_what_to_try(tmp_path, caplo
         folder.mkdir()
         (folder / "all_results.json").write_text(json.dumps({"head_collapsed": dead}))
         folders.append(folder)
-    with caplog.at_level("INFO", logger="frozen_glue.sweep"):
+    with caplog.at_level("INFO", logger="frozen_glue.sweep.sweep"):
         sweep.collapsed_hint(folders + [tmp_path / "never-ran"])
     assert "2 of 3 heads of this sweep collapsed (learnt nothing)" in caplog.text and "--head_learning_rates" in \
         caplog.text
     caplog.clear()
-    with caplog.at_level("INFO", logger="frozen_glue.sweep"):
+    with caplog.at_level("INFO", logger="frozen_glue.sweep.sweep"):
         sweep.collapsed_hint(folders[1:])  # 1 of 2: not most
     assert "collapsed" not in caplog.text
 
@@ -139,7 +142,7 @@ def config_of(path="cached", rule="pooler", pooling="auto", standardize=False, r
 
 
 def test_collapse_advice_names_the_situation_and_never_what_the_run_already_did():
-    from frozen_glue.diagnostics import collapse_advice
+    from frozen_glue.measures.diagnostics import collapse_advice
 
     # MiniLM on the old default: the pooler, raw features, lr at the grid's top, 3 epochs, 400 rows
     advice = collapse_advice(config_of(max_train=400), {"train_samples": 400},

@@ -36,6 +36,7 @@ import traceback
 from pathlib import Path
 
 import pytest
+
 from conftest import ROOT
 
 SHELL_BLOCKS = {"", "bash", "sh", "shell", "console"}
@@ -173,7 +174,7 @@ def check_help(helps, words, where):
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
-    from frozen_glue import tiny as build
+    from frozen_glue.demo import tiny as build
 
     root = tmp_path_factory.mktemp("commands")
     base = build.build_base_gpt2(root / "models" / "gpt2")
@@ -208,8 +209,8 @@ def run_arguments(args, tiny):
 
 
 def check_run_line(args, tiny, where):
-    from frozen_glue.arguments import parse_args
-    from frozen_glue.errors import UserError
+    from frozen_glue.config.arguments import parse_args
+    from frozen_glue.core.errors import UserError
 
     try:
         parse_args(run_arguments(args, tiny))

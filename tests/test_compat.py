@@ -1,4 +1,4 @@
-"""frozen_glue/compat.py: each private symbol of transformers, accelerate and datasets the project touches still does
+"""frozen_glue/core/compat.py: each private symbol of transformers, accelerate and datasets the project touches still does
 what the project relies on (one small test each), none is touched elsewhere, and a version other than the verified
 one is named in one line at a run's start."""
 
@@ -8,15 +8,16 @@ import re
 import datasets
 import pytest
 import torch
-from conftest import ROOT
 
-from frozen_glue import compat
+from frozen_glue.core import compat
+
+from conftest import MODULE_FILES
 
 
 def test_no_private_third_party_symbol_outside_compat():
     private = re.compile(r"_hf_deepspeed_config_weak_ref|_reset_state|_hf_hook|_old_forward|\._fingerprint\b|"
                          r"_init_weights|batch_sampler\b.*batch_sampler")
-    offenders = [f"{path.name}:{n}: {line.strip()}" for path in sorted((ROOT / "frozen_glue").glob("*.py"))
+    offenders = [f"{path.name}:{n}: {line.strip()}" for path in MODULE_FILES.values()
                  if path.name != "compat.py"
                  for n, line in enumerate(path.read_text().splitlines(), start=1)
                  if private.search(line) and not line.lstrip().startswith(("#", '"""'))]
@@ -95,15 +96,15 @@ def test_a_moved_symbol_fails_by_name():
         pass
 
     with pytest.raises(RuntimeError, match=r"datasets .* has no Old._fingerprint \(verified with 5\.2\.0\); see "
-                                           r"frozen_glue/compat.py"):
+                                           r"frozen_glue/core/compat.py"):
         compat._private(Old, "_fingerprint", "datasets")
 
 
 def test_versions_are_named_in_one_line_only_when_they_differ(monkeypatch, caplog):
     monkeypatch.setattr(compat, "VERIFIED", {p: compat.installed(p) for p in compat.VERIFIED})
-    with caplog.at_level(logging.WARNING, logger="frozen_glue.compat"):
+    with caplog.at_level(logging.WARNING, logger="frozen_glue.core.compat"):
         assert compat.check_versions() is None
     monkeypatch.setattr(compat, "VERIFIED", {**compat.VERIFIED, "datasets": "0.0.1"})
     line = compat.check_versions()
-    assert line.startswith("frozen_glue/compat.py was verified with transformers ") and "datasets 0.0.1" in line
+    assert line.startswith("frozen_glue/core/compat.py was verified with transformers ") and "datasets 0.0.1" in line
     assert f"installed: datasets {compat.installed('datasets')} (private" in line and "\n" not in line

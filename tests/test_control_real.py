@@ -6,9 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from conftest import ROOT
 
-from frozen_glue import information
+from frozen_glue.measures import information
+
+from conftest import ROOT
 
 GLUE = ROOT.parent / "shared" / "data" / "glue" / "SST-2"
 

@@ -1,4 +1,4 @@
-"""The demo's figures in the README and docs/analysis.md come from a `make demo` report (frozen_glue/demo_docs.py):
+"""The demo's figures in the README and docs/analysis.md come from a `make demo` report (frozen_glue/demo/demo_docs.py):
 the renderer's known answers on a hand-made report, the check and rewrite, and the docs against the demo run
 (.ci/run runs `make demo` before `make test`)."""
 
@@ -6,10 +6,11 @@ import shutil
 
 import pandas as pd
 import pytest
-from conftest import ROOT
 
-from frozen_glue import demo_docs
-from frozen_glue.errors import UserError
+from frozen_glue.core.errors import UserError
+from frozen_glue.demo import demo_docs
+
+from conftest import ROOT
 
 
 def hand_made_report(folder):

@@ -10,12 +10,13 @@ import re
 import tokenize
 
 import pytest
-from conftest import ROOT
 
-MODULES = {p.stem for p in (ROOT / "frozen_glue").glob("*.py")} - {"__init__"}
+from conftest import MODULE_FILES, ROOT, dotted
+
+MODULES = set(MODULE_FILES)
 SCRIPTS = {"summarize", "disagreements", "drift", "run_glue_frozen"}  # analysis/ and the shim: cited by file name
 # this file's own examples are stale on purpose
-PY_FILES = sorted(p for d in ("frozen_glue", "analysis", "tests", "bench") for p in (ROOT / d).glob("*.py")
+PY_FILES = sorted(p for d in ("frozen_glue", "analysis", "tests", "bench") for p in (ROOT / d).rglob("*.py")
                   if p.name != "test_docs.py") + [ROOT / "run_glue_frozen.py"]
 
 EXTENSIONS = {"py", "json", "jsonl", "log", "tsv", "csv", "md", "png", "tex", "txt", "safetensors", "lock", "sh", "html", "js", "svg"}
@@ -23,7 +24,7 @@ PATH = re.compile(r"\b((?:frozen_glue|analysis|tests|launch|bench|docs|ds_config
 DOTTED = re.compile(r"(?<![\w./])(" + "|".join(sorted(MODULES, key=len, reverse=True)) + r")\.([A-Za-z_]\w*)\b")
 # "run.py's cache_parts": a name with an underscore or a capital (not "cache.py's model.json", "x.py's command")
 POSSESSIVE = re.compile(r"\b(\w+)\.py's `?([a-z]\w*_\w*|[A-Z]\w*)\b(?!\.)")
-LISTED = re.compile(r"`frozen_glue/(\w+)\.py`: ((?:`[\w.]+`(?:, | and )?)+)")
+LISTED = re.compile(r"`frozen_glue/(?:\w+/)?(\w+)\.py`: ((?:`[\w.]+`(?:, | and )?)+)")
 
 
 def prose(path):
@@ -66,7 +67,7 @@ def stale(found):
 
 def defined(module: str, name: str) -> bool:
     if module in MODULES:
-        mod = importlib.import_module(f"frozen_glue.{module}")
+        mod = importlib.import_module(dotted(MODULE_FILES[module]))
         return hasattr(mod, name)
     if module in SCRIPTS:
         path = ROOT / ("run_glue_frozen.py" if module == "run_glue_frozen" else f"analysis/{module}.py")
@@ -84,7 +85,7 @@ def exists(path: str) -> bool:
 def test_the_scanner_finds_what_it_must():
     found = set(citations(sources()))
     assert ("docs/DESIGN.md", "name", "layout.iter_runs") in found
-    assert ("docs/DESIGN.md", "path", "frozen_glue/pooling.py") in found
+    assert ("docs/DESIGN.md", "path", "frozen_glue/model/pooling.py") in found
     assert any(kind == "name" and where.startswith("frozen_glue/") for where, kind, _ in found)  # docstrings too
 
 
@@ -96,7 +97,7 @@ def test_every_cited_file_and_name_exists():
 @pytest.mark.parametrize("text, expected", [
     ("Must not decide the key (run.py's cache_parts does)", "run.cache_parts"),
     ("see `tests/test_flags.py`", "tests/test_flags.py"),
-    ("`frozen_glue/pooling.py`: `POOLING`, `pooled_positions`", "pooling.pooled_positions"),
+    ("`frozen_glue/model/pooling.py`: `POOLING`, `pooled_positions`", "pooling.pooled_positions"),
     ("through layout.iter_run", "layout.iter_run"),
 ])
 def test_a_stale_citation_is_caught(text, expected):

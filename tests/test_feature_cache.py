@@ -4,12 +4,14 @@ import json
 
 import pytest
 import torch
-from conftest import TRAIN, results, run
 from safetensors.torch import load_file
 
-from frozen_glue import cache as feature_cache
-from frozen_glue import results as run_results
-from frozen_glue.runners import cache_parts
+from frozen_glue.features import cache as feature_cache
+from frozen_glue.features import cache_layout
+from frozen_glue.report import results as run_results
+from frozen_glue.run.runners import cache_parts
+
+from conftest import TRAIN, results, run
 
 
 def args_for(assets, model, out, task="cola", *extra):
@@ -91,7 +93,7 @@ def study(script, *args):
 def test_each_key_component_changes_the_key(script, assets, tmp_path):
     base = args_for(assets, "gpt2", tmp_path / "r", "cola", "--feature_cache", tmp_path / "c")
     reference = study(script, *base)
-    key = feature_cache.feature_key(**cache_parts(reference, "train"))
+    key = cache_layout.feature_key(**cache_parts(reference, "train"))
     variants = {
         "model weights": args_for(assets, "comet", tmp_path / "r", "cola", "--feature_cache", tmp_path / "c"),
         "tokenizer": [*base, "--tokenizer_name", assets["comet_tokenizer"]],
@@ -101,10 +103,10 @@ def test_each_key_component_changes_the_key(script, assets, tmp_path):
     }
     keys = {}
     for name, args in variants.items():
-        keys[name] = feature_cache.feature_key(**cache_parts(study(script, *args), "train"))
+        keys[name] = cache_layout.feature_key(**cache_parts(study(script, *args), "train"))
         assert keys[name] != key, name
     assert len(set(keys.values())) == len(keys)
-    assert feature_cache.feature_key(**cache_parts(study(script, *base), "train")) == key  # stable
+    assert cache_layout.feature_key(**cache_parts(study(script, *base), "train")) == key  # stable
 
 
 def test_truncated_cache_file_is_rebuilt(script, assets, tmp_path, capsys, caplog):
@@ -127,7 +129,7 @@ def test_corrupt_bytes_of_same_size_are_detected(assets, tmp_path):
     features = torch.randn(10, 4)
     feature_cache.save_entry(tmp_path, "fp" * 20, "cola", "train", "k" * 64, features, {})
     assert torch.equal(feature_cache.load_entry(tmp_path, "fp" * 20, "cola", "train", "k" * 64), features)
-    data_path, _ = feature_cache.entry_paths(tmp_path, "fp" * 20, "cola", "train", "k" * 64)
+    data_path, _ = cache_layout.entry_paths(tmp_path, "fp" * 20, "cola", "train", "k" * 64)
     raw = bytearray(data_path.read_bytes())
     raw[-1] ^= 0xFF
     data_path.write_bytes(bytes(raw))

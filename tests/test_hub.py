@@ -9,9 +9,10 @@ import subprocess
 import sys
 
 import pytest
-from conftest import ROOT, results
 
-from frozen_glue import tiny
+from frozen_glue.demo import tiny
+
+from conftest import ROOT, results
 
 REV_MAIN, REV_V1 = "a" * 40, "b" * 40
 

@@ -7,9 +7,14 @@ import os
 import shutil
 
 import pytest
-from test_runs import FAST, small_glue, sweep  # noqa: F401 - small_glue is a fixture
 
-from frozen_glue import arguments, fingerprinting, identity, loading, prepare
+from frozen_glue.config import arguments
+from frozen_glue.core import identity
+from frozen_glue.model import fingerprinting, loading
+from frozen_glue.run import prepare
+from frozen_glue.sweep.expected import Expected
+
+from test_runs import FAST, small_glue, sweep  # noqa: F401 - small_glue is a fixture
 
 
 def models_tsv(tmp_path, alias, model, tokenizer="-"):
@@ -86,10 +91,10 @@ def test_an_unchanged_model_dir_is_not_hashed_again(tmp_path, assets, small_glue
     parsed = arguments.parse_args(["--model_name_or_path", str(model), "--task_name", "cola", "--glue_dir",
                                    str(small_glue), "--do_train", "--do_eval", "--output_dir", str(tmp_path / "o")])
     recorded = {"model_source": identity.source_stamp(model), "model_fingerprint": "recorded-not-recomputed"}
-    assert identity.Expected().sources(parsed, recorded)["model_fingerprint"] == "recorded-not-recomputed"
+    assert Expected().sources(parsed, recorded)["model_fingerprint"] == "recorded-not-recomputed"
     weights = next(model.glob("*.safetensors"))
     os.utime(weights, ns=(weights.stat().st_atime_ns, weights.stat().st_mtime_ns + 10 ** 9))
-    got = identity.Expected().sources(parsed, recorded)
+    got = Expected().sources(parsed, recorded)
     config = loading.load_config(parsed[0], prepare.get_task("cola"))
     tokenizer = prepare.load_tokenizer(parsed[0], config)
     real = fingerprinting.model_fingerprint(prepare.load_frozen_model(parsed[0], config, tokenizer)[0])
@@ -107,7 +112,7 @@ def test_relation_of_two_protocols(a, b, want):
 
 
 def test_two_poolings_are_never_compared():
-    from frozen_glue.errors import UserError
+    from frozen_glue.core.errors import UserError
 
     with pytest.raises(UserError, match="--pooling auto, the other with --pooling mean"):
         identity.relation({"pooling": "auto"}, {"pooling": "mean"})

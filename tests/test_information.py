@@ -9,11 +9,17 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from conftest import TRAIN, predictions, results, run
 
-from frozen_glue import (arguments, cached_head, compare, heads, information, information_probes, information_report,
-                         layout)
-from frozen_glue.prepare import prepare
+from frozen_glue.config import arguments
+from frozen_glue.core import layout
+from frozen_glue.measures import information
+from frozen_glue.model import heads
+from frozen_glue.report import compare, information_report
+from frozen_glue.run.prepare import prepare
+from frozen_glue.science import information_probes
+from frozen_glue.training import cached_head
+
+from conftest import TRAIN, predictions, results, run
 
 
 def args(assets, out, *extra, task="cola"):
@@ -279,14 +285,14 @@ def test_bits_lost_orders_the_examples_by_the_bits_the_derived_model_lost():
 @pytest.mark.parametrize("derived_pvi, heading", [
     ([1.0, 0.75], "#### cola (validation): comet lost no bits against gpt2 on any example"),  # gained or equal
     ([1.0, 0.25], "#### cola (validation): where comet lost the most bits against gpt2")])   # lost 0.25 on idx 8
-def test_bits_lost_says_no_bits_were_lost_only_when_none_were(monkeypatch, tmp_path, derived_pvi, heading):
+def test_bits_lost_says_no_bits_were_lost_only_when_none_were(tmp_path, derived_pvi, heading):
     frames = {"gpt2": pd.DataFrame({"label": [1, 0], "sentence": ["a", "b"], "pvi": [1.0, 0.5]},
                                    index=pd.Index([7, 8], name="idx"))}
     frames["comet"] = frames["gpt2"].assign(pvi=derived_pvi)
-    monkeypatch.setattr(compare, "read_predictions", lambda runs, model, task, split: frames[model])
     written = {}
     lines = information_report.bits_lost_lines(argparse.Namespace(runs=tmp_path, models=None), ["cola"],
-                                               ["gpt2", "comet"], tmp_path, written.__setitem__)
+                                               ["gpt2", "comet"], tmp_path, written.__setitem__,
+                                               lambda model, task, split: frames[model])
     assert lines[0].strip() == heading and list(written) == [tmp_path / "bits_lost_cola_gpt2_vs_comet.tsv"]
 
 

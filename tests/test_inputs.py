@@ -9,10 +9,11 @@ import subprocess
 import sys
 
 import pytest
-from conftest import ROOT, TRAIN, one_error
 
-from frozen_glue import layout
-from frozen_glue.errors import UserError, run_cli
+from frozen_glue.core import layout
+from frozen_glue.core.errors import UserError, run_cli
+
+from conftest import ROOT, TRAIN, one_error
 
 PY = sys.executable
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1"}

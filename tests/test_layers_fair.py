@@ -7,10 +7,11 @@ import json
 import numpy as np
 import pytest
 import torch
-from conftest import TRAIN, results, run
 
-from frozen_glue import pooling
-from frozen_glue.tasks import TASKS
+from frozen_glue.core.tasks import TASKS
+from frozen_glue.model import pooling
+
+from conftest import TRAIN, results, run
 
 
 def args(assets, out, *extra, model="base", task="sst2"):

@@ -8,10 +8,10 @@ import subprocess
 import sys
 import time
 
-from conftest import ROOT, TRAIN
+from frozen_glue.core.layout import LOCK_FILE, is_complete
+from frozen_glue.sweep.sweep import last_error
 
-from frozen_glue.layout import LOCK_FILE, is_complete
-from frozen_glue.sweep import last_error
+from conftest import ROOT, TRAIN
 
 SLOW = "--num_train_epochs 200 --learning_rate 1e-2 --per_device_train_batch_size 16 --disable_tqdm true"
 
@@ -80,3 +80,26 @@ def test_the_error_line_is_read_clean_from_a_log_with_progress_bars(tmp_path):
     assert last_error(log) == lock
     log.write_text("a Validation error: not ours\n")
     assert last_error(log) is None
+
+
+def test_a_lock_left_by_sigkill_is_stale_even_when_its_pid_lives_again(tmp_path):
+    """SIGKILL right after a run completed leaves its .lock behind. The lock records when its owner started, so a
+    pid since reused by another process (here: this test's own pid with another start time) is not its owner: the
+    lock is taken over. The owner itself (same pid, same start) is refused. Old locks without a start time: by pid."""
+    import psutil
+    import pytest
+
+    from frozen_glue.core.errors import UserError
+    from frozen_glue.core.locks import OwnerLock
+
+    me, lock = psutil.Process(), tmp_path / LOCK_FILE
+    host = {"host": os.uname().nodename, "uid": os.getuid(), "started": "earlier"}
+    lock.write_text(json.dumps({"pid": me.pid, "pid_started": me.create_time() - 3600, **host}))
+    with OwnerLock(lock, "the run folder"):
+        assert json.loads(lock.read_text())["pid_started"] == me.create_time()
+    assert not lock.exists()
+    for recorded in ({"pid_started": me.create_time()}, {}):
+        lock.write_text(json.dumps({"pid": me.pid, **recorded, **host}))
+        with pytest.raises(UserError, match="is in use by another run"):
+            with OwnerLock(lock, "the run folder"):
+                pass

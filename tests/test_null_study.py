@@ -6,14 +6,15 @@ import subprocess
 import sys
 
 import pandas as pd
-from conftest import ROOT
 
-from frozen_glue import calibration
+from frozen_glue.sweep import calibration
+
+from conftest import ROOT
 
 
 def test_a_model_against_itself_reads_no_evidence_everywhere(assets, tmp_path):
     out = tmp_path / "null"
-    proc = subprocess.run([sys.executable, "-m", "frozen_glue.calibration", "--glue_dir", assets["glue_dir"],
+    proc = subprocess.run([sys.executable, "-m", "frozen_glue.sweep.calibration", "--glue_dir", assets["glue_dir"],
                            "--model", assets["base"], "--tasks", "cola", "sst2", "--seeds_a", "1", "2",
                            "--seeds_b", "3", "4", "--out", out, "--", "--num_train_epochs", "2",
                            "--learning_rate", "1e-2", "--per_device_train_batch_size", "16", "--disable_tqdm",

@@ -12,10 +12,13 @@ import sys
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import ROOT
 
-from frozen_glue import figures, layout, results, writer
-from frozen_glue.latex import ascii_latex
+from frozen_glue.core import layout
+from frozen_glue.report import figures, results
+from frozen_glue.report.latex import ascii_latex
+from frozen_glue.run import writer
+
+from conftest import ROOT
 
 PY = sys.executable
 

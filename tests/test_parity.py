@@ -5,9 +5,10 @@ entry point twice (Trainer path, cached path) with two seeds, so the fast loop t
 import json
 
 import pytest
-from conftest import predictions, results, run
 
-from frozen_glue import tiny
+from frozen_glue.demo import tiny
+
+from conftest import predictions, results, run
 
 MODELS = ("gpt2", "bert", "roberta")
 TASKS = ("sst2", "mnli", "stsb")

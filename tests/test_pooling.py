@@ -5,9 +5,10 @@ import json
 
 import pytest
 import torch
-from conftest import TRAIN, predictions, results, run
 
-from frozen_glue import pooling
+from frozen_glue.model import pooling
+
+from conftest import TRAIN, predictions, results, run
 
 MODELS = {"base": ("base", None), "comet_pad": ("comet_pad", "comet_pad_tokenizer")}
 
@@ -131,8 +132,8 @@ def test_pooling_auto_reads_a_sentence_transformer_by_its_own_pooling(script, as
 
 
 def test_two_runs_that_read_different_positions_are_never_compared():
-    from frozen_glue import identity
-    from frozen_glue.errors import UserError
+    from frozen_glue.core import identity
+    from frozen_glue.core.errors import UserError
 
     config = {"protocol": {"pooling": "auto"}, "pooling": {"rule": "mean"}}
     with pytest.raises(UserError, match="one model's heads read mean, the other's pooler"):
@@ -142,7 +143,7 @@ def test_two_runs_that_read_different_positions_are_never_compared():
 
 
 def test_two_aliases_of_the_same_weights_are_called_identical():
-    from frozen_glue import identity
+    from frozen_glue.core import identity
 
     config = {"protocol": {"pooling": "auto"}, "pooling": {"rule": "mean"}, "model_fingerprint": "f" * 64,
               "tokenizer_fingerprint": "t" * 64}

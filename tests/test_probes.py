@@ -7,15 +7,16 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from conftest import TRAIN, results, run
 from safetensors.torch import load_file
 
-from frozen_glue import cache as feature_cache
-from frozen_glue import drift
-from frozen_glue import results as run_results
-from frozen_glue.errors import UserError
-from frozen_glue.models_file import read_models
-from frozen_glue.tasks import TASKS
+from frozen_glue.config.models_file import read_models
+from frozen_glue.core.errors import UserError
+from frozen_glue.core.tasks import TASKS
+from frozen_glue.features import cache as feature_cache
+from frozen_glue.report import drift
+from frozen_glue.report import results as run_results
+
+from conftest import TRAIN, results, run
 
 
 def args(assets, out, *extra, model="base", task="cola"):
@@ -90,7 +91,7 @@ def test_bad_probe_and_selection_inputs_are_one_line(script, assets, tmp_path, c
 
 
 def test_majority_baseline_known_answers(tmp_path):
-    from frozen_glue.diagnostics import majority_baseline
+    from frozen_glue.measures.diagnostics import majority_baseline
 
     # train majority class 1; validation gold [1, 0, 1, 1]: accuracy 3/4, F1 = 2*3 / (2*3 + 1) = 6/7, MCC 0
     mrpc = majority_baseline(TASKS["mrpc"], [1, 1, 0], [1, 0, 1, 1])
@@ -225,7 +226,7 @@ def test_head_selection_chooses_on_a_train_hold_out_and_retrains(script, assets,
 
 
 def test_holdout_is_stratified_fixed_and_disjoint():
-    from frozen_glue.selection import holdout_split
+    from frozen_glue.training.selection import holdout_split
 
     labels = [0] * 80 + [1] * 20
     fit, hold = holdout_split(labels, 0.1, regression=False)
@@ -249,7 +250,7 @@ def test_logistic_probe_writes_a_run_folder(script, assets, tmp_path, capsys):
 
 
 def test_logistic_probe_on_stsb_is_ridge(script, assets, tmp_path, capsys):
-    from frozen_glue import tiny
+    from frozen_glue.demo import tiny
 
     glue = tiny.write_glue_dir(tmp_path / "glue", n_train=120, n_dev=40, tasks=("stsb",))
     code, _, err = run(script, capsys, "--model_name_or_path", assets["base"], "--task_name", "stsb", "--glue_dir",

@@ -2,13 +2,16 @@
 deterministic probe's seeds are one run) and refuses to average runs of different identities (results.aggregate's
 `mixed`). Parametrised over every reader, on hand-made trees with known answers."""
 
+import argparse
 import json
 
 import pandas as pd
 import pytest
-from test_analysis import pred_rows, write_run
 
-from frozen_glue import compare, information_report, layout, results, zeroshot_report
+from frozen_glue.core import layout
+from frozen_glue.report import compare, information_report, predictions, report, results, zeroshot_report
+
+from test_analysis import pred_rows, write_run
 
 
 def tree(root, protocols):
@@ -80,7 +83,27 @@ def test_mixed_settings_are_refused_by_every_reader(tmp_path, reader):
 
 def test_the_example_level_reader_reads_one_run_of_a_deterministic_probe_and_refuses_a_mixed_one(tmp_path):
     root = tree(tmp_path / "one", [{"probe": "logistic"}] * 4)
-    assert compare.read_predictions(root, "m", "sst2", "validation").attrs["per_seed"].shape == (1, 3)
+    assert predictions.read_predictions(root, "m", "sst2", "validation").attrs["per_seed"].shape == (1, 3)
     root = tree(tmp_path / "mixed", [{"learning_rate": 0.01}, {"learning_rate": 0.02}])
     with pytest.raises(compare.UserError, match="different identities"):
-        compare.read_predictions(root, "m", "sst2", "validation")
+        predictions.read_predictions(root, "m", "sst2", "validation")
+
+
+def test_a_report_reads_each_models_predictions_once(tmp_path, monkeypatch):
+    """Three models on two tasks: the report's pairs and sections all ask for predictions, and each model x task x
+    split is read from disk once (not once per pair: m - 1 times); the frames handed out are copies."""
+    root = tmp_path / "runs"
+    for model in ("a", "b", "c"):
+        for task, metric in (("sst2", "accuracy"), ("cola", "matthews_correlation")):
+            write_run(root, model, task, 1, {metric: 0.5}, preds={"validation": pred_rows([0, 1, 1], [0, 1, 0])})
+    reads = []
+    real = predictions.read_predictions
+    monkeypatch.setattr(predictions, "read_predictions", lambda *a, **k: reads.append(a[1:4]) or real(*a, **k))
+    args = argparse.Namespace(runs=str(root), out=str(tmp_path / "rep"), reference=None, models=None, slice=[],
+                              n_resamples=50, feature_cache=None)
+    assert report.summarize(args) == 0
+    assert sorted(reads) == sorted((m, t, "validation") for m in "abc" for t in ("cola", "sst2"))
+    read = predictions.Predictions(root)
+    frame = read("a", "sst2", "validation")
+    frame.loc[0, "label"] = 9  # a caller's change stays its own
+    assert read("a", "sst2", "validation").loc[0, "label"] == 0

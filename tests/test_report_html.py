@@ -1,4 +1,4 @@
-"""report.html (frozen_glue/report_html.py): one self-contained page beside report.md, checked in a real browser
+"""report.html (frozen_glue/report/report_html.py): one self-contained page beside report.md, checked in a real browser
 (Debian's chromium driven by Playwright): verdicts and a table cell equal report.md's, every filter's count on a
 tree with known answers, sorting, every figure an SVG that draws, no network request, no console error. Skipped
 with one line when no chromium is installed (.ci/run installs it)."""
@@ -11,9 +11,12 @@ import subprocess
 import sys
 
 import pytest
-from conftest import ROOT
 
-from frozen_glue import outcomes, report_html, tasks
+from frozen_glue.core import tasks
+from frozen_glue.measures import outcomes
+from frozen_glue.report import report_html
+
+from conftest import ROOT
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 

@@ -13,12 +13,14 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from conftest import ROOT, TRAIN, run
 
-from frozen_glue import cache as feature_cache
-from frozen_glue import compare
-from frozen_glue.layout import is_complete, read_results
-from frozen_glue.runners import cache_parts
+from frozen_glue.core.layout import is_complete, read_results
+from frozen_glue.features import cache as feature_cache
+from frozen_glue.features import cache_layout
+from frozen_glue.report import compare
+from frozen_glue.run.runners import cache_parts
+
+from conftest import ROOT, TRAIN, run
 
 # ------------------------------------------------------------------------------------------------- McNemar
 
@@ -136,13 +138,13 @@ def test_every_part_of_the_cache_key_varied_alone_changes_it(script, assets, tmp
         "pooling": other_config(reference, model_type="bert"),
         "pad_token_id": other_config(reference, pad_token_id=3),
     }
-    keys = {feature_cache.feature_key(**ref_parts)}
+    keys = {cache_layout.feature_key(**ref_parts)}
     for part, prep in variants.items():
         parts = cache_parts(prep, "train")
         changed = {k for k in parts if parts[k] != ref_parts[k]}
         # the tokenizer's fingerprint also sees the truncation length; max_seq_length must not rest on that
         assert part in changed and changed - {part} <= ({"tokenizer"} if part == "max_seq_length" else set()), part
-        keys.add(feature_cache.feature_key(**parts))
+        keys.add(cache_layout.feature_key(**parts))
     assert len(keys) == len(variants) + 1
     assert set(ref_parts) >= {"model_fp", "tokenizer", "append_eos"}  # varied in test_feature_cache.py
 
@@ -180,7 +182,7 @@ def test_fast_f1_without_any_positive_is_zero_as_sklearn_says():
     The vectorized form must say 0.0 too, not NaN or 1 (mutmut's survivors of the guard, docs/mutants.md)."""
     from sklearn.metrics import f1_score
 
-    from frozen_glue.metrics import get_metric
+    from frozen_glue.core.metrics import get_metric
 
     zeros = np.zeros(6)
     assert f1_score(zeros, zeros, zero_division=0.0) == 0.0
@@ -199,7 +201,7 @@ def test_two_seeds_have_a_std_and_a_welch_p():
     se^2 = 0.5/2 + 1/3, t = -3.5 / se, Welch-Satterthwaite df = se^4 / ((0.5/2)^2/1 + (1/3)^2/2)."""
     from scipy.stats import t as student_t
 
-    from frozen_glue import stats
+    from frozen_glue.measures import stats
 
     assert stats.mean_std([1.0, 3.0]) == (2.0, pytest.approx(np.sqrt(2.0)), 2)
     se2 = 0.5 / 2 + 1 / 3

@@ -6,13 +6,14 @@ import json
 import numpy as np
 import pytest
 import torch
-from conftest import TRAIN, predictions, results, run
 from safetensors.torch import load_file
 from scipy.stats import pearsonr, spearmanr
 from sklearn.metrics import accuracy_score, f1_score, matthews_corrcoef
 
-from frozen_glue import heads, loading
-from frozen_glue.tasks import TASKS, compute_metrics
+from frozen_glue.core.tasks import TASKS, compute_metrics
+from frozen_glue.model import heads, loading
+
+from conftest import TRAIN, predictions, results, run
 
 
 def study(script, *args):
@@ -186,7 +187,7 @@ MNLI_HEADER = ("index\tpromptID\tpairID\tgenre\tsentence1_binary_parse\tsentence
 
 
 def write_mnli(root, n=60):
-    from frozen_glue.tiny import synthetic_sentences
+    from frozen_glue.demo.tiny import synthetic_sentences
 
     labels = ["entailment", "neutral", "contradiction"]
     (root / "MNLI").mkdir(parents=True)
@@ -215,7 +216,7 @@ def test_mnli_writes_mm_keys_and_two_prediction_files(script, tmp_path, assets, 
 
 
 def write_stsb(root, n=80):
-    from frozen_glue.tiny import synthetic_sentences
+    from frozen_glue.demo.tiny import synthetic_sentences
 
     (root / "STS-B").mkdir(parents=True)
     header = "index\tgenre\tfilename\tyear\told_index\tsource1\tsource2\tsentence1\tsentence2\tscore"

@@ -7,12 +7,12 @@ import sys
 import time
 
 import pytest
-from conftest import ROOT, SHARED_GLUE, TRAIN, predictions, results, run
 from test_run_glue_frozen import base_args, write_mnli
 
-from frozen_glue.data import read_glue_tsv
-from frozen_glue.tasks import TASKS
+from frozen_glue.core.tasks import TASKS
+from frozen_glue.features.data import read_glue_tsv
 
+from conftest import ROOT, SHARED_GLUE, TRAIN, predictions, results, run
 
 # ------------------------------------------------------------------------------------------ GLUE layouts
 

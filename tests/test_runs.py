@@ -13,9 +13,12 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import ROOT, results, run
 
-from frozen_glue import layout, results as run_results, tiny
+from frozen_glue.core import layout
+from frozen_glue.demo import tiny
+from frozen_glue.report import results as run_results
+
+from conftest import ROOT, results, run
 
 FAST = "--num_train_epochs 2 --learning_rate 1e-2 --per_device_train_batch_size 16 --disable_tqdm true"
 
@@ -108,12 +111,12 @@ def test_summarize_shows_mixed_settings_instead_of_averaging(script, assets, tmp
     assert row["n"] == 3 and row["mean"] != row["mean"] and row["mixed"] == "learning_rate 0.01 -> 0.05"
     wide = run_results.wide_table(summary, run_results.pairwise(runs))
     assert wide.loc[0, "gpt2"] == "mixed, not averaged: learning_rate 0.01 -> 0.05 (n=3)"
-    from frozen_glue import compare
-    from frozen_glue.errors import UserError
+    from frozen_glue.core.errors import UserError
+    from frozen_glue.report import predictions
 
     with pytest.raises(UserError, match="have different identities"):
-        compare.read_predictions(tmp_path / "runs", "gpt2", "cola", "validation")
-    assert len(compare.read_predictions(tmp_path / "runs", "gpt2", "cola", "validation", seed=3)) == 100
+        predictions.read_predictions(tmp_path / "runs", "gpt2", "cola", "validation")
+    assert len(predictions.read_predictions(tmp_path / "runs", "gpt2", "cola", "validation", seed=3)) == 100
 
 
 # ------------------------------------------------------------------------------------------ 3. one owner

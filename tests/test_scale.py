@@ -9,10 +9,11 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import ROOT, TRAIN, assert_refused, results
 from safetensors.torch import load_file
 
-from frozen_glue import cache as feature_cache
+from frozen_glue.features import cache as feature_cache
+
+from conftest import ROOT, TRAIN, assert_refused, results
 
 # one thread per process: the 1-process run and each rank then compute every batch the same way, bit for bit
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
@@ -206,7 +207,7 @@ def test_feature_cache_locks(script, assets, tmp_path, capsys):
 def test_a_slot_pins_its_job_to_one_gpu():
     """GPUS: the deepspeed launcher is given the device (--include; it ignores CUDA_VISIBLE_DEVICES beside
     --num_gpus) and a master port per worker; a plain python job sees only its GPU."""
-    from frozen_glue.sweep import on_slot
+    from frozen_glue.sweep.sweep import on_slot
 
     ds = ["deepspeed", "--num_gpus", "1", "--master_port", "29512", "run_glue_frozen.py", "--seed", "1"]
     assert on_slot(ds, 2, 3, 29512) == (["deepspeed", "--include", "localhost:3", "--master_port", "29514",

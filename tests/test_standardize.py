@@ -6,10 +6,11 @@ import json
 
 import pytest
 import torch
-from conftest import TRAIN, assert_refused, run
 from safetensors.torch import load_file
 
-from frozen_glue import cached_head
+from frozen_glue.training import cached_head
+
+from conftest import TRAIN, assert_refused, run
 
 
 def args(assets, out, *extra, task="sst2"):
@@ -35,7 +36,8 @@ def test_standardized_heads_train_alike_in_the_fast_loop_and_under_trainer_train
     # the same heads
     common = ["--feature_cache", tmp_path / "cache", "--standardize_features", "--seeds", "1", "2"]
     assert run(script, capsys, *args(assets, tmp_path / "fast", *common))[0] == 0
-    from frozen_glue import contract, head_training
+    from frozen_glue.config import contract
+    from frozen_glue.training import head_training
     monkeypatch.setattr(contract, "fast_loop_fallback", lambda a: "forced by the test")
     trained = []
     monkeypatch.setattr(head_training.FastLoop, "run", lambda self: trained.append(1))
@@ -106,7 +108,7 @@ def test_probe_convex_scores_the_head_beside_the_convex_probe_and_the_report_fla
             content["layers"][layer] = {"head": head, "convex": 1.0 if layer != "0" else 0.5,
                                         "gap": (1.0 if layer != "0" else 0.5) - head}
         (out / seed / "convex.json").write_text(json.dumps(content))
-    from frozen_glue import information_report
+    from frozen_glue.report import information_report
     lines = "\n".join(information_report.convex_section(tmp_path / "runs"))
     assert "⚠ 1 of 3 judged task x model x layer cell(s) trail it" in lines and "not judged" not in lines
     assert "| sst2   | base    |       1 |   0.91 |        1 |  0.09 |" in lines, lines
@@ -132,7 +134,8 @@ def test_convex_gap_is_the_probe_minus_the_head_on_each_split():
 
     from transformers.trainer_utils import PredictionOutput
 
-    from frozen_glue import information_probes, tasks
+    from frozen_glue.core import tasks
+    from frozen_glue.science import information_probes
 
     class Constant:
         def predict(self, dataset, metric_key_prefix="eval"):

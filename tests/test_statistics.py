@@ -7,8 +7,8 @@ import pytest
 from scipy import stats as sps
 from sklearn.metrics import accuracy_score, f1_score, matthews_corrcoef
 
-from frozen_glue import stats
-from frozen_glue.metrics import METRICS, display_name
+from frozen_glue.core.metrics import METRICS, display_name
+from frozen_glue.measures import stats
 
 # ------------------------------------------------------------------------------------------- known answers
 
@@ -61,7 +61,7 @@ def test_holm_matches_statsmodels_order():
 # bootstrap, Bonferroni for Holm) fails them
 
 def test_glue_metrics_known_answers():
-    from frozen_glue.tasks import TASKS, compute_metrics
+    from frozen_glue.core.tasks import TASKS, compute_metrics
 
     # TP 3 (0, 3, 5), TN 1 (1), FP 1 (2), FN 1 (4)
     pred, gold = [1, 0, 1, 1, 0, 1], [1, 0, 0, 1, 1, 1]
@@ -122,8 +122,8 @@ def test_holm_differs_from_raw_and_from_bonferroni():
 
 
 def test_metric_registry_names_directions_and_mismatched_keys():
-    from frozen_glue.metrics import get_metric
-    from frozen_glue.tasks import TASKS
+    from frozen_glue.core.metrics import get_metric
+    from frozen_glue.core.tasks import TASKS
 
     assert {m for t in TASKS.values() for m in t.metrics} | {t.main_metric for t in TASKS.values()} <= set(METRICS)
     assert display_name("accuracy_mm") == "accuracy (mismatched)" and display_name("spearmanr") == "Spearman ρ"
@@ -147,7 +147,7 @@ def _hsic_by_quadruples(k, l):
 
 
 def test_linear_cka_known_answers():
-    from frozen_glue.stats import linear_cka
+    from frozen_glue.measures.stats import linear_cka
 
     rng = np.random.default_rng(0)
     x, y = rng.normal(size=(6, 3)), rng.normal(size=(6, 4))

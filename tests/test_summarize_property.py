@@ -15,7 +15,7 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from frozen_glue import compare, report
+from frozen_glue.report import compare, report
 
 ALIASES = ["A", "base", "p", "n", "slice", "difference", "score_A", "verdict"]
 TASKS = {"cola": ("matthews_correlation", ["validation"]), "sst2": ("accuracy", ["validation"]),

@@ -1,4 +1,4 @@
-"""launch/all_tasks.sh (frozen_glue/sweep.py) and ds_configs/: planning, resuming, failures, DeepSpeed."""
+"""launch/all_tasks.sh (frozen_glue/sweep/sweep.py) and ds_configs/: planning, resuming, failures, DeepSpeed."""
 
 import json
 import os
@@ -9,12 +9,13 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import ROOT
 
-from frozen_glue.errors import UserError
-from frozen_glue.layout import is_complete
-from frozen_glue.sweep_settings import gpu_count
-from frozen_glue.ds_config import validate_ds_config
+from frozen_glue.config.ds_config import validate_ds_config
+from frozen_glue.core.errors import UserError
+from frozen_glue.core.layout import is_complete
+from frozen_glue.sweep.sweep_settings import gpu_count
+
+from conftest import ROOT
 
 FAST = "--num_train_epochs 2 --learning_rate 1e-2 --per_device_train_batch_size 16 --disable_tqdm true"
 
@@ -192,7 +193,7 @@ def test_zero3_on_two_cpu_processes_saves_the_head_only(tmp_path, assets):
 
 
 def test_groups_at_once_share_the_cores_unless_the_user_set_the_threads(monkeypatch):
-    from frozen_glue import sweep
+    from frozen_glue.sweep import sweep
     monkeypatch.setattr(os, "cpu_count", lambda: 8)
     env = {}
     sweep.pin_threads(env, 2)

@@ -7,10 +7,11 @@ import subprocess
 import sys
 
 import pytest
-from conftest import ROOT
 
-from frozen_glue import arguments, protocols
-from frozen_glue.errors import UserError
+from frozen_glue.config import arguments, protocols
+from frozen_glue.core.errors import UserError
+
+from conftest import ROOT
 
 
 @pytest.mark.parametrize("gpus, per_device, accumulation", [(1, 32, 2), (2, 32, 1), (8, 8, 1)])

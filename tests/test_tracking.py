@@ -5,6 +5,7 @@ offline run files are read back (wandb's transaction log: LevelDB-style records 
 import json
 
 import pytest
+
 from conftest import TRAIN, run
 
 SEEDS = ("1", "2")

@@ -7,9 +7,12 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from test_analysis import pred_rows, summarize_cli, write_run
 
-from frozen_glue import compare, layout, results, stats
+from frozen_glue.core import layout
+from frozen_glue.measures import stats
+from frozen_glue.report import compare, predictions, results
+
+from test_analysis import pred_rows, summarize_cli, write_run
 
 
 def handful_pair(root, task="sst2", n=200, a_only=3, b_only=1, seeds=5):
@@ -163,7 +166,7 @@ def test_an_even_number_of_seeds_is_combined_by_mean_probability(tmp_path):
         write_run(root, "A", "sst2", seed, {"accuracy": 0.5}, preds={"validation": [
             {"idx": i, "label": 1, "prediction": pr, "probs": p, "sentence": f"s{i}"}
             for i, (pr, p) in enumerate(zip(preds, rows))]})
-    voted = compare.read_predictions(root, "A", "sst2", "validation")
+    voted = predictions.read_predictions(root, "A", "sst2", "validation")
     # row 0: votes 0 / 1, mean [0.45, 0.55] -> 1; row 1: votes 1 / 0, mean [0.675, 0.325] -> 0; row 2: a tie
     assert list(voted["prediction"]) == [1, 0, 0] and voted.attrs["ties"] == 1
 
@@ -184,7 +187,7 @@ def test_a_deterministic_probe_is_one_run_without_seed_statistics(tmp_path):
     layers = results.summarize_layers(results.load_layers(layout.iter_runs(root)[0]))
     assert len(layers) == 4 and set(layers["n"]) == {1}  # the layer curves count it once too
     # and the example-level comparison reads its first run only: seed 1's predictions, one row of per-seed votes
-    first = compare.read_predictions(root, "A", "sst2", "validation")
+    first = predictions.read_predictions(root, "A", "sst2", "validation")
     assert first.attrs["per_seed"].shape == (1, 3) and list(first["prediction"]) == [0, 1, 1]
     summary = results.summarize(runs)
     wide = results.wide_table(summary, results.pairwise(runs))
@@ -211,7 +214,7 @@ def test_a_random_init_pair_is_a_control_not_a_settings_difference(tmp_path):
 def test_mixed_cells_are_mixed_in_tables_controls_and_figures(tmp_path):
     """One aggregator: a model whose runs have two identities is averaged nowhere: not in the table, the controls
     or the figures (which draw no bar for it)."""
-    from frozen_glue import figures
+    from frozen_glue.report import figures
 
     root = tmp_path / "runs"
     for seed, fp in ((1, "x"), (2, "x"), (3, "y")):
@@ -242,8 +245,8 @@ def test_the_primary_test_joins_per_seed_predictions_on_idx_not_on_file_order(tm
         path.write_text("".join(reversed(path.read_text().splitlines(keepends=True))))
     got = {}
     for root in (ordered, reversed_):
-        a = compare.read_predictions(root, "A", "sst2", "validation")
-        b = compare.read_predictions(root, "B", "sst2", "validation")
+        a = predictions.read_predictions(root, "A", "sst2", "validation")
+        b = predictions.read_predictions(root, "B", "sst2", "validation")
         got[root] = compare.disagreement("sst2", a, b, ("A", "B"), n_resamples=200)[0]
     assert got[reversed_]["difference"] == pytest.approx(0.01) == got[ordered]["difference"]
     assert (got[reversed_]["ci_low"], got[reversed_]["ci_high"]) == (got[ordered]["ci_low"], got[ordered]["ci_high"])

@@ -1,4 +1,4 @@
-"""--zero_shot: lm-eval's GLUE prompt on the model's own causal-LM head, on the probe's rows (frozen_glue/zeroshot.py).
+"""--zero_shot: lm-eval's GLUE prompt on the model's own causal-LM head, on the probe's rows (frozen_glue/science/zeroshot.py).
 The log-likelihoods are Σ log p(" choice" | prompt) computed independently; lm-eval's metric equals ours; the probe
 is untouched; the folder is not a seed; bad inputs are one line."""
 
@@ -9,10 +9,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import TRAIN, one_error, results, run
 
-from frozen_glue import compare, contract, layout, zeroshot
-from frozen_glue import results as run_results
+from frozen_glue.config import contract
+from frozen_glue.core import layout
+from frozen_glue.report import compare, predictions
+from frozen_glue.report import results as run_results
+from frozen_glue.science import zeroshot
+
+from conftest import TRAIN, one_error, results, run
 
 pytest.importorskip("lm_eval")
 
@@ -33,7 +37,7 @@ def zs_runs(script, assets, tmp_path_factory):
     tokenizer dir."""
     import shutil
 
-    from frozen_glue import tiny
+    from frozen_glue.demo import tiny
 
     root = tmp_path_factory.mktemp("zs")
     # the base taught the CoLA prompt (as the demo's): its answers follow the rule, so a metric is not trivially 0
@@ -82,9 +86,9 @@ def test_logliks_equal_an_independent_torch_computation(zs_runs, assets):
 
 
 def test_batch_size_1_and_32_agree(assets, tmp_path):
-    from frozen_glue.arguments import DataTrainingArguments, ModelArguments
-    from frozen_glue.data import load_glue
-    from frozen_glue.tasks import get_task
+    from frozen_glue.config.arguments import DataTrainingArguments, ModelArguments
+    from frozen_glue.core.tasks import get_task
+    from frozen_glue.features.data import load_glue
 
     task = get_task("cola")
     data_args = DataTrainingArguments(task_name="cola", glue_dir=str(assets["glue_dir"]))
@@ -160,7 +164,7 @@ def test_probe_is_byte_identical_with_and_without_zero_shot_and_zeroshot_is_no_s
     assert [(r.model, r.seed) for r in found] == [("m", 1)] and not skipped
     table, warnings = run_results.load_runs(tmp_path / "with")
     assert set(table["seed"]) == {1} and not any("zeroshot" in w for w in warnings)
-    assert list(compare.read_predictions(tmp_path / "with", "m", "cola", "validation").attrs["seeds"]) == ["seed1"]
+    assert list(predictions.read_predictions(tmp_path / "with", "m", "cola", "validation").attrs["seeds"]) == ["seed1"]
 
 
 def test_a_killed_run_is_redone_and_a_complete_one_kept(script, assets, tmp_path, capsys):
@@ -200,11 +204,10 @@ def test_bad_inputs_are_one_line_exit_2(script, assets, tmp_path, capsys, monkey
 
 def test_sweep_adds_one_zero_shot_run_per_model_and_task_and_skips_complete_ones(zs_runs, assets, tmp_path,
                                                                                  monkeypatch, capsys):
-    from frozen_glue import sweep
-
     import shutil
 
-    from frozen_glue import tiny
+    from frozen_glue.demo import tiny
+    from frozen_glue.sweep import sweep
 
     (tmp_path / "models.tsv").write_text(f"base\t{assets['base']}\t-\nfresh\t{assets['base']}\t-\n")
     glue = shutil.copytree(assets["glue_dir"], tmp_path / "glue")  # with STS-B: the sweep checks every asked task
@@ -224,6 +227,32 @@ def test_sweep_adds_one_zero_shot_run_per_model_and_task_and_skips_complete_ones
     assert f"{zs_runs / 'base' / 'cola' / 'zeroshot'}: max_eval_samples 40 -> 30" in one_error(err)
 
 
+@pytest.mark.parametrize("field, words", [("model_fingerprint", "the model's weights differ"),
+                                          ("tokenizer_fingerprint", "the tokenizer differ"),
+                                          ("data_fingerprints", "the data (validation) differ")])
+def test_the_sweep_skips_a_zero_shot_run_only_with_the_same_fingerprints(zs_runs, assets, tmp_path, monkeypatch,
+                                                                          capsys, field, words):
+    """A complete zero-shot run of the same protocol but another model, tokenizer or data (its recorded fingerprint
+    changed; the model's file stamp too, so it is hashed again) is not skipped: the sweep names what differs."""
+    import shutil
+
+    from frozen_glue.sweep import sweep
+
+    folder = shutil.copytree(zs_runs / "base" / "cola" / "zeroshot", tmp_path / "runs" / "base" / "cola" / "zeroshot")
+    (tmp_path / "models.tsv").write_text(f"base\t{assets['base']}\t-\n")
+    for key, value in {"MODELS": tmp_path / "models.tsv", "RUNS": tmp_path / "runs", "GLUE_DIR": assets["glue_dir"],
+                       "TASKS": "cola", "SEEDS": "1", "LAUNCHER": "python", "DRY_RUN": "1", "ZERO_SHOT": "1",
+                       "EXTRA_ARGS": "--max_eval_samples 40 --use_cpu true"}.items():
+        monkeypatch.setenv(key, str(value))
+    assert sweep.main([]) == 0 and f"skip (complete): {folder}" in capsys.readouterr().out
+    config = json.loads((folder / "config.json").read_text())
+    config[field] = {"validation": "other"} if field == "data_fingerprints" else "other"
+    config["model_source"] = None
+    (folder / "config.json").write_text(json.dumps(config))
+    assert sweep.main([]) == 2
+    assert f"{folder}: {words}" in one_error(capsys.readouterr().err)
+
+
 def write_tree(root, alias, probe, prompt, prompt_hash="p1", gold=(1, 0, 1, 0)):
     """A hand-made sst2 run tree: one probe seed and a zero-shot folder with the given predictions."""
     seed, zs = root / alias / "sst2" / "seed1", root / alias / "sst2" / "zeroshot"
@@ -239,7 +268,7 @@ def write_tree(root, alias, probe, prompt, prompt_hash="p1", gold=(1, 0, 1, 0)):
 
 
 def test_report_section_known_answers_and_prompt_hash_refusal(tmp_path):
-    from frozen_glue import zeroshot_report
+    from frozen_glue.report import zeroshot_report
 
     runs = tmp_path / "runs"
     # gold 1 0 1 0. base: probe 4/4, prompt 2/4; derived: probe 3/4, prompt 2/4 (right on idx 1, 3)
