@@ -73,6 +73,76 @@ def assets(tmp_path_factory):
     return paths
 
 
+@pytest.fixture(scope="session")
+def small_glue(tmp_path_factory):
+    """CoLA only, 64 train and 32 dev rows: the sweeps' data."""
+    from frozen_glue.demo import tiny
+
+    return tiny.write_glue_dir(tmp_path_factory.mktemp("small") / "glue", n_train=64, n_dev=32, tasks=("cola",))
+
+
+# the sweeps' head recipe: 2 epochs, fast and deterministic
+FAST = "--num_train_epochs 2 --learning_rate 1e-2 --per_device_train_batch_size 16 --disable_tqdm true"
+
+
+def launch_sweep(env_extra, *args, cwd=ROOT, timeout=600):
+    """`bash launch/all_tasks.sh` as a user runs it (a real process, python launcher, CoLA, seed 1, FAST unless
+    `env_extra` says otherwise): (exit code, stdout + stderr)."""
+    import subprocess
+    import sys
+
+    env = {**os.environ, "PYTHON": sys.executable, "TASKS": "cola", "SEEDS": "1", "LAUNCHER": "python",
+           "EXTRA_ARGS": FAST, **{k: str(v) for k, v in env_extra.items()}}
+    proc = subprocess.run(["bash", str(ROOT / "launch" / "all_tasks.sh"), *args], capture_output=True, text=True,
+                          env=env, cwd=cwd, timeout=timeout)
+    return proc.returncode, proc.stdout + proc.stderr
+
+
+def plan_sweep(monkeypatch, capsys, env_extra, *args, cwd=ROOT):
+    """The same sweep in this process, for a sweep that stops at its plan (DRY_RUN, a refusal, every run skipped):
+    the settings, checks and plan are the script's own (sweep.main), without a process start (~6 s). Sweeps that
+    launch runs go through launch_sweep. (exit code, stdout + stderr)."""
+    import sys
+
+    from frozen_glue.sweep import sweep
+
+    env = {"PYTHON": sys.executable, "TASKS": "cola", "SEEDS": "1", "LAUNCHER": "python", "EXTRA_ARGS": FAST,
+           **env_extra}
+    with monkeypatch.context() as patch:
+        patch.chdir(cwd)  # relative paths in the settings are the caller's, as in launch_sweep
+        for key in ("DRY_RUN", "REDO_CHANGED", "FEATURE_CACHE", "ZERO_SHOT", "JOBS", "GPUS", "DS_CONFIG"):
+            patch.delenv(key, raising=False)
+        for key, value in env.items():
+            patch.setenv(key, str(value))
+        capsys.readouterr()
+        code = sweep.main(list(args))
+        out = capsys.readouterr()
+    return code, out.out + out.err
+
+
+@pytest.fixture(scope="session")
+def complete_sweep(assets, small_glue, tmp_path_factory):
+    """A cached sweep run to completion once per session (per xdist worker): the tiny base as alias `m` on
+    small_glue, seeds 1 and 2, FEATURE_CACHE. Tests that start from a complete tree copy it (copy_complete)
+    instead of each running the same sweep."""
+    root = tmp_path_factory.mktemp("complete")
+    models = root / "models.tsv"
+    models.write_text(f"m\t{assets['base']}\t-\t\n")
+    code, out = launch_sweep({"MODELS": models, "GLUE_DIR": small_glue, "RUNS": root / "runs",
+                              "FEATURE_CACHE": root / "cache", "SEEDS": "1 2"})
+    assert code == 0 and "2 complete, 0 skipped, 0 failed" in out, out
+    return root
+
+
+def copy_complete(complete, tmp_path, alias="m"):
+    """The complete tree under tmp_path (runs/<alias>/cola/seed1-2, cache/): {RUNS, FEATURE_CACHE} for a sweep."""
+    import shutil
+
+    shutil.copytree(complete / "runs" / "m", tmp_path / "runs" / alias)
+    shutil.copytree(complete / "cache", tmp_path / "cache")
+    return {"RUNS": tmp_path / "runs", "FEATURE_CACHE": tmp_path / "cache"}
+
+
 def run(script, capsys, *args):
     """Run the script in-process: (exit code, stdout, stderr)."""
     code = script.main([str(a) for a in args])

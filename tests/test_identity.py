@@ -14,7 +14,9 @@ from frozen_glue.model import fingerprinting, loading
 from frozen_glue.run import prepare
 from frozen_glue.sweep.expected import Expected
 
-from test_runs import FAST, small_glue, sweep  # noqa: F401 - small_glue is a fixture
+from conftest import FAST, copy_complete, plan_sweep
+from conftest import launch_sweep as sweep
+
 
 
 def models_tsv(tmp_path, alias, model, tokenizer="-"):
@@ -36,12 +38,13 @@ def test_tokenizer_fingerprint_ignores_the_truncation_length(assets):
     assert fingerprinting.tokenizer_fingerprint(tok) != before
 
 
-def test_another_model_under_the_same_alias_is_refused_not_skipped(tmp_path, assets, small_glue):
-    env = {"GLUE_DIR": small_glue, "RUNS": tmp_path / "runs", "FEATURE_CACHE": tmp_path / "cache", "SEEDS": "1 2"}
-    code, out = sweep({**env, "MODELS": models_tsv(tmp_path, "m", assets["base"])})
-    assert code == 0 and "2 complete, 0 skipped, 0 failed" in out, out
-    code, out = sweep({**env, "SEEDS": "1 2 3", "MODELS": models_tsv(tmp_path, "m", assets["copy"],
-                                                                      assets["copy_tokenizer"])})
+def test_another_model_under_the_same_alias_is_refused_not_skipped(tmp_path, assets, small_glue, complete_sweep,
+                                                                   monkeypatch, capsys):
+    env = {"GLUE_DIR": small_glue, "SEEDS": "1 2", **copy_complete(complete_sweep, tmp_path)}  # m: the base, complete
+    code, out = plan_sweep(monkeypatch, capsys, {**env, "MODELS": models_tsv(tmp_path, "m", assets["base"])})
+    assert code == 0 and "0 complete, 2 skipped, 0 failed" in out, out
+    code, out = plan_sweep(monkeypatch, capsys, {**env, "SEEDS": "1 2 3", "MODELS": models_tsv(
+        tmp_path, "m", assets["copy"], assets["copy_tokenizer"])})
     errors = [ln for ln in out.splitlines() if ln.startswith("error:")]
     assert code == 2 and len(errors) == 1, out
     assert "2 complete run(s) were made with another model, tokenizer, data or settings" in errors[0]
@@ -49,32 +52,33 @@ def test_another_model_under_the_same_alias_is_refused_not_skipped(tmp_path, ass
     assert not (tmp_path / "runs" / "m" / "cola" / "seed3").exists()  # nothing ran
 
 
-def test_changed_data_is_refused_and_redone_on_request(tmp_path, assets, small_glue):
+def test_changed_data_is_refused_and_redone_on_request(tmp_path, assets, small_glue, complete_sweep, monkeypatch,
+                                                       capsys):
     glue = tmp_path / "glue"
-    shutil.copytree(small_glue, glue)
-    env = {"GLUE_DIR": glue, "RUNS": tmp_path / "runs", "FEATURE_CACHE": tmp_path / "cache", "SEEDS": "1 2",
-           "MODELS": models_tsv(tmp_path, "m", assets["base"])}
-    assert sweep(env)[0] == 0
+    shutil.copytree(small_glue, glue)  # the complete runs' data, copied
+    env = {"GLUE_DIR": glue, "SEEDS": "1 2", "MODELS": models_tsv(tmp_path, "m", assets["base"]),
+           **copy_complete(complete_sweep, tmp_path)}
+    assert plan_sweep(monkeypatch, capsys, env)[0] == 0
     train = glue / "CoLA" / "train.tsv"
     lines = train.read_text().splitlines()
     train.write_text("".join("\t".join([f[0], str(1 - int(f[1])), *f[2:]]) + "\n"
                              for f in (ln.split("\t") for ln in lines)))  # every train label flipped
-    code, out = sweep(env)
+    code, out = plan_sweep(monkeypatch, capsys, env)
     assert code == 2 and "the data (train) differ" in out, out
     code, out = sweep({**env, "REDO_CHANGED": "1"})
     assert code == 0 and "2 complete (2 redone with the changed settings), 0 skipped, 0 failed" in out, out
     assert "completed elsewhere meanwhile" not in out
-    code, out = sweep(env)
+    code, out = plan_sweep(monkeypatch, capsys, env)
     assert code == 0 and "0 complete, 2 skipped, 0 failed" in out, out
 
 
-def test_redo_changed_redoes_a_whole_complete_group(tmp_path, assets, small_glue):
+def test_redo_changed_redoes_a_whole_complete_group(tmp_path, assets, small_glue, complete_sweep, monkeypatch,
+                                                    capsys):
     """REDO_CHANGED=1 with every seed complete (the cached sweep's one job per model x task) really reruns them."""
-    env = {"GLUE_DIR": small_glue, "RUNS": tmp_path / "runs", "FEATURE_CACHE": tmp_path / "cache", "SEEDS": "1 2",
-           "MODELS": models_tsv(tmp_path, "m", assets["base"])}
-    assert sweep(env)[0] == 0
+    env = {"GLUE_DIR": small_glue, "SEEDS": "1 2", "MODELS": models_tsv(tmp_path, "m", assets["base"]),
+           **copy_complete(complete_sweep, tmp_path)}
     changed = FAST.replace("1e-2", "3e-2")
-    code, out = sweep({**env, "EXTRA_ARGS": changed, "REDO_CHANGED": "1", "DRY_RUN": "1"})
+    code, out = plan_sweep(monkeypatch, capsys, {**env, "EXTRA_ARGS": changed, "REDO_CHANGED": "1", "DRY_RUN": "1"})
     assert code == 0 and out.count("--overwrite_output_dir") == 1
     code, out = sweep({**env, "EXTRA_ARGS": changed, "REDO_CHANGED": "1"})
     assert code == 0 and "2 complete (2 redone with the changed settings), 0 skipped, 0 failed" in out, out

@@ -13,7 +13,7 @@ import pytest
 from frozen_glue.core import layout
 from frozen_glue.core.errors import UserError, run_cli
 
-from conftest import ROOT, TRAIN, one_error
+from conftest import ROOT, TRAIN, one_error, plan_sweep
 
 PY = sys.executable
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1"}
@@ -87,12 +87,16 @@ def test_a_write_that_fails_later_is_one_line_too(capsys):
 # ------------------------------------------------------------------------------------------ the sweep
 
 
-def sweep(tmp_path, assets, models_lines=None, args=(), **env):
+def sweep_settings(tmp_path, assets, models_lines=None, **env) -> dict:
     models = tmp_path / "models.tsv"
     models.write_text("\n".join(models_lines or [f"gpt2\t{assets['base']}\t-\t"]) + "\n")
-    settings = {"PYTHON": PY, "MODELS": str(models), "RUNS": str(tmp_path / "runs"), "GLUE_DIR": str(assets["glue_dir"]),
-                "TASKS": "cola sst2", "SEEDS": "1 2", "LAUNCHER": "python", "DRY_RUN": "1", **env}
-    return cli("bash", ROOT / "launch" / "all_tasks.sh", *args, **settings)
+    return {"PYTHON": PY, "MODELS": str(models), "RUNS": str(tmp_path / "runs"), "GLUE_DIR": str(assets["glue_dir"]),
+            "TASKS": "cola sst2", "SEEDS": "1 2", "LAUNCHER": "python", "DRY_RUN": "1", **env}
+
+
+def sweep(tmp_path, assets, models_lines=None, args=(), **env):
+    """`bash launch/all_tasks.sh` as a user runs it, DRY_RUN."""
+    return cli("bash", ROOT / "launch" / "all_tasks.sh", *args, **sweep_settings(tmp_path, assets, models_lines, **env))
 
 
 def test_the_sweep_accepts_a_good_setup(tmp_path, assets):
@@ -111,7 +115,9 @@ def test_the_sweep_accepts_a_good_setup(tmp_path, assets):
     ("TASKS empty", "TASKS is set but empty; give e.g. TASKS='cola rte' (or unset TASKS for all nine tasks)"),
     ("SEEDS empty", "SEEDS is set but empty; give e.g. SEEDS='1 2 3 4 5'"),
 ])
-def test_the_sweep_refuses_before_launching_anything(tmp_path, assets, case, message):
+def test_the_sweep_refuses_before_launching_anything(tmp_path, assets, case, message, monkeypatch, capsys):
+    """One line, exit 2, nothing launched. The misspelt flag on the sweep line goes through `bash
+    launch/all_tasks.sh` as typed; the others are planned in this process (conftest.plan_sweep: the same sweep.main)."""
     glue = tmp_path / "glue"
     lines, args, env = None, [], {}
     if case == "flag in the tokenizer column":
@@ -127,9 +133,16 @@ def test_the_sweep_refuses_before_launching_anything(tmp_path, assets, case, mes
         env["GLUE_DIR"] = str(glue)
     else:
         env[case.split()[0]] = ""
-    proc = sweep(tmp_path, assets, lines, args, **env)
-    assert message.format(glue=glue) in refused(proc), proc.stderr
-    assert "run_glue_frozen.py" not in proc.stdout and not (tmp_path / "runs").exists()
+    if args:
+        proc = sweep(tmp_path, assets, lines, args, **env)
+        code, err, out = proc.returncode, proc.stderr, proc.stdout
+    else:
+        code, both = plan_sweep(monkeypatch, capsys, sweep_settings(tmp_path, assets, lines, **env))
+        lines = both.splitlines()
+        err = "\n".join(line for line in lines if line.startswith("error:") or "Traceback" in line)
+        out = "\n".join(line for line in lines if not line.startswith("error:"))
+    assert code == 2 and message.format(glue=glue) in one_error(err), out
+    assert "run_glue_frozen.py" not in out and not (tmp_path / "runs").exists()
 
 
 # ------------------------------------------------------------------------------------------- the report

@@ -20,7 +20,7 @@ from frozen_glue.features import cache_layout
 from frozen_glue.report import compare
 from frozen_glue.run.runners import cache_parts
 
-from conftest import ROOT, TRAIN, run
+from conftest import ROOT, plan_sweep, TRAIN, run
 
 # ------------------------------------------------------------------------------------------------- McNemar
 
@@ -84,20 +84,21 @@ def launch(env):
     return proc.returncode, proc.stdout + proc.stderr
 
 
-def test_torn_all_results_is_planned_again_and_redone(tmp_path, assets):
+def test_torn_all_results_is_planned_again_and_redone(tmp_path, assets, monkeypatch, capsys):
     """A truncated all_results.json (a crash mid-copy, a full disk) makes a run incomplete: the sweep plans it again
     (DRY_RUN), and the rerun completes it with a file that parses."""
     env = sweep_env(tmp_path, assets)
     code, out = launch(env)
     folder = tmp_path / "runs" / "gpt2" / "cola" / "seed1"
     assert code == 0 and is_complete(folder), out
-    code, out = launch({**env, "DRY_RUN": "1"})
+    plan = {k: v for k, v in env.items() if k not in os.environ or os.environ[k] != v}
+    code, out = plan_sweep(monkeypatch, capsys, {**plan, "DRY_RUN": "1"})
     assert code == 0 and "run_glue_frozen.py" not in out  # complete: nothing planned
     path = folder / "all_results.json"
     whole = path.read_text()
     path.write_text(whole[: len(whole) // 2])
     assert not is_complete(folder) and read_results(folder) is None
-    code, out = launch({**env, "DRY_RUN": "1"})
+    code, out = plan_sweep(monkeypatch, capsys, {**plan, "DRY_RUN": "1"})
     assert code == 0 and sum("run_glue_frozen.py" in line for line in out.splitlines()) == 1, out
     code, out = launch(env)
     assert code == 0 and is_complete(folder), out

@@ -15,18 +15,9 @@ import pandas as pd
 import pytest
 
 from frozen_glue.core import layout
-from frozen_glue.demo import tiny
 from frozen_glue.report import results as run_results
 
-from conftest import ROOT, results, run
-
-FAST = "--num_train_epochs 2 --learning_rate 1e-2 --per_device_train_batch_size 16 --disable_tqdm true"
-
-
-@pytest.fixture(scope="module")
-def small_glue(tmp_path_factory):
-    return tiny.write_glue_dir(tmp_path_factory.mktemp("small") / "glue", n_train=64, n_dev=32, tasks=("cola",))
-
+from conftest import FAST, ROOT, copy_complete, launch_sweep, plan_sweep, results, run
 
 def models_file(tmp_path, assets, comet=False):
     path = tmp_path / "models.tsv"
@@ -36,12 +27,7 @@ def models_file(tmp_path, assets, comet=False):
     return path
 
 
-def sweep(env_extra, *args, cwd=ROOT, timeout=600):
-    env = {**os.environ, "PYTHON": sys.executable, "TASKS": "cola", "SEEDS": "1", "LAUNCHER": "python",
-           "EXTRA_ARGS": FAST, **{k: str(v) for k, v in env_extra.items()}}
-    proc = subprocess.run(["bash", str(ROOT / "launch" / "all_tasks.sh"), *args], capture_output=True, text=True,
-                          env=env, cwd=cwd, timeout=timeout)
-    return proc.returncode, proc.stdout + proc.stderr
+sweep = launch_sweep  # the real process, as a user runs it
 
 
 # ------------------------------------------------------------------------------------------------ 1. launchers
@@ -74,19 +60,20 @@ def test_same_seed_same_numbers_under_every_launcher(tmp_path, assets, small_glu
 # ------------------------------------------------------------------------------------------- 2. protocol
 
 
-def test_sweep_refuses_complete_runs_made_with_other_settings(tmp_path, assets, small_glue):
-    env = {"MODELS": models_file(tmp_path, assets), "GLUE_DIR": small_glue, "RUNS": tmp_path / "runs",
-           "FEATURE_CACHE": tmp_path / "cache", "SEEDS": "1 2"}
-    code, out = sweep(env)
-    assert code == 0 and "2 complete, 0 skipped, 0 failed" in out, out
+def test_sweep_refuses_complete_runs_made_with_other_settings(tmp_path, assets, small_glue, complete_sweep,
+                                                             monkeypatch, capsys):
+    env = {"MODELS": models_file(tmp_path, assets), "GLUE_DIR": small_glue, "SEEDS": "1 2",
+           **copy_complete(complete_sweep, tmp_path, alias="gpt2")}  # 2 complete runs of these settings
+    code, out = plan_sweep(monkeypatch, capsys, env)
+    assert code == 0 and "0 complete, 2 skipped, 0 failed" in out, out
     changed = FAST.replace("--num_train_epochs 2", "--num_train_epochs 3").replace("1e-2", "2e-2")
-    code, out = sweep({**env, "SEEDS": "1 2 3", "EXTRA_ARGS": changed})
+    code, out = plan_sweep(monkeypatch, capsys, {**env, "SEEDS": "1 2 3", "EXTRA_ARGS": changed})
     errors = [ln for ln in out.splitlines() if ln.startswith("error:")]
     assert code == 2 and len(errors) == 1, out
     assert "2 complete run(s) were made with another model, tokenizer, data or settings" in errors[0]
     assert "learning_rate 0.01 -> 0.02, num_train_epochs 2.0 -> 3.0" in errors[0] and "REDO_CHANGED=1" in errors[0]
     assert not (tmp_path / "runs" / "gpt2" / "cola" / "seed3").exists()  # nothing ran
-    code, out = sweep({**env, "SEEDS": "1 2 3", "EXTRA_ARGS": changed})  # still refused: nothing was mixed
+    code, out = plan_sweep(monkeypatch, capsys, {**env, "SEEDS": "1 2 3", "EXTRA_ARGS": changed})  # still refused
     assert code == 2
     code, out = sweep({**env, "SEEDS": "1 2 3", "EXTRA_ARGS": changed, "REDO_CHANGED": "1"})
     assert code == 0 and "3 complete (2 redone with the changed settings), 0 skipped, 0 failed" in out, out

@@ -13,7 +13,7 @@ from safetensors.torch import load_file
 
 from frozen_glue.features import cache as feature_cache
 
-from conftest import ROOT, TRAIN, assert_refused, results
+from conftest import ROOT, TRAIN, assert_refused, plan_sweep, results
 
 # one thread per process: the 1-process run and each rank then compute every batch the same way, bit for bit
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
@@ -119,13 +119,18 @@ def test_device_map_misuse_is_one_line(script, assets, tmp_path, capsys, extra, 
 # ------------------------------------------------------------------------------------- the sweep and its locks
 
 
-def sweep(tmp_path, assets, **env):
-    """`bash launch/all_tasks.sh` as a user runs it, two models x cola x 2 seeds on the cached path."""
+def sweep_settings(tmp_path, assets) -> dict:
+    """Two models x cola x 2 seeds on the cached path."""
     models = tmp_path / "models.tsv"
     models.write_text(f"gpt2\t{assets['base']}\t-\t\ncomet\t{assets['comet']}\t{assets['comet_tokenizer']}\t\n")
-    full = {**ENV, "PYTHON": sys.executable, "MODELS": str(models), "RUNS": str(tmp_path / "runs"),
+    return {"PYTHON": sys.executable, "MODELS": str(models), "RUNS": str(tmp_path / "runs"),
             "GLUE_DIR": str(assets["glue_dir"]), "TASKS": "cola", "SEEDS": "1 2", "FEATURE_CACHE": str(tmp_path / "c"),
-            "EXTRA_ARGS": " ".join(TRAIN[2:]), **env}
+            "EXTRA_ARGS": " ".join(TRAIN[2:])}
+
+
+def sweep(tmp_path, assets, **env):
+    """`bash launch/all_tasks.sh` as a user runs it, with sweep_settings."""
+    full = {**ENV, **sweep_settings(tmp_path, assets), **env}
     proc = subprocess.run(["bash", str(ROOT / "launch" / "all_tasks.sh")], capture_output=True, text=True, env=full,
                           timeout=600)
     return proc.returncode, proc.stdout + proc.stderr
@@ -144,10 +149,10 @@ def dead_pid() -> int:
     ({"JOBS": "0"}, "JOBS='0': give how many model x task groups run at once"),
     ({"NUM_GPUS": "0", "GPUS": "0"}, "NUM_GPUS and GPUS both set"),
 ])
-def test_bad_parallel_settings_are_one_line(tmp_path, assets, env, message):
+def test_bad_parallel_settings_are_one_line(tmp_path, assets, env, message, monkeypatch, capsys):
     if env.get("GPUS") == "0 1" and torch.cuda.device_count() >= 2:  # a GPU machine: name one it lacks
         env, message = {"GPUS": "0 99"}, "GPUS='0 99': this machine has GPUs"
-    code, out = sweep(tmp_path, assets, **env)
+    code, out = plan_sweep(monkeypatch, capsys, {**sweep_settings(tmp_path, assets), **env})
     last = out.strip().splitlines()[-1]
     assert code == 2 and last.startswith(f"error: {message}"), out
     assert not (tmp_path / "runs").exists()

@@ -15,7 +15,7 @@ from frozen_glue.core.errors import UserError
 from frozen_glue.core.layout import is_complete
 from frozen_glue.sweep.sweep_settings import gpu_count
 
-from conftest import ROOT
+from conftest import ROOT, plan_sweep
 
 FAST = "--num_train_epochs 2 --learning_rate 1e-2 --per_device_train_batch_size 16 --disable_tqdm true"
 
@@ -38,6 +38,13 @@ def sweep(tmp_path, assets, models=None, args=(), cwd=ROOT, **env):
     return proc.returncode, proc.stdout + proc.stderr
 
 
+def plan(tmp_path, assets, monkeypatch, capsys, models=None, **env):
+    """The same settings as sweep(), planned in this process (conftest.plan_sweep): for sweeps that stop at the plan."""
+    return plan_sweep(monkeypatch, capsys, {"MODELS": str(models or models_file(tmp_path, assets)),
+                                            "RUNS": str(tmp_path / "runs"), "GLUE_DIR": str(assets["glue_dir"]),
+                                            "TASKS": "cola sst2", "SEEDS": "1 2 3", "EXTRA_ARGS": FAST, **env})
+
+
 def test_dry_run_prints_one_command_per_run(tmp_path, assets):
     code, out = sweep(tmp_path, assets, DRY_RUN="1")
     commands = [ln for ln in out.splitlines() if "run_glue_frozen.py" in ln]
@@ -46,15 +53,15 @@ def test_dry_run_prints_one_command_per_run(tmp_path, assets):
     assert not (tmp_path / "runs").exists()
 
 
-def test_dry_run_groups_seeds_with_feature_cache(tmp_path, assets):
-    code, out = sweep(tmp_path, assets, DRY_RUN="1", FEATURE_CACHE=str(tmp_path / "cache"))
+def test_dry_run_groups_seeds_with_feature_cache(tmp_path, assets, monkeypatch, capsys):
+    code, out = plan(tmp_path, assets, monkeypatch, capsys, DRY_RUN="1", FEATURE_CACHE=str(tmp_path / "cache"))
     commands = [ln for ln in out.splitlines() if "run_glue_frozen.py" in ln]
     assert code == 0 and len(commands) == 2 * 2
     assert all("--seeds 1 2 3" in c and "--feature_cache" in c for c in commands)
 
 
-def test_dry_run_uses_the_deepspeed_launcher(tmp_path, assets):
-    code, out = sweep(tmp_path, assets, DRY_RUN="1", LAUNCHER="auto", TASKS="cola", SEEDS="1")
+def test_dry_run_uses_the_deepspeed_launcher(tmp_path, assets, monkeypatch, capsys):
+    code, out = plan(tmp_path, assets, monkeypatch, capsys, DRY_RUN="1", LAUNCHER="auto", TASKS="cola", SEEDS="1")
     commands = [ln for ln in out.splitlines() if "run_glue_frozen.py" in ln]
     assert code == 0 and len(commands) == 2
     gpus = gpu_count()  # no assumption about the machine: a CPU box runs one CPU process, a GPU box all its GPUs
@@ -127,18 +134,18 @@ def test_failed_run_is_reported_and_others_complete(tmp_path, assets):
     ({"NUM_GPUS": str(gpu_count() + 1)}, f"NUM_GPUS={gpu_count() + 1} but this machine has {gpu_count()} GPU(s)"),
     ({"LAUNCHER": "deepspeed", "DS_CONFIG": "nope.json"}, f"DS_CONFIG {ROOT / 'nope.json'} does not exist"),
 ])
-def test_bad_settings(tmp_path, assets, env, message):
-    code, out = sweep(tmp_path, assets, DRY_RUN="1", **env)
+def test_bad_settings(tmp_path, assets, env, message, monkeypatch, capsys):
+    code, out = plan(tmp_path, assets, monkeypatch, capsys, DRY_RUN="1", **env)
     assert code == 2 and f"error: {message}" in out and "Traceback" not in out
 
 
-def test_models_file_with_wrong_field_count_names_the_line(tmp_path, assets):
+def test_models_file_with_wrong_field_count_names_the_line(tmp_path, assets, monkeypatch, capsys):
     path = tmp_path / "m.tsv"
     path.write_text("# comment\ngpt2\tgpt2\t-\t\nbad line without tabs\n")
-    code, out = sweep(tmp_path, assets, models=path, DRY_RUN="1")
+    code, out = plan(tmp_path, assets, monkeypatch, capsys, models=path, DRY_RUN="1")
     assert code == 2 and f"error: {path}:3: expected 3 to 6 tab-separated fields" in out
     path.write_text("a\tgpt2\t-\t\t-\tb\n")  # a base column naming no model of the file
-    code, out = sweep(tmp_path, assets, models=path, DRY_RUN="1")
+    code, out = plan(tmp_path, assets, monkeypatch, capsys, models=path, DRY_RUN="1")
     assert code == 2 and "the base column names no model of the file (a -> b)" in out
 
 

@@ -12,7 +12,7 @@ import torch
 
 from frozen_glue.config import contract
 from frozen_glue.core import layout
-from frozen_glue.report import compare, predictions
+from frozen_glue.report import predictions
 from frozen_glue.report import results as run_results
 from frozen_glue.science import zeroshot
 
