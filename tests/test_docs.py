@@ -97,7 +97,7 @@ def test_every_cited_file_and_name_exists():
 @pytest.mark.parametrize("text, expected", [
     ("Must not decide the key (run.py's cache_parts does)", "run.cache_parts"),
     ("see `tests/test_flags.py`", "tests/test_flags.py"),
-    ("`frozen_glue/model/pooling.py`: `POOLING`, `pooled_positions`", "pooling.pooled_positions"),
+    ("`frozen_glue/model/pooling.py`: `CANDIDATES`, `pooled_positions`", "pooling.pooled_positions"),
     ("through layout.iter_run", "layout.iter_run"),
 ])
 def test_a_stale_citation_is_caught(text, expected):

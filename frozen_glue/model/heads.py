@@ -1,5 +1,6 @@
 """The head's modules on the full model: which they are, initialising them from a seed, reading and writing their
-tensors (whole under ZeRO-3). Must not load, freeze or train a model.
+tensors (whole under ZeRO-3), and the model's own head forward run on stored features (BaseStub, stub_twin,
+forward_features: how the cached path trains any architecture's own head). Must not load, freeze or train a model.
 
 "Base" is `model.base_model` (the module named by `base_model_prefix`: `transformer` for GPT-2, `bert` for
 BERT); the "head" is every other child of the model (`score`; `dropout` + `classifier`). BERT's pooler lives
@@ -7,9 +8,11 @@ in the base, so it is frozen with it.
 """
 
 import contextlib
+import copy
 
 import torch
 from torch import nn
+from transformers.modeling_outputs import BaseModelOutputWithPoolingAndCrossAttentions
 
 from frozen_glue.core.errors import UserError
 
@@ -64,3 +67,47 @@ def init_head(modules, config, seed: int):
             m.weight.copy_(torch.randn(m.weight.shape, generator=gen) * std)
             if m.bias is not None:
                 m.bias.zero_()
+
+
+class BaseStub(nn.Module):
+    """Stands in for the frozen base inside the model's own *ForSequenceClassification forward: it returns the
+    stored features as a one-token sequence and as the pooler output, so that the model's own pooling and head
+    compute from them exactly what they compute from the full base output (pooling.own_rule checks that they do,
+    per model, before anything is cached)."""
+
+    def __init__(self):
+        super().__init__()
+        self.features = None
+
+    def forward(self, *args, **kwargs):
+        x = self.features
+        return BaseModelOutputWithPoolingAndCrossAttentions(last_hidden_state=x[:, None, :], pooler_output=x)
+
+
+def twin(model, modules: dict):
+    """A shallow twin of `model` for its own forward: the same class, config and forward code, its base `base`
+    (the model's own, or a BaseStub) and its head `modules` (a seed's copy). Shares no trainable tensor with `model`
+    beyond the base it is given; hooks that accelerate bound to `model` (--device_map) are not carried over."""
+    out = copy.copy(model)
+    for name in ("forward", "_old_forward", "_hf_hook"):  # accelerate's wrappers call the original model
+        out.__dict__.pop(name, None)
+    for name in ("_forward_hooks", "_forward_pre_hooks", "_forward_hooks_with_kwargs", "_forward_pre_hooks_with_kwargs",
+                 "_forward_hooks_always_called"):
+        if name in out.__dict__:
+            out.__dict__[name] = type(out.__dict__[name])()
+    out._modules = {**model._modules, **modules}
+    return out
+
+
+def stub_twin(model, modules: dict):
+    """twin() with a BaseStub for a base: the model's own head forward on stored features (forward_features)."""
+    return twin(model, {model.base_model_prefix: BaseStub(), **modules})
+
+
+def forward_features(stubbed, features, labels=None):
+    """The model's own forward (pooling, head, loss) of a stub_twin on stored features: one token per row, a token
+    that is not the pad (a GPT-2-style head finds the row's last non-pad token: this one)."""
+    stubbed.base_model.features = features
+    token = 1 if stubbed.config.pad_token_id == 0 else 0
+    ids = torch.full((features.shape[0], 1), token, dtype=torch.long, device=features.device)
+    return stubbed(input_ids=ids, attention_mask=torch.ones_like(ids), labels=labels, return_dict=True)

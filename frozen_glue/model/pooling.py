@@ -1,37 +1,20 @@
-"""The pooling rule: which position of the base output each model type's classification head reads, and that
-position computed from stored hidden states, so the feature cache reproduces the model's own head input. Must not
-load models or know about heads' weights."""
+"""The pooling rule: which position of the base output a model's own classification head reads (own_rule finds it
+by running the model's own *ForSequenceClassification, no table of model types), and that position computed from
+stored hidden states, so the feature cache reproduces the model's own head input. Must not load models or train."""
+
+import copy
 
 import torch
 
 from frozen_glue.config.contract import POOLING_RULES
 from frozen_glue.core.errors import UserError
-
-# How each model type's *ForSequenceClassification turns the base output into the head's input. The cached
-# path stores exactly that input, so the cached head computes the same function as the full model.
-POOLING = {
-    **dict.fromkeys(("gpt2", "gpt_neo", "gptj", "gpt_neox", "llama", "mistral", "qwen2", "opt"), "last_non_pad"),
-    "bert": "pooler",
-    **dict.fromkeys(("roberta", "xlm-roberta", "camembert"), "first_token"),
-}
-
-
+from frozen_glue.model import heads, placement
 
 def pooled_position(rule: str, append_eos: bool) -> str:
     """The position the head reads, in words (config.json records it)."""
     return {"last_non_pad": "the appended EOS" if append_eos else "the last token of the text",
             "pooler": "the first token ([CLS]) through the pooler", "first_token": "the first token",
             "mean": "the mean over the text's tokens"}.get(rule, "the model's own choice")
-
-
-def head_kind(config) -> str:
-    """How the model's own *ForSequenceClassification head takes its input (cached_head.CachedHead applies it the
-    same way, whatever --pooling fed it)."""
-    rule = POOLING.get(config.model_type)
-    if rule is None:
-        raise UserError(f"model type {config.model_type!r} is not supported by the feature cache (supported: "
-                        f"{', '.join(sorted(POOLING))}); run without --feature_cache to use the Trainer path")
-    return rule
 
 
 # sentence-transformers' Pooling module (its config.json, e.g. 1_Pooling/config.json): the mode a sentence encoder
@@ -49,14 +32,18 @@ def sentence_transformers_rule(pooling_config: dict):
     return None, "+".join(m.removeprefix("pooling_mode_") for m in modes) or "no mode"
 
 
-def pooling_rule(config, choice: str = "auto", trained_for: str | None = None) -> str:
-    """The rule of --pooling `choice`: auto is the pooling the model was trained to be read by (`trained_for`: a
-    sentence-transformers model's, loading.trained_pooling), else its own head's (head_kind); pooler exists on
-    BERT-like models only."""
-    own = head_kind(config)
+def pooling_rule(config, own: tuple, choice: str = "auto", trained_for: str | None = None) -> str:
+    """The rule of --pooling `choice` on the cached path: auto is the pooling the model was trained to be read by
+    (`trained_for`: a sentence-transformers model's, loading.trained_pooling), else its own head's (`own`:
+    own_rule's (rule, why)); pooler exists where the model's own head reads one. A model whose own head cannot be
+    run on stored features is refused, saying why."""
+    rule, why = own
+    if rule is None:
+        raise UserError(f"{why}: the feature cache cannot serve it; run without --feature_cache (the Trainer path "
+                        f"runs the whole model)")
     if choice == "auto":
-        return trained_for or own
-    if choice == "pooler" and own != "pooler":
+        return trained_for or rule
+    if choice == "pooler" and rule != "pooler":
         raise UserError(f"--pooling pooler: a {config.model_type} model has no pooler; use auto, last, first or mean")
     return POOLING_RULES[choice]
 
@@ -119,3 +106,54 @@ def probed_layers(spec, config, name) -> list:
     if wrong:
         raise UserError(f"--probe_layers {' '.join(map(str, wrong))}: {name} has layers 0 (embeddings) to {top}")
     return sorted(set(layers) | {top})
+
+
+# How a base output can become the one vector per row that the cache stores; own_rule finds which of these the
+# model's own *ForSequenceClassification reads, by running it.
+CANDIDATES = ("pooler", "first_token", "last_non_pad", "mean")
+
+
+def own_rule(model) -> tuple:
+    """(rule or None, why): which candidate the model's own *ForSequenceClassification reads, found by running it:
+    its logits on a padded probe batch (rows of different lengths) equal, for exactly one candidate, its own head
+    applied through a BaseStub to that candidate's vector (heads.forward_features). A random head of the model's own
+    classes (a private seed, whatever head the model holds) is used for both. None when no candidate or more than one
+    reproduces the logits (the head reads several positions, or the base cannot run here): such a model cannot be
+    cached, and `why` says so."""
+    name = f"a {model.config.model_type} model ({type(model).__name__})"
+    try:
+        modules = copy.deepcopy(heads.head_modules(model))
+        heads.init_head(modules.values(), model.config, seed=12345)
+        dtype = next(model.base_model.parameters()).dtype  # a bfloat16 base (--base_dtype): the probe head too
+        modules = {name: module.to(dtype) for name, module in modules.items()}
+        full, stubbed = heads.twin(model, modules), heads.stub_twin(model, modules)
+        pad = model.config.pad_token_id if model.config.pad_token_id is not None else 0
+        low = 3 if pad < 3 else 0
+        gen = torch.Generator().manual_seed(0)
+        ids = torch.randint(low, min(low + 50, model.config.vocab_size), (3, 7), generator=gen)
+        ids[ids == pad] = low + 1
+        ids[0, 5:], ids[1, 2:] = pad, pad
+        mask = (torch.arange(7)[None] < torch.tensor([5, 2, 7])[:, None]).long()
+        device = placement.input_device(model) if placement.is_split(model) else next(model.parameters()).device
+        ids, mask = ids.to(device), mask.to(device)
+        was = model.training
+        full.eval(), stubbed.eval()
+        with torch.no_grad():
+            want = full(input_ids=ids, attention_mask=mask).logits.float()
+            base = model.base_model(input_ids=ids, attention_mask=mask)
+            found = []
+            for rule in CANDIDATES:
+                if rule == "pooler" and getattr(base, "pooler_output", None) is None:
+                    continue
+                vector = pool(base, ids, mask, rule, pad)
+                got = heads.forward_features(stubbed, vector).logits.float()
+                if got.shape == want.shape and torch.allclose(got, want, rtol=1e-3, atol=1e-3 * (1 + float(want.abs().max()))):
+                    found.append(rule)
+        model.train(was)
+    except Exception as e:  # a base that cannot run a probe batch here (ZeRO-3 partitions, an exotic forward)
+        return None, f"{name}: its head could not be run on stored features ({type(e).__name__}: {e})"
+    if len(found) != 1:
+        return None, (f"{name}: its *ForSequenceClassification reads its base output "
+                      + ("in a way no single stored vector reproduces (not the pooler, the first, the last non-pad "
+                         "token or the mean)" if not found else f"ambiguously ({', '.join(found)})"))
+    return found[0], f"the model's own head reads {pooled_position(found[0], False)} (found by running it)"

@@ -4,6 +4,7 @@ frozen `Prepared`. Must not train, evaluate or write run folders (runners.py and
 import contextlib
 import copy
 import dataclasses
+import functools
 import logging
 import time
 from pathlib import Path
@@ -69,10 +70,16 @@ class Prepared:
             saved = self.saved_heads[seed]
             load_head(heads, saved.get(layer, saved[None]), f"--head_from {self.model_args.head_from}")
 
+    @functools.cached_property
+    def own_rule(self) -> tuple:
+        """(rule or None, why): where the model's own head reads, found by running it once (pooling.own_rule)."""
+        return pooling.own_rule(self.model)
+
     @property
     def pooling_rule(self) -> str:
-        """Where the cached path's head reads (pooling.pooling_rule of --pooling and the model's trained pooling)."""
-        return pooling.pooling_rule(self.config, self.study_args.pooling, self.trained_pooling[0])
+        """Where the cached path's head reads (pooling.pooling_rule of --pooling, the model's own head and its trained
+        pooling)."""
+        return pooling.pooling_rule(self.config, self.own_rule, self.study_args.pooling, self.trained_pooling[0])
 
     def pooling_reason(self, path: str) -> str:
         """Why the heads of `path` (cached | trainer) read where they do, in words (config.json, run.log)."""

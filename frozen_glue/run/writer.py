@@ -30,9 +30,8 @@ def start(prep, seed, folder, path):
         group.pop("hub_token", None)
     cuts = {k: getattr(prep.data_args, k) for k in ("max_train_samples", "max_eval_samples", "max_predict_samples")
             if getattr(prep.data_args, k)}
-    # the Trainer path also runs model types the feature cache does not know: their rule is the model's own, unnamed
-    rule = (prep.pooling_rule if path == "cached" else pooling.head_kind(prep.config)) \
-        if prep.config.model_type in pooling.POOLING else None
+    # the Trainer path also runs models whose head the cache cannot run on stored features: their rule is unnamed
+    rule = prep.pooling_rule if path == "cached" else prep.own_rule[0]
     ident = {"protocol_hash": contract.protocol_hash(prep.protocol), "model_fingerprint": prep.model_fp,
               "tokenizer_fingerprint": prep.tokenizer_fp, "data_fingerprints": prep.fingerprints}
     layout.atomic_write_json(folder / layout.CONFIG_FILE, {

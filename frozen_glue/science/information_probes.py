@@ -18,7 +18,7 @@ import torch
 from frozen_glue.core import layout
 from frozen_glue.core.tasks import compute_metrics
 from frozen_glue.measures import information
-from frozen_glue.model import heads, pooling
+from frozen_glue.model import heads
 from frozen_glue.training import cached_head, head_training, logistic
 from frozen_glue.training.trainers import head_trainers, predict_split
 
@@ -80,7 +80,7 @@ def block_head(prep, layer, seed, features, labels):
     fit_x, fit_y, hold_x, hold_y = x[:t - hold], labels[:t - hold], x[t - hold:], labels[t - hold:]
     modules = copy.deepcopy(heads.head_modules(prep.model))
     heads.init_head(modules.values(), prep.config, seed)
-    head = cached_head.CachedHead(modules, pooling.head_kind(prep.config), source_model=prep.model)
+    head = cached_head.CachedHead(modules, source_model=prep.model)
     optimizer = torch.optim.Adam(head.parameters(), lr=MDL_LEARNING_RATE)
     order = torch.Generator().manual_seed(seed * 1009 + layer)
     best_loss, best_state, waited = math.log(k), None, 0  # the uniform code's held-out loss (nats per row)

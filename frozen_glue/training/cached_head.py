@@ -1,4 +1,4 @@
-"""The cached path's trainable: the model's own head modules applied to stored features (CachedHead), and the
+"""The cached path's trainable: the model's own head forward applied to stored features (CachedHead), and the
 datasets that feed it (FeatureDataset; RowView: some rows of a memory-mapped entry, not copied out). Must not read
 or write the feature cache, run the base, or train.
 """
@@ -7,6 +7,8 @@ import inspect
 
 import torch
 from torch import nn
+
+from frozen_glue.model.heads import forward_features, stub_twin
 
 
 class Standardize(nn.Module):
@@ -38,13 +40,17 @@ def feature_stats(features, chunk=8192):
 
 
 class CachedHead(nn.Module):
-    """The model's own head modules applied to cached pooled features, with the model's own loss.
+    """The model's own head on cached features: its own *ForSequenceClassification forward (pooling, head modules,
+    loss) run through heads.stub_twin, the stored features standing in for the base output, so any architecture
+    whose head pooling.own_rule could run on stored features trains here exactly as on the Trainer path.
     Parameter names are the model's under a `heads.` prefix, which model_state_dict drops (`score.weight`)."""
 
-    def __init__(self, modules: dict, rule: str, source_model):
+    def __init__(self, modules: dict, source_model):
         super().__init__()
         self.heads = nn.ModuleDict(modules)
-        self.rule = rule
+        # not a registered submodule: its head modules are these, its base a stub without parameters
+        object.__setattr__(self, "twin", stub_twin(source_model, {k: m for k, m in modules.items()
+                                                                 if k != "standardize"}))
         # the Trainer reads config (label smoothing checks problem_type) and scales the loss under gradient
         # accumulation by whether the model takes loss kwargs: answer as the full model would
         self.config = source_model.config
@@ -52,6 +58,10 @@ class CachedHead(nn.Module):
         parameters = inspect.signature(source_model.forward).parameters.values()
         self.accepts_loss_kwargs = getattr(source_model, "accepts_loss_kwargs",
                                            any(p.kind == inspect.Parameter.VAR_KEYWORD for p in parameters))
+
+    def train(self, mode: bool = True):
+        self.twin.training = mode  # the model's own forward may read its own flag; its modules are ours
+        return super().train(mode)
 
     def floating_point_ops(self, inputs) -> int:
         """What Trainer counts as total_flos: forward + backward of the head (6 x rows x parameters)."""
@@ -61,19 +71,8 @@ class CachedHead(nn.Module):
         # loss_kwargs (num_items_in_batch) are ignored, as *ForSequenceClassification's own losses ignore them
         if "standardize" in self.heads:
             features = self.heads["standardize"](features)
-        if self.rule == "pooler":          # BertForSequenceClassification: dropout, classifier
-            logits = self.heads["classifier"](self.heads["dropout"](features))
-        elif self.rule == "first_token":   # RobertaClassificationHead reads position 0 of a sequence
-            logits = self.heads["classifier"](features[:, None, :])
-        else:
-            logits = self.heads["score"](features)
-        loss = None
-        if labels is not None:
-            if self.problem_type == "regression":
-                loss = nn.functional.mse_loss(logits.squeeze(), labels.squeeze())
-            else:
-                loss = nn.functional.cross_entropy(logits.view(-1, self.num_labels), labels.view(-1))
-        return {"loss": loss, "logits": logits} if loss is not None else {"logits": logits}
+        out = forward_features(self.twin, features, labels)
+        return {"loss": out.loss, "logits": out.logits} if labels is not None else {"logits": out.logits}
 
     def model_state_dict(self):
         return {k.removeprefix("heads."): v.detach().cpu().contiguous() for k, v in self.state_dict().items()}

@@ -42,12 +42,38 @@ def epoch_batches(loader, epoch):
 
 
 def stackable(head):
-    """(linear, dropout or None) when the head is one Linear, optionally after a dropout, else None."""
-    linears = [m for m in head.modules() if isinstance(m, nn.Linear)]
-    if len(linears) != 1 or head.rule not in ("last_non_pad", "pooler"):
+    """(linear, dropout or None) when the head computes linear(x), or linear(dropout(x)), from its (standardised)
+    features, else None: one Linear and at most one active dropout among its modules, and the head's own forward
+    checked against that form on a probe batch, in eval mode and in train mode (the same dropout draws). Checked
+    once per head (CachedHead runs the model's own forward: any architecture reaches here)."""
+    if "_linear_form" not in head.__dict__:
+        head.__dict__["_linear_form"] = _linear_form(head)
+    return head.__dict__["_linear_form"]
+
+
+def _linear_form(head):
+    own = [m for name, top in head.heads.items() if name != "standardize" for m in top.modules()]
+    linears = [m for m in own if isinstance(m, nn.Linear)]
+    dropouts = [m for m in own if isinstance(m, nn.Dropout) and m.p > 0]
+    if len(linears) != 1 or len(dropouts) > 1:
         return None
-    dropout = head.heads["dropout"] if head.rule == "pooler" else None
-    return linears[0], (dropout if dropout is not None and dropout.p > 0 else None)
+    linear, dropout = linears[0], (dropouts[0] if dropouts else None)
+    norm = head.heads["standardize"] if "standardize" in head.heads else nn.Identity()
+    x = torch.randn(4, linear.in_features, generator=torch.Generator().manual_seed(0)).to(linear.weight.device)
+    was = head.training
+    try:
+        with torch.no_grad(), torch.random.fork_rng(devices=[]):
+            same = []
+            for mode in (False, True):
+                head.train(mode)
+                torch.manual_seed(0)
+                got = head(features=x)["logits"]
+                torch.manual_seed(0)
+                want = linear(dropout(norm(x)) if dropout is not None and mode else norm(x))
+                same.append(got.shape == want.shape and torch.allclose(got, want, atol=1e-6))
+    finally:
+        head.train(was)
+    return (linear, dropout) if all(same) else None
 
 
 def train_heads(trainers, fallback: str | None) -> list:

@@ -22,7 +22,7 @@ with contextlib.redirect_stdout(io.StringIO()):
 
 from frozen_glue.core.errors import UserError
 from frozen_glue.core.tasks import compute_metrics
-from frozen_glue.model import heads, pooling
+from frozen_glue.model import heads
 from frozen_glue.training import cached_head
 
 
@@ -78,7 +78,7 @@ def head_trainers(prep, data, seeds_args):
         if prep.study_args.standardize_features:
             modules["standardize"] = standardizer(data(key), stats, modules)
         prep.init_heads(modules, seed, layer)
-        head = cached_head.CachedHead(modules, pooling.head_kind(prep.config), source_model=prep.model)
+        head = cached_head.CachedHead(modules, source_model=prep.model)
         trainers[key] = make_trainer(prep, head, args, data(key))
     return trainers
 
