@@ -39,7 +39,12 @@ from bench_cache import AnonPeak  # noqa: E402
 
 SIZES = {"full": {"train": 392702, "dev": (9815, 9832), "hidden": 1600, "blocks": 4, "probe": (0, 2, 4),
                   "batch": 32},
-         "quick": {"train": 1000, "dev": (100, 100), "hidden": 64, "blocks": 2, "probe": (0, 1, 2), "batch": 32}}
+         "quick": {"train": 1000, "dev": (100, 100), "hidden": 64, "blocks": 2, "probe": (0, 1, 2), "batch": 32},
+         # an 8B-class base by simulation: Llama-3-8B's width (4096) and attention (32 query heads, 8 key/value heads:
+         # grouped-query), 4 of its 32 blocks and a narrow MLP (the head stage reads features of the width alone);
+         # the cache's bytes are computed for all 33 layers
+         "llama-3-8b": {"train": 392702, "dev": (9815, 9832), "hidden": 4096, "blocks": 4, "probe": (4,),
+                        "batch": 32, "arch": "llama", "heads": 32, "kv_heads": 8, "all_layers": 33}}
 SEEDS, EPOCHS, GRID = (1, 2, 3, 4, 5), 3, (("1e-4", "1e-3", "1e-2"), ("0", "0.01"))
 # GLUE (train, validation) rows per task, for the projection; MNLI's validation is matched + mismatched
 GLUE_ROWS = {"cola": (8551, 1043), "sst2": (67349, 872), "mrpc": (3668, 408), "stsb": (5749, 1500),
@@ -64,19 +69,27 @@ def write_mnli(glue, size):
 
 
 def build_model(out, size):
-    """A GPT-2 of the bench's width and depth (random weights) with a small byte-level BPE."""
+    """A GPT-2 of the bench's width and depth (random weights) with a small byte-level BPE; for the llama-3-8b
+    shape a Llama of its width and grouped-query attention."""
     import torch
-    from transformers import GPT2Config, GPT2LMHeadModel
+    from transformers import GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM
 
     from frozen_glue.demo import tiny
 
     tiny.train_bpe(out)
     tok = tiny._gpt2_tokenizer(out)
     torch.manual_seed(0)
-    config = GPT2Config(vocab_size=len(tok), n_positions=256, n_embd=size["hidden"], n_layer=size["blocks"],
-                        n_head=max(1, size["hidden"] // 64), bos_token_id=tok.eos_token_id,
-                        eos_token_id=tok.eos_token_id)
-    GPT2LMHeadModel(config).save_pretrained(out)
+    if size.get("arch") == "llama":
+        config = LlamaConfig(vocab_size=len(tok), hidden_size=size["hidden"], num_hidden_layers=size["blocks"],
+                             num_attention_heads=size["heads"], num_key_value_heads=size["kv_heads"],
+                             intermediate_size=256, max_position_embeddings=256, bos_token_id=tok.eos_token_id,
+                             eos_token_id=tok.eos_token_id)
+        LlamaForCausalLM(config).save_pretrained(out)
+    else:
+        config = GPT2Config(vocab_size=len(tok), n_positions=256, n_embd=size["hidden"], n_layer=size["blocks"],
+                            n_head=max(1, size["hidden"] // 64), bos_token_id=tok.eos_token_id,
+                            eos_token_id=tok.eos_token_id)
+        GPT2LMHeadModel(config).save_pretrained(out)
     tok.save_pretrained(out)
 
 
@@ -201,20 +214,20 @@ STAGES = {"entries": stage_entries, "verify": stage_verify, "summarize": stage_s
           **{k: lambda w, s, k=k: stage_run(w, s, k) for k in ("heads", "layers", "grid")}}
 
 
-def measure(name, work, quick):
+def measure(name, work, quick, shape="full"):
     usage = resource.getrusage(resource.RUSAGE_SELF)
     with AnonPeak() as anon:
-        result = STAGES[name](Path(work), SIZES["quick" if quick else "full"])
+        result = STAGES[name](Path(work), SIZES["quick" if quick else shape])
     after = resource.getrusage(resource.RUSAGE_SELF)  # CPU seconds: wall time on a shared machine overstates
     return {**result, "peak_rss_mb": after.ru_maxrss / 1024, "peak_anon_mb": anon.peak,
             "cpu_s": after.ru_utime + after.ru_stime - usage.ru_utime - usage.ru_stime}
 
 
 def child(args):
-    print("BENCH " + json.dumps(measure(args.stage, args.work, args.quick)), flush=True)
+    print("BENCH " + json.dumps(measure(args.stage, args.work, args.quick, args.shape)), flush=True)
 
 
-def run_stages(names, work, quick):
+def run_stages(names, work, quick, shape="full"):
     """{stage: figures}. Each stage in its own process (all of `names` at once: --parallel), its figures kept in
     <work>/stage-<name>.json so that a --resume'd bench reuses the stages already measured."""
     if quick:  # in this process (its peak RSS is then the whole bench's so far): no imports per stage
@@ -224,7 +237,8 @@ def run_stages(names, work, quick):
     started, procs = time.time(), {}
     for name in [n for n in names if not saved[n].exists()]:
         with open(work / f"stage-{name}.log", "w") as log:
-            procs[name] = subprocess.Popen([sys.executable, __file__, "--stage", name, "--work", str(work)],
+            procs[name] = subprocess.Popen([sys.executable, __file__, "--stage", name, "--work", str(work),
+                                            "--shape", shape],
                                            stdout=log, stderr=subprocess.STDOUT, text=True)
     for name, proc in procs.items():
         lines = [ln for ln in (work / f"stage-{name}.log").read_text().splitlines() if ln.startswith("BENCH ")] \
@@ -252,10 +266,16 @@ def bench(argv):
                     "with cores to spare; wall times are then shared: read the CPU seconds)")
     ap.add_argument("--resume", help="a work folder of an interrupted bench (--work's subfolder): stages measured "
                     "there are reused")
+    ap.add_argument("--shape", default="full", choices=["full", "llama-3-8b"], help="full: GPT-2 XL's width (the "
+                    "thesis); llama-3-8b: an 8B-class base by simulation, the head stage at MNLI size and the "
+                    "cache's bytes per task (docs/cache.md)")
     ap.add_argument("--stage", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.stage:
         return child(args)
+    if args.shape != "full":
+        with tempfile.TemporaryDirectory(dir=args.work) as tmp:
+            return shape_report(Path(tmp), args.shape)
     if args.resume:
         return report(Path(args.resume), args.quick, args.json, args.parallel)
     with tempfile.TemporaryDirectory(dir=args.work) as tmp:
@@ -288,6 +308,28 @@ def report(work, quick, json_path=None, parallel=False):
     if json_path:
         Path(json_path).write_text(json.dumps(results, indent=1))
     print_report(results, size, setup, results["total_s"], SEEDS, EPOCHS, GRID, GLUE_ROWS, XL_LAYERS, MODELS)
+
+
+def shape_report(work, shape):
+    """The head stage of an 8B-class base at MNLI size (its synthetic entries, then 5 seeds x 3 epochs of the top
+    layer's heads in their own process), and the float16 cache's bytes per GLUE task, last layer and all layers."""
+    size = SIZES[shape]
+    write_mnli(work / "glue", size)
+    build_model(work / "model", size)
+    results = {**run_stages(["entries"], work, False, shape), **run_stages(["heads"], work, False, shape)}
+    heads = results["heads"]
+    print(f"{shape} (width {size['hidden']}, {size['heads']} query / {size['kv_heads']} key-value heads), MNLI "
+          f"{size['train']} train rows, {len(SEEDS)} seeds x {EPOCHS} epochs, float16 features:")
+    print(f"  head stage (one process, features from the cache): {heads['wall_s']:.0f} s wall, {heads['cpu_s']:.0f} "
+          f"CPU s, peak RSS {heads['peak_rss_mb']:.0f} MB (anonymous {heads['peak_anon_mb']:.0f} MB); train_heads "
+          f"{heads['timings'].get('train_heads', 0):.0f} s")
+    print("  cache bytes per task (train + validation rows x width x 2 bytes): | task | last layer | all "
+          f"{size['all_layers']} layers |")
+    for task, (train, dev) in GLUE_ROWS.items():
+        one = (train + dev) * size["hidden"] * 2
+        print(f"  | {task} | {one / 1e9:.2f} GB | {one * size['all_layers'] / 1e9:.1f} GB |")
+    total = sum(t + d for t, d in GLUE_ROWS.values()) * size["hidden"] * 2
+    print(f"  | all nine | {total / 1e9:.2f} GB | {total * size['all_layers'] / 1e9:.1f} GB |")
 
 
 if __name__ == "__main__":

@@ -108,3 +108,31 @@ def test_versions_are_named_in_one_line_only_when_they_differ(monkeypatch, caplo
     line = compat.check_versions()
     assert line.startswith("frozen_glue/core/compat.py was verified with transformers ") and "datasets 0.0.1" in line
     assert f"installed: datasets {compat.installed('datasets')} (private" in line and "\n" not in line
+
+
+def test_lm_eval_records_our_commit_inside_and_its_own_lookup_after():
+    pytest.importorskip("lm_eval")
+    from lm_eval import evaluator
+
+    own = evaluator.get_git_commit_hash
+    with compat.quiet_lm_eval_git("abc123"):
+        assert evaluator.get_git_commit_hash() == "abc123"
+    assert evaluator.get_git_commit_hash is own
+
+
+def test_a_copy_of_a_hooked_module_runs_its_own_forward():
+    import copy
+
+    from accelerate.hooks import ModelHook, add_hook_to_module
+
+    class Double(ModelHook):
+        def post_forward(self, module, output):
+            return output * 2
+
+    layer = torch.nn.Linear(2, 2)
+    add_hook_to_module(layer, Double())
+    x = torch.ones(1, 2)
+    twin = copy.copy(layer)
+    assert torch.equal(twin(x), 2 * torch.nn.functional.linear(x, layer.weight, layer.bias))  # the hook, via the copy
+    compat.drop_hook_attributes(twin)
+    assert torch.equal(twin(x), torch.nn.functional.linear(x, layer.weight, layer.bias))

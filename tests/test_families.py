@@ -40,3 +40,14 @@ def test_cached_equals_trainer_and_every_layer_probes(family, family_glue, scrip
     layers = json.loads((tmp_path / "cached" / "layer_results.json").read_text())
     assert sorted(map(int, layers)) == [0, 1, 2]  # embeddings and both blocks
     assert layers["2"]["eval_loss"] == pytest.approx(cached["eval_loss"], abs=1e-6)
+
+
+def test_the_docs_list_the_tested_families():
+    """The README's and docs/flags.md's family list is rendered from FAMILIES (demo_docs.families_block)."""
+    from frozen_glue.demo import demo_docs
+
+    from conftest import ROOT
+
+    for doc in ("README.md", "docs/flags.md"):
+        found = {m["name"]: m["body"] for m in demo_docs.BLOCK.finditer((ROOT / doc).read_text())}
+        assert found.get("families") == demo_docs.families_block(), doc

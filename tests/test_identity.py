@@ -18,7 +18,6 @@ from conftest import FAST, copy_complete, plan_sweep
 from conftest import launch_sweep as sweep
 
 
-
 def models_tsv(tmp_path, alias, model, tokenizer="-"):
     path = tmp_path / f"models-{alias}-{abs(hash(str(model))) % 1000}.tsv"
     path.write_text(f"{alias}\t{model}\t{tokenizer}\t\n")

@@ -20,7 +20,7 @@ from frozen_glue.features import cache_layout
 from frozen_glue.report import compare
 from frozen_glue.run.runners import cache_parts
 
-from conftest import ROOT, plan_sweep, TRAIN, run
+from conftest import ROOT, TRAIN, plan_sweep, run
 
 # ------------------------------------------------------------------------------------------------- McNemar
 

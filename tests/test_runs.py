@@ -19,6 +19,7 @@ from frozen_glue.report import results as run_results
 
 from conftest import FAST, ROOT, copy_complete, launch_sweep, plan_sweep, results, run
 
+
 def models_file(tmp_path, assets, comet=False):
     path = tmp_path / "models.tsv"
     lines = [f"gpt2\t{assets['base']}\t-\t"] + ([f"comet\t{assets['comet']}\t{assets['comet_tokenizer']}\t"]

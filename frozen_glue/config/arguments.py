@@ -29,7 +29,11 @@ DOCS = "the flags and what each path does with them: docs/flags.md"  # the end o
 @dataclass
 class ModelArguments:
     model_name_or_path: str = field(metadata={"help": "Hub id (gpt2-xl) or local model dir. A causal-LM checkpoint "
-                                              "(COMET-DISTIL, saved as GPT2LMHeadModel) gets a fresh head."})
+                                              "(COMET-DISTIL, saved as GPT2LMHeadModel) gets a fresh head. A PEFT "
+                                              "adapter dir (adapter_config.json) is its base with the adapter merged."})
+    adapter_base: str | None = field(default=None, metadata={
+        "help": "With an adapter dir as the model: a local copy of its base, when adapter_config.json's "
+                "base_model_name_or_path is a hub id (default: that base)."})
     config_name: str | None = field(default=None, metadata={"help": "Config name or path, if not the model's."})
     tokenizer_name: str | None = field(default=None, metadata={
         "help": "Tokenizer name or dir, if not the model's (COMET-DISTIL ships a separate tokenizer dir; a "
@@ -148,6 +152,10 @@ class StudyArguments:
         "help": "Also score the validation rows zero-shot with lm-eval's GLUE prompt on the model's own causal-LM "
                 "head, into <task folder>/zeroshot/ (needs --do_eval and lm-eval; not STS-B). Without --do_train "
                 "or --head_from it runs alone: nothing is trained."})
+    zero_shot_chat_template: bool = field(default=False, metadata={
+        "help": "With --zero_shot: wrap each prompt in the tokenizer's chat template (lm-eval's "
+                "apply_chat_template), for instruction-tuned models; recorded in the zero-shot protocol. A tokenizer "
+                "without a template is refused, and the report compares a pair only when both were scored alike."})
     probe_mdl: bool = field(default=False, metadata={
         "help": "Online-code minimum description length of every probed layer and seed (Voita & Titov, 2020): "
                 "mdl.json in each seed folder (needs --feature_cache and --do_train; classification tasks)."})

@@ -117,12 +117,12 @@ def _show(value):
 # names the model), not which seed, not how the run is launched, not what NO_EFFECT lists. Complete runs of one
 # model x task must share it before a sweep skips them or a report averages them.
 NOT_PROTOCOL = {
-    "model_name_or_path", "config_name", "tokenizer_name", "cache_dir", "token", "head_from", "save_full_model",
+    "model_name_or_path", "adapter_base", "config_name", "tokenizer_name", "cache_dir", "token", "head_from", "save_full_model",
     "device_map", "max_memory", "offload_folder",
     "glue_dir", "dataset_name", "train_file", "validation_file", "test_file", "overwrite_cache",
     "seeds", "feature_cache", "verify_cache", "extraction_batch_size", "extraction_tokens_per_batch",
     "overwrite_output_dir", "seed",
-    "zero_shot",  # a zero-shot run beside the probe changes none of the probe's numbers (its own protocol: zeroshot.py)
+    "zero_shot", "zero_shot_chat_template",  # a zero-shot run beside the probe changes none of the probe's numbers (its own protocol: zeroshot.py)
 }
 
 

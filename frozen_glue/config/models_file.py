@@ -7,6 +7,7 @@ import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
+from frozen_glue.config import adapters
 from frozen_glue.core.errors import UserError
 from frozen_glue.core.hub import is_local_path
 
@@ -24,7 +25,8 @@ class Model:
 
 def read_models(path) -> list:
     """`alias<TAB>model<TAB>tokenizer or -<TAB>extra flags<TAB>reference name or -<TAB>base alias or -` per line
-    (the last three optional); blank lines and # comments skipped."""
+    (the last three optional; an adapter's base alias is read from the adapter when left -); blank lines and #
+    comments skipped."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"models file {path} does not exist; set MODELS=FILE (see launch/models.tsv)")
@@ -66,7 +68,30 @@ def read_models(path) -> list:
     if unknown:
         raise UserError(f"models file {path}: the base column names no model of the file ({', '.join(unknown)}); "
                         f"give the alias of another line, or -")
+    for m in models:
+        adapter_base(m, models, path)
     return models
+
+
+def adapter_base(m: Model, models: list, path):
+    """A PEFT adapter line's base column: left empty, it is the line whose model is the adapter's base
+    (adapters.base_of: adapter_config.json, or the line's --adapter_base); given, it must be that line."""
+    if m.problem or not adapters.is_adapter(m.path):
+        return
+    flags = dict(zip(m.flags[::2], m.flags[1::2]))
+    own = adapters.base_of(m.path, flags.get("--adapter_base"))
+    same = [n.alias for n in models if n is not m and _same_model(n.path, own)]
+    if m.base is None:
+        m.base = same[0] if same else None
+    elif m.base not in same:
+        base_path = next(n.path for n in models if n.alias == m.base)
+        raise UserError(f"models file {path}: {m.alias} is an adapter of {own}, but its base column names "
+                        f"{m.base} ({base_path}); leave the column empty (-) or give the line of {own}")
+
+
+def _same_model(a: str, b: str) -> bool:
+    pa, pb = Path(a).expanduser(), Path(b).expanduser()
+    return pa.resolve() == pb.resolve() if pa.exists() and pb.exists() else a == b
 
 
 def hub_available(repo_id) -> bool:

@@ -4,6 +4,7 @@ models, parse command lines (arguments.py) or decide which flags the cached path
 
 from pathlib import Path
 
+from frozen_glue.config import adapters
 from frozen_glue.config.contract import POOLING_RULES
 from frozen_glue.core.errors import UserError
 from frozen_glue.core.layout import check_writable
@@ -20,6 +21,7 @@ def validate(model_args, data_args, study_args, args):
     check_writable(args.output_dir, "--output_dir")  # before config.json: a run that cannot write leaves nothing
     if study_args.feature_cache:
         check_writable(study_args.feature_cache, "--feature_cache")
+    adapters.resolve(model_args)  # an adapter whose base is missing: refused here, before anything is written
     if not (args.do_train or args.do_eval or args.do_predict):
         raise UserError("nothing to do: pass --do_train, --do_eval and/or --do_predict")
     for name in ("max_train_samples", "max_eval_samples", "max_predict_samples", "max_seq_length"):
@@ -28,6 +30,8 @@ def validate(model_args, data_args, study_args, args):
             raise UserError(f"--{name} {value}: give a positive number")
     if study_args.zero_shot:
         validate_zero_shot(data_args, args)
+    elif study_args.zero_shot_chat_template:
+        raise UserError("--zero_shot_chat_template applies to --zero_shot runs; add --zero_shot, or drop it")
     if not zero_shot_only(model_args, study_args, args):  # a zero-shot-only run trains no probe: its flags idle
         validate_study(model_args, study_args, args)
     if data_args.glue_dir and (data_args.train_file or data_args.validation_file or data_args.test_file):

@@ -1,4 +1,4 @@
-"""Every private symbol of transformers, accelerate, datasets and DeepSpeed the project touches, and nowhere else:
+"""Every private symbol of transformers, accelerate, datasets, DeepSpeed and lm-eval the project touches, and nowhere else:
 exactness rests on them (which head init, which data fingerprint, which process state), so an upgrade that moves
 one must fail here, by name, not deep in a run or silently. `check_versions()` (at a run's start) prints one line
 when the installed versions are not the ones these were verified with; tests/test_compat.py checks each symbol.
@@ -14,7 +14,8 @@ import logging
 logger = logging.getLogger(__name__)
 
 # the versions every symbol below was verified with (requirements.txt pins the same)
-VERIFIED = {"transformers": "5.23.0", "accelerate": "1.15.0", "datasets": "5.2.0", "deepspeed": "0.19.8"}
+VERIFIED = {"transformers": "5.23.0", "accelerate": "1.15.0", "datasets": "5.2.0", "deepspeed": "0.19.8",
+            "lm_eval": "0.4.13"}
 
 
 def _private(owner, name: str, package: str):
@@ -84,6 +85,13 @@ def drop_hooks(module):
             sub.__dict__.pop(attr, None)
 
 
+def drop_hook_attributes(copied):
+    """A shallow copy of a module without the instance attributes accelerate's add_hook_to_module set on the
+    original (`forward` bound to the original, `_old_forward`, `_hf_hook`): the copy runs its class's own forward."""
+    for name in ("forward", "_old_forward", "_hf_hook"):
+        copied.__dict__.pop(name, None)
+
+
 def reset_accelerate_state():
     """Forget accelerate's process state (a process that left its process group goes on alone)."""
     from accelerate.state import AcceleratorState
@@ -103,3 +111,21 @@ def inner_batch_sampler(loader):
 def dataset_fingerprint(ds) -> str:
     """datasets' own fingerprint of a Dataset (its cache identity: the source and every transform)."""
     return _private(ds, "_fingerprint", "datasets")
+
+
+# ------------------------------------------------------------------------------------------------- lm-eval
+
+
+@contextlib.contextmanager
+def quiet_lm_eval_git(commit: str):
+    """Inside: lm-eval's results record `commit` as their git hash instead of running `git describe` in the
+    working directory, which prints git's "fatal: not a git repository" outside a checkout (its stderr is not
+    captured). lm-eval's evaluator imports the function by name, so it is replaced there."""
+    from lm_eval import evaluator
+
+    saved = _private(evaluator, "get_git_commit_hash", "lm_eval")
+    evaluator.get_git_commit_hash = lambda: commit
+    try:
+        yield
+    finally:
+        evaluator.get_git_commit_hash = saved

@@ -89,10 +89,14 @@ def relation_of(config_a: dict | None, config_b: dict | None) -> str:
 IDENTICAL = "identical weights: this comparison checks determinism only"
 
 
-def source_stamp(name) -> str | None:
+def source_stamp(*names) -> str | None:
     """A cheap stamp of a model's files (names, sizes, modification times; not their bytes): a local dir's, or the
     local HF cache snapshot of a hub id; None when neither is here. When it equals the recorded one, the weights are
-    the ones the run hashed."""
+    the ones the run hashed. Several names (an adapter dir and its base: adapters.source_names): one stamp of all."""
+    if len(names) > 1:
+        stamps = [source_stamp(name) for name in names]
+        return None if None in stamps else hashlib.sha256(" ".join(stamps).encode()).hexdigest()[:16]
+    name = names[0]
     path = Path(str(name)).expanduser()
     if not path.exists():
         from huggingface_hub import try_to_load_from_cache

@@ -19,20 +19,24 @@ def sha256_file(path, chunk=1 << 20) -> str:
     return h.hexdigest()
 
 
+UNKNOWN = "unknown"  # the git commit of a project outside a checkout
+
+
 def git_commit():
-    """The project's git commit (with '-dirty' when the tree has changes), or None outside a checkout."""
+    """The project's git commit (with '-dirty' when the tree has changes); "unknown" outside a checkout (or without
+    git). Read quietly: git's own messages are captured, never printed."""
     here = PROJECT_ROOT
     try:
         head = subprocess.run(["git", "rev-parse", "--verify", "-q", "HEAD"], cwd=here, capture_output=True,
                               text=True, timeout=5)
         commit = head.stdout.strip()
         if head.returncode != 0 or not commit:
-            return None
+            return UNKNOWN
         dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
                                capture_output=True, text=True, timeout=5).stdout.strip()
         return commit + ("-dirty" if dirty else "")
     except (OSError, subprocess.SubprocessError):
-        return None
+        return UNKNOWN
 
 
 def versions() -> dict:

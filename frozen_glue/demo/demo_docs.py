@@ -1,5 +1,6 @@
-"""The demo's figures in the README and docs/analysis.md, written from a `make demo` report folder so that they
-cannot go stale: each figure sits between `<!-- demo:NAME -->` and `<!-- /demo:NAME -->` in its doc, and
+"""The demo's figures in the README and docs/analysis.md (and the list of tested model families in the README and
+docs/flags.md, from demo/families.py's FAMILIES), written from a `make demo` report folder so that they cannot go
+stale: each figure sits between `<!-- demo:NAME -->` and `<!-- /demo:NAME -->` in its doc, and
 `blocks(reports)` renders every NAME from the report's own files (summary.md, disagreements.csv, slices_sst2.csv,
 drift_sst2.csv, summary_information.csv). `make demo` checks the docs against its fresh run and prints one line
 where they differ; `python -m frozen_glue.demo.demo_docs demo/reports --write` (make demo-docs) rewrites them; a test
@@ -13,8 +14,9 @@ import pandas as pd
 from frozen_glue.core.errors import ArgumentParser, UserError, run_cli
 from frozen_glue.core.layout import atomic_write_bytes
 from frozen_glue.core.provenance import PROJECT_ROOT
+from frozen_glue.demo.families import FAMILIES
 
-DOCS = ("README.md", "docs/analysis.md")  # the files that hold demo figures
+DOCS = ("README.md", "docs/analysis.md", "docs/flags.md")  # the files that hold demo figures (and the family list)
 BLOCK = re.compile(r"(<!-- demo:(?P<name>[a-z0-9_]+) -->\n)(?P<body>.*?)(\n<!-- /demo:(?P=name) -->)", re.S)
 BASE, DERIVED, CONTROL = "tiny-gpt2", "tiny-comet", "tiny-random"
 
@@ -36,8 +38,14 @@ def _score(summary: pd.DataFrame, task: str, model: str) -> str:
     return f"{row[f'{model}_mean']:.3f} ± {row[f'{model}_std']:.3f}"
 
 
+def families_block() -> str:
+    """The families the cached path is tested on, from the test's own list (families.FAMILIES), never by hand."""
+    return ("Tested on both paths, cached = Trainer at the top layer, `--probe_layers all` on the cached path "
+            f"(tests/test_families.py, tiny random models built offline): {', '.join(FAMILIES)}.")
+
+
 def blocks(reports) -> dict:
-    """{block name: its markdown}, every number from the demo's report folder."""
+    """{block name: its markdown}, every number from the demo's report folder (and the family list)."""
     reports = Path(reports)
     summary = _read(reports, "summary.csv")
     verdicts = _read(reports, "disagreements.csv")
@@ -59,6 +67,7 @@ def blocks(reports) -> dict:
         return f"{info.loc[model, f'{name}_mean']:.{digits}f}"
 
     return {
+        "families": families_block(),
         "summary": "\n".join(table),
         "sst2": (
             f"Both models score {_score(summary, 'cola', BASE).split(' ±')[0]} on CoLA, where no row holds \"nothing\"; "

@@ -239,7 +239,7 @@ def teach_prompts(model_dir, tasks=("cola", "sst2"), steps=300, seed=0):
     from transformers import GPT2LMHeadModel
 
     from frozen_glue.core.tasks import get_task
-    from frozen_glue.science.zeroshot import prompt_template
+    from frozen_glue.science.zeroshot_prompts import prompt_template
 
     tok = _gpt2_tokenizer(model_dir)
     texts = []

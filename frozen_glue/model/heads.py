@@ -14,6 +14,7 @@ import torch
 from torch import nn
 from transformers.modeling_outputs import BaseModelOutputWithPoolingAndCrossAttentions
 
+from frozen_glue.core import compat
 from frozen_glue.core.errors import UserError
 
 
@@ -89,8 +90,7 @@ def twin(model, modules: dict):
     (the model's own, or a BaseStub) and its head `modules` (a seed's copy). Shares no trainable tensor with `model`
     beyond the base it is given; hooks that accelerate bound to `model` (--device_map) are not carried over."""
     out = copy.copy(model)
-    for name in ("forward", "_old_forward", "_hf_hook"):  # accelerate's wrappers call the original model
-        out.__dict__.pop(name, None)
+    compat.drop_hook_attributes(out)  # accelerate's wrappers (--device_map) would call the original model
     for name in ("_forward_hooks", "_forward_pre_hooks", "_forward_hooks_with_kwargs", "_forward_pre_hooks_with_kwargs",
                  "_forward_hooks_always_called"):
         if name in out.__dict__:

@@ -5,10 +5,12 @@ Must not freeze, train or fingerprint the model, read data, write run folders, o
 """
 
 import json
+import math
 from pathlib import Path
 
 import torch
 
+from frozen_glue.config import adapters
 from frozen_glue.core import compat
 from frozen_glue.core.errors import UserError
 from frozen_glue.core.hub import hub_offline, is_local_path
@@ -48,6 +50,7 @@ def _from_pretrained(loader, name, what, **kwargs):
 def load_config(model_args, task):
     from transformers import AutoConfig
 
+    model_args = adapters.resolve(model_args)[0]  # an adapter dir: its base's config
     check_model_location(model_args.config_name or model_args.model_name_or_path)
     kwargs = dict(num_labels=task.num_labels, finetuning_task=task.name,
                   problem_type="regression" if task.is_regression else "single_label_classification")
@@ -65,7 +68,7 @@ def trained_pooling(model_args) -> tuple:
     cannot read: --pooling auto then reads the model's own head."""
     from transformers.utils import cached_file
 
-    name = model_args.model_name_or_path
+    name = adapters.resolve(model_args)[0].model_name_or_path
 
     def read(filename):
         try:
@@ -94,6 +97,7 @@ def load_tokenizer(model_args, config):
     when it comes from the model's own repo (a separate tokenizer repo has revisions of its own)."""
     from transformers import AutoTokenizer
 
+    model_args = adapters.resolve(model_args)[0]  # an adapter dir: its own tokenizer files, else its base's
     name = model_args.tokenizer_name or model_args.model_name_or_path
     path = Path(name).expanduser()
     if model_args.tokenizer_name and is_local_path(name) and not path.is_dir():
@@ -151,6 +155,7 @@ def load_model(model_args, config, tokenizer):
     COMET-DISTIL, or a base model)."""
     from transformers import AutoModelForSequenceClassification
 
+    model_args, adapter = adapters.resolve(model_args)
     if model_args.random_init:
         # the control: this architecture and tokenizer with random weights, drawn from a fixed seed so that every
         # seed's head probes the same random base (and the feature cache serves them all)
@@ -167,7 +172,38 @@ def load_model(model_args, config, tokenizer):
     if model_args.device_map:
         _head_on_cpu(model)
     head_names = set(head_state_dict(model))
+    if adapter:
+        model = attach_adapter(model, adapter)
     return _fit_embeddings(_held_as(model, model_args.base_dtype), tokenizer), not (head_names & fresh)
+
+
+def attach_adapter(model, adapter_dir):
+    """The base with a PEFT adapter merged into its weights (peft's merge_and_unload): the frozen forward costs what
+    the base's costs. model.adapter_info records what the adapter is (kind, rank, targets, parameter counts)."""
+    from peft import PeftConfig, PeftModel
+    from safetensors import safe_open
+
+    config = PeftConfig.from_pretrained(adapter_dir)
+    config.task_type = None  # loaded into a *ForSequenceClassification, whatever task it was trained for
+    base_parameters = sum(p.numel() for p in model.base_model.parameters())
+    try:
+        merged = PeftModel.from_pretrained(model, adapter_dir, config=config).merge_and_unload()
+    except (ValueError, AttributeError, NotImplementedError) as e:
+        raise UserError(f"the adapter {adapter_dir} ({config.peft_type}) cannot be merged into its base ({e}); "
+                        f"merge it yourself (merge_and_unload, save_pretrained) and pass that model dir") from None
+    for parameter in merged.parameters():  # as a plain load leaves them (peft froze all; freezing.py decides)
+        parameter.requires_grad_(True)
+    files = sorted(Path(adapter_dir).glob("adapter_model*.safetensors"))
+    count = 0
+    for path in files:
+        with safe_open(path, "pt") as f:
+            count += sum(math.prod(f.get_slice(k).get_shape()) for k in f.keys())
+    merged.adapter_info = {"dir": str(adapter_dir), "peft_type": str(config.peft_type).rsplit(".", 1)[-1],
+                           "r": getattr(config, "r", None), "target_modules": sorted(config.target_modules)
+                           if isinstance(config.target_modules, (set, list)) else config.target_modules,
+                           "base": config.base_model_name_or_path, "adapter_parameters": count,
+                           "base_parameters": base_parameters}
+    return merged
 
 
 def base_dtype_kwargs(model_args) -> dict:

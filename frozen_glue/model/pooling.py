@@ -10,6 +10,7 @@ from frozen_glue.config.contract import POOLING_RULES
 from frozen_glue.core.errors import UserError
 from frozen_glue.model import heads, placement
 
+
 def pooled_position(rule: str, append_eos: bool) -> str:
     """The position the head reads, in words (config.json records it)."""
     return {"last_non_pad": "the appended EOS" if append_eos else "the last token of the text",

@@ -13,7 +13,6 @@ import pandas as pd
 from frozen_glue.core.errors import UserError
 from frozen_glue.core.metrics import get_metric
 from frozen_glue.core.tasks import get_task
-from frozen_glue.report.predictions import join
 from frozen_glue.measures.outcomes import example_texts, outcome_names, outcomes
 from frozen_glue.measures.stats import (
     bootstrap_interval,
@@ -25,6 +24,7 @@ from frozen_glue.measures.stats import (
     resamples_for,
     wilcoxon_p,
 )
+from frozen_glue.report.predictions import join
 
 
 def aligned(a, b, names):

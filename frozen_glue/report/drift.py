@@ -2,6 +2,7 @@
 validation rows, layer by layer. Reads the feature cache only (cache.py's model.json says which fingerprint is
 which model; cache_layout.py reads an entry without torch). Must not run a model or write files."""
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -56,8 +57,8 @@ def _by_setting(folder, task, split):
     return out
 
 
-def layer_drift(cache_dir, task, base, derived, split="validation") -> pd.DataFrame:
-    """One row per layer both models have: base, derived, layer, cka, rows."""
+def _shared_setting(cache_dir, task, base, derived, split):
+    """(name a, name b, {layer: path} of a, {layer: path} of b) at the rows setting both models were cached with."""
     (a, fa), (b, fb) = find_model(cache_dir, base, task, split), find_model(cache_dir, derived, task, split)
     sa, sb = _by_setting(fa, task, split), _by_setting(fb, task, split)
     shared = [s for s in sa if s in sb]
@@ -65,10 +66,53 @@ def layer_drift(cache_dir, task, base, derived, split="validation") -> pd.DataFr
         raise UserError(f"the cached {task} {split} features of {a} and {b} are of different rows or inputs "
                         f"(data, max_seq_length, padding or --append_eos differ); extract both from the same data "
                         f"with the same settings")
-    setting = max(shared, key=lambda s: len(set(sa[s]) & set(sb[s])))  # the setting with most layers in common
+    setting = max(shared, key=lambda s: len(sa[s]) * len(sb[s]))  # the setting with most layers cached
+    return a, b, sa[setting], sb[setting], _top(fa), _top(fb)
+
+
+def _top(folder):
+    """A fingerprint folder's top layer (model.json), None when it predates the record."""
+    try:
+        return json.loads((Path(folder) / cache_layout.MODEL_FILE).read_text()).get("top_layer")
+    except (OSError, ValueError):
+        return None
+
+
+def _features(path):
+    return np.asarray(cache_layout.read_array(path), dtype=np.float32)
+
+
+def layer_drift(cache_dir, task, base, derived, split="validation") -> pd.DataFrame:
+    """One row per compared pair of layers: base, derived, layer, derived_layer, cka, rows. Two models of the same
+    depth: each layer against the same layer. Of different depths (a distilled student, say), layers are never
+    paired by index: the one row is top layer against top layer (cka_matrix gives every pair)."""
+    a, b, la, lb, top_a, top_b = _shared_setting(cache_dir, task, base, derived, split)
+    columns = ["base", "derived", "layer", "derived_layer", "cka", "rows"]
+    if top_a != top_b:
+        if top_a not in la or top_b not in lb:
+            raise UserError(f"{a} and {b} have different depths ({top_a} and {top_b} layers) and their top layers "
+                            f"are not both cached for {task}; rerun both with the feature cache")
+        pairs = [(top_a, top_b)]
+    else:
+        pairs = [(layer, layer) for layer in sorted(set(la) & set(lb))]
     rows = []
-    for layer in sorted(set(sa[setting]) & set(sb[setting])):
-        x, y = (np.asarray(cache_layout.read_array(paths[layer]), dtype=np.float32) for paths in (sa[setting], sb[setting]))
-        rows.append({"base": a, "derived": b, "layer": layer, "cka": linear_cka(x, y),
+    for i, j in pairs:
+        x, y = _features(la[i]), _features(lb[j])
+        rows.append({"base": a, "derived": b, "layer": i, "derived_layer": j, "cka": linear_cka(x, y),
                      "rows": x.shape[0]})
-    return pd.DataFrame(rows, columns=["base", "derived", "layer", "cka", "rows"])
+    return pd.DataFrame(rows, columns=columns)
+
+
+def depths_differ(cache_dir, task, base, derived, split="validation") -> bool:
+    a, b, la, lb, top_a, top_b = _shared_setting(cache_dir, task, base, derived, split)
+    return top_a != top_b
+
+
+def cka_matrix(cache_dir, task, base, derived, split="validation") -> pd.DataFrame:
+    """Every base layer against every derived layer (Kornblith et al. 2019's layer x layer figures): rows are the
+    base's cached layers, columns the derived model's, values the debiased linear CKA. Which student layer matches
+    which teacher layer, whatever their depths."""
+    a, b, la, lb, _, _ = _shared_setting(cache_dir, task, base, derived, split)
+    ys = {j: _features(lb[j]) for j in sorted(lb)}
+    matrix = {i: {j: linear_cka(_features(la[i]), y) for j, y in ys.items()} for i in sorted(la)}
+    return pd.DataFrame(matrix).T.rename_axis(index=f"{a} layer", columns=f"{b} layer")

@@ -103,9 +103,10 @@ def summary_figure(runs, models, path=None):
     return fig
 
 
-def layer_figure(summary_layers, task, models, path=None, majority=None):
+def layer_figure(summary_layers, task, models, path=None, majority=None, relative=False):
     """fig_layers_<task>.png: main metric vs layer, one line per model with a ±std band (where the specialized
-    model starts to fall behind), and the majority-class control as a dashed line."""
+    model starts to fall behind), and the majority-class control as a dashed line. `relative`: on relative depth
+    (layer / the model's top layer), for models of different depths."""
     metric = TASKS[task].main_metric
     data = summary_layers[(summary_layers.task == task) & (summary_layers.metric == metric)]
     fig, ax = plt.subplots(figsize=(4.5, 3.0))
@@ -114,10 +115,15 @@ def layer_figure(summary_layers, task, models, path=None, majority=None):
         if rows.empty:
             continue
         x, mean, std = rows["layer"].to_numpy(), rows["mean"].to_numpy(), np.nan_to_num(rows["std"].to_numpy())
+        x = x / x.max() if relative else x
         ax.plot(x, mean, marker="o", ms=3, color=f"C{i}", label=model)
         ax.fill_between(x, mean - std, mean + std, color=f"C{i}", alpha=0.2)
     if majority is not None:
         _majority_line(ax, majority)
+    if relative:
+        ax.set_xlabel("relative depth (layer / top layer)")
+        fig.tight_layout()
+        return _saved(fig, path)
     return _by_layer(fig, ax, display_name(metric), f"{_title(task)}: probe by layer", path)
 
 
@@ -129,6 +135,27 @@ def drift_figure(drift, task, path=None):
         ax.plot(rows["layer"], rows["cka"], marker="o", ms=3, color=f"C{i}", label=f"{base} → {derived}")
     ax.set_ylim(min(0.0, float(drift["cka"].min()) - 0.05) if len(drift) else 0.0, 1.05)
     return _by_layer(fig, ax, "linear CKA (debiased)", f"{_title(task)}: representation drift", path)
+
+
+def matrix_figure(matrix, task, path=None):
+    """fig_drift_matrix_<task>_<base>_vs_<derived>.png: the layer x layer CKA matrix as a heatmap (rows: the
+    base's layers, columns: the derived model's), for two models of different depths."""
+    fig, ax = plt.subplots(figsize=(4.5, 3.6))
+    image = ax.imshow(matrix.to_numpy(dtype=float), vmin=0, vmax=1, cmap="viridis", origin="lower", aspect="auto")
+    ax.set_ylabel(matrix.index.name or "base layer")
+    ax.set_xlabel(matrix.columns.name or "derived layer")
+    ax.set_yticks(range(len(matrix.index)), [str(i) for i in matrix.index], fontsize=6)
+    ax.set_xticks(range(len(matrix.columns)), [str(j) for j in matrix.columns], fontsize=6)
+    fig.colorbar(image, ax=ax, label="linear CKA (debiased)")
+    ax.set_title(f"{_title(task)}: layer x layer drift")
+    fig.tight_layout()
+    return _saved(fig, path)
+
+
+def _saved(fig, path):
+    if path:
+        fig.savefig(path, dpi=DPI)
+    return fig
 
 
 def _title(task):

@@ -12,7 +12,7 @@ from frozen_glue.config.models_file import read_models
 from frozen_glue.core import identity, layout
 from frozen_glue.core.errors import UserError
 from frozen_glue.core.tasks import get_task
-from frozen_glue.report import compare, drift, figures, predictions
+from frozen_glue.report import compare, drift, figures, predictions, results
 
 
 def disagreements(args):
@@ -77,4 +77,61 @@ def drift_report(args):
     figures.write(figures.drift_figure(table, task.name), out / f"fig_drift_{task.name}.png")
     print(table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
     print(f"written: {out / f'drift_{task.name}.csv'}, {out / f'fig_drift_{task.name}.png'}")
+    for a, b in pairs:  # different depths: every layer against every layer
+        if drift.depths_differ(args.feature_cache, task.name, a, b):
+            matrix = drift.cka_matrix(args.feature_cache, task.name, a, b)
+            name = f"drift_matrix_{task.name}_{getattr(a, 'alias', a)}_vs_{getattr(b, 'alias', b)}"
+            layout.atomic_write_bytes(out / f"{name}.csv", matrix.to_csv().encode())
+            figures.write(figures.matrix_figure(matrix, task.name), out / f"fig_{name}.png")
+            print(matrix.round(4).to_string())
+            print(f"written: {out / f'{name}.csv'}, {out / f'fig_{name}.png'}")
     return 0
+
+
+def drift_tables(args, runs):
+    """(CKA by layer of every model of --models with a base, against it, per task (needs --feature_cache);
+    {task: why a pair's drift is missing}, so that the report says so instead of leaving it out)."""
+    if not (args.feature_cache and args.models):
+        return pd.DataFrame(), {}
+    known = {m.alias: m for m in read_models(args.models)}
+    tables, missing = [], {}
+    for task in results.task_order(runs["task"]):
+        for base, m in base_pairs(known):
+            try:
+                tables.append(drift.layer_drift(args.feature_cache, task, base, m).assign(task=task))
+            except UserError as e:
+                print(f"warning: drift {task} {m.base} -> {m.alias}: {e}", file=sys.stderr)
+                missing.setdefault(task, []).append(f"{m.base} -> {m.alias}: {e}")
+    return (pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()), missing
+
+
+def matrix_lines(args, task, out) -> list:
+    """Per pair of different depths (a distilled student): the layer x layer CKA matrix as
+    drift_matrix_<task>_<base>_vs_<derived>.csv and its heatmap, and the report's lines about them."""
+    lines = []
+    known = {m.alias: m for m in read_models(args.models)}
+    for base, m in base_pairs(known):
+        try:
+            if not drift.depths_differ(args.feature_cache, task, base, m):
+                continue
+            matrix = drift.cka_matrix(args.feature_cache, task, base, m)
+        except UserError:
+            continue  # drift_tables has said why
+        name = f"drift_matrix_{task}_{base.alias}_vs_{m.alias}"
+        layout.atomic_write_bytes(Path(out) / f"{name}.csv", matrix.to_csv().encode())
+        figures.write(figures.matrix_figure(matrix, task), Path(out) / f"fig_{name}.png")
+        lines += [f"{base.alias} and {m.alias} differ in depth: every layer against every layer (rows: "
+                  f"{base.alias}, columns: {m.alias}; [{name}.csv]({name}.csv)), no layer paired by index:\n",
+                  f"![{name}](fig_{name}.png)\n"]
+    return lines
+
+
+def relative_depth_lines(layers, task, models, out) -> list:
+    """When the models of a task's layer curves differ in depth: the same curves on relative depth (layer / the
+    model's top layer), fig_layers_<task>_relative.png, and its line."""
+    rows = layers[layers.task == task]
+    if rows.groupby("model")["layer"].max().nunique() < 2:
+        return []
+    figures.write(figures.layer_figure(layers, task, models, relative=True), Path(out) / f"fig_layers_{task}_relative.png")
+    return [f"The models differ in depth: the same curves on relative depth (layer / top layer): "
+            f"![relative depth {task}](fig_layers_{task}_relative.png)\n"]

@@ -18,7 +18,6 @@ from frozen_glue.core.tasks import TASKS
 from frozen_glue.measures import diagnostics, stats
 from frozen_glue.report import (
     compare,
-    drift,
     figures,
     information_report,
     pair_report,
@@ -79,23 +78,6 @@ def md_table(df):
     return df.astype(object).where(df.notna(), None).to_markdown(index=False, floatfmt=".4g", missingval="—")
 
 
-def drift_tables(args, runs):
-    """(CKA by layer of every model of --models with a base, against it, per task (needs --feature_cache);
-    {task: why a pair's drift is missing}, so that the report says so instead of leaving it out)."""
-    if not (args.feature_cache and args.models):
-        return pd.DataFrame(), {}
-    known = {m.alias: m for m in read_models(args.models)}
-    tables, missing = [], {}
-    for task in results.task_order(runs["task"]):
-        for base, m in pair_report.base_pairs(known):
-            try:
-                tables.append(drift.layer_drift(args.feature_cache, task, base, m).assign(task=task))
-            except UserError as e:
-                print(f"warning: drift {task} {m.base} -> {m.alias}: {e}", file=sys.stderr)
-                missing.setdefault(task, []).append(f"{m.base} -> {m.alias}: {e}")
-    return (pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()), missing
-
-
 def layer_table(layers, task):
     """The main metric by layer, a column per model: 'mean ± std [setting]' (mixed cells say so)."""
     rows = layers[(layers.task == task) & (layers.metric == TASKS[task].main_metric)]
@@ -115,7 +97,7 @@ def task_sections(args, runs, models, out) -> list:
     layers = results.summarize_layers(raw_layers)
     best = results.best_layers(layers)
     tests = results.layer_tests(raw_layers, best) if len(best) else pd.DataFrame()
-    (drifts, no_drift), controls, selected = drift_tables(args, runs), results.controls(runs), results.selections(found)
+    (drifts, no_drift), controls, selected = pair_report.drift_tables(args, runs), results.controls(runs), results.selections(found)
     if len(layers):
         write_text(out / "summary_layers.csv", layers.to_csv(index=False))
     lines = []
@@ -125,6 +107,8 @@ def task_sections(args, runs, models, out) -> list:
             figures.write(figures.layer_figure(layers, task, models, majority=figures.main_metric_runs(runs, task)),
                          out / f"fig_layers_{task}.png")
             part += ["### Layers\n", f"![layers {task}](fig_layers_{task}.png)\n",
+                     *pair_report.relative_depth_lines(layers, task, models, out)]
+            part += [
                      md_table(best[best.task == task].round(4)), "",
                      "best_layer is chosen on dev (the layer with the best mean dev score), so best_mean is an "
                      "optimistic estimate of that layer; top_layer is not chosen.\n",
@@ -142,7 +126,7 @@ def task_sections(args, runs, models, out) -> list:
             write_text(out / f"drift_{task}.csv", rows.to_csv(index=False))
             figures.write(figures.drift_figure(rows, task), out / f"fig_drift_{task}.png")
             part += ["### Representation drift\n", f"![drift {task}](fig_drift_{task}.png)\n",
-                     md_table(rows.round(4)), ""]
+                     md_table(rows.round(4)), "", *pair_report.matrix_lines(args, task, out)]
         if task in no_drift:
             part += ["Drift not computed for " + "; ".join(no_drift[task]) + "\n"]
         if len(selected) and task in set(selected["task"]):
@@ -239,8 +223,11 @@ def summarize(args):
     if ref is not None:
         write_text(out / "reference.csv", ref.to_csv(index=False))
 
+    described = results.adapters_of(args.runs, models, {m.alias: m.base for m in read_models(args.models)}
+                                    if args.models else None)  # adapters: what B is
     report = ["# frozen-GLUE report\n", f"Runs: `{args.runs}` — {runs.groupby(['model', 'task', 'seed']).ngroups} "
-              f"complete runs of {len(models)} model(s): {', '.join(models)}.\n"]
+              f"complete runs of {len(models)} model(s): {', '.join(models)}.\n",
+              *[f"- {alias} = {text}" for alias, text in described.items()], *([""] if described else [])]
     report += verdict_section(dis)
     if warnings:
         report += ["## Warnings\n", *[f"- {w}" for w in warnings], ""]

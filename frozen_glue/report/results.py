@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from frozen_glue.config import adapters
 from frozen_glue.core import identity
 from frozen_glue.core.errors import UserError
 from frozen_glue.core.layout import RESULTS_FILE, counted, iter_runs
@@ -272,3 +273,16 @@ def layer_tests(layers: pd.DataFrame, best: pd.DataFrame) -> pd.DataFrame:
                              "layer_a": int(x[which]), "layer_b": int(y[which]), "metric": metric,
                              "difference": float(va.mean() - vb.mean()), "welch_p": welch_p(va, vb)})
     return pd.DataFrame(rows)
+
+
+def adapters_of(runs_root, models, bases=None) -> dict:
+    """{alias: 'A + LoRA (r 8, q_proj v_proj, 0.4 % of A's parameters)'} of every model whose runs record a merged
+    PEFT adapter (config.json `adapter`); A is its base's alias (`bases`: the models file's base column), else the
+    base's name."""
+    found, _ = iter_runs(runs_root)
+    out = {}
+    for run in found:
+        info = run.config.get("adapter")
+        if info and run.model in models and run.model not in out:
+            out[run.model] = adapters.describe(info, (bases or {}).get(run.model) or Path(str(info.get("base"))).name)
+    return out

@@ -107,6 +107,10 @@ def pair_row(task, split, base, derived, joined, found, n_resamples):
     if hashes[0] != hashes[1]:
         return {**row, "refused": f"prompt hashes differ ({hashes[0]} vs {hashes[1]}): the two zero-shot runs used "
                                   f"different prompts (another lm-eval version?); rerun one of them"}
+    chat = [found[m, task.name][0].get("chat_template") for m in (base, derived)]
+    if bool(chat[0]) != bool(chat[1]):
+        return {**row, "refused": f"only {(base, derived)[bool(chat[1])]} was scored with its chat template "
+                                  f"(--zero_shot_chat_template): score both plainly, or both with their templates"}
     b, d = joined[base], joined[derived]
     if set(b.index) != set(d.index) or not np.array_equal(b["gold"], d.loc[b.index, "gold"]):
         return {**row, "refused": "the two models' runs cover different examples or gold labels"}

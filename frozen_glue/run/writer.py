@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 from safetensors.torch import save
 
-from frozen_glue.config import contract
+from frozen_glue.config import adapters, contract
 from frozen_glue.core import identity, layout, ranks
 from frozen_glue.model import pooling
 from frozen_glue.run import tracking
@@ -38,7 +38,8 @@ def start(prep, seed, folder, path):
         "format_version": layout.RUN_FORMAT_VERSION, "task": prep.task.name, "seed": seed, "path": path,
         "protocol": prep.protocol, "args": args, **ident,
         "identity_hash": identity.identity_hash(ident),
-        "model_source": identity.source_stamp(prep.model_args.model_name_or_path),
+        "model_source": identity.source_stamp(*adapters.source_names(prep.model_args)),
+        "adapter": getattr(prep.model, "adapter_info", None),  # a PEFT adapter merged into its base (adapters.py)
         **prep.provenance,
         "pooling": {"rule": rule, "position": pooling.pooled_position(rule, prep.model_args.append_eos),
                     "why": prep.pooling_reason(path),

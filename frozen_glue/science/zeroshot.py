@@ -10,8 +10,6 @@ import contextlib
 import copy
 import dataclasses
 import hashlib
-import importlib.metadata
-import importlib.util
 import json
 import logging
 import random
@@ -23,14 +21,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from frozen_glue.config import contract
-from frozen_glue.core import layout, provenance
+from frozen_glue.config import adapters, contract
+from frozen_glue.core import compat, layout, provenance
 from frozen_glue.core.errors import UserError
 from frozen_glue.core.identity import source_stamp
 from frozen_glue.core.tasks import compute_metrics, get_task
 from frozen_glue.features.data import load_splits, rows_digest
 from frozen_glue.measures import diagnostics
 from frozen_glue.model import fingerprinting, loading
+from frozen_glue.science.zeroshot_prompts import installed_yaml, lm_eval_version, prompt_hash, task_name, task_yaml_hash
 
 logger = logging.getLogger(__name__)
 
@@ -61,75 +60,12 @@ def folder_for(output_dir, seeds) -> Path:
     return out.parent / layout.ZEROSHOT_DIR if not seeds and re.fullmatch(r"seed\d+", out.name) else out / layout.ZEROSHOT_DIR
 
 
-def lm_eval_version():
-    return importlib.metadata.version("lm_eval")
-
-
-def installed_yaml(task, split) -> Path:
-    """lm-eval's own GLUE task file for a task's validation split (MNLI mismatched: its mismatch.yaml)."""
-    root = Path(importlib.util.find_spec("lm_eval").submodule_search_locations[0]) / "tasks" / "glue" / task.name
-    return root / ("mismatch.yaml" if split.endswith("_mismatched") else "default.yaml")
-
-
-def task_name(task, split):
-    return f"frozen_glue_{task.name}{task.metric_suffix(split)}"
-
-
-def _yaml_loader():
-    import yaml
-
-    class Loader(yaml.SafeLoader):
-        pass
-
-    Loader.add_constructor("!function", lambda loader, node: "!function " + loader.construct_scalar(node))
-    return Loader
-
-
-def _prompt_config(path: Path) -> dict:
-    """An installed task yaml with its include: resolved (lm-eval's own rule: the including file wins)."""
-    import yaml
-
-    config = yaml.load(path.read_text(), _yaml_loader())
-    if "include" in config:
-        base = _prompt_config(path.parent / config.pop("include"))
-        config = {**base, **config}
-    return config
-
-
-def prompt_template(task, split):
-    """(doc_to_text template, choices) of lm-eval's installed prompt for a task (the demo teaches its tiny models
-    this prompt)."""
-    config = _prompt_config(installed_yaml(task, split))
-    return config["doc_to_text"], config["doc_to_choice"]
-
-
-def prompt_hash(task, split) -> str:
-    """The prompt lm-eval renders for a task: its template fields, and the source of a !function template (MNLI),
-    hashed. The same for every model: two models' zero-shot scores are comparable iff their prompt hashes are."""
-    path = installed_yaml(task, split)
-    config = _prompt_config(path)
-    fields = {k: config.get(k) for k in ("doc_to_text", "doc_to_choice", "doc_to_target", "target_delimiter",
-                                          "fewshot_delimiter", "description")}
-    for key, value in fields.items():
-        if isinstance(value, str) and value.startswith("!function "):
-            module = value.split()[1].rsplit(".", 1)[0]
-            fields[key] = {"function": value, "source": (path.parent / f"{module}.py").read_text()}
-    return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:16]
-
-
-def task_yaml_hash(task) -> str:
-    """sha256 of the installed task folder's files (yaml and any utils.py): what the prompts come from."""
-    folder = installed_yaml(task, "validation").parent
-    h = hashlib.sha256()
-    for path in sorted(list(folder.glob("*.yaml")) + list(folder.glob("*.py"))):
-        h.update(path.name.encode() + b"\0" + path.read_bytes())
-    return h.hexdigest()[:16]
-
-
-def protocol(model_args, data_args) -> dict:
-    """Everything that can change a zero-shot run's numbers (what the sweep compares before skipping one)."""
+def protocol(model_args, data_args, study_args=None) -> dict:
+    """Everything that can change a zero-shot run's numbers (what the sweep compares before skipping one); with
+    --zero_shot_chat_template also `chat_template` (absent without it: runs recorded before the flag still match)."""
     task = get_task(data_args.task_name)
-    return {"zero_shot": True, "lm_eval": lm_eval_version(), "task_yaml_hash": task_yaml_hash(task),
+    chat = {"chat_template": True} if getattr(study_args, "zero_shot_chat_template", False) else {}
+    return {**chat, "zero_shot": True, "lm_eval": lm_eval_version(), "task_yaml_hash": task_yaml_hash(task),
             "prompt_hash": {s: prompt_hash(task, s) for s in task.validation_splits}, "num_fewshot": NUM_FEWSHOT,
             "calibration": CALIBRATION, "random_init": model_args.random_init,
             "max_eval_samples": data_args.max_eval_samples, "max_train_samples": data_args.max_train_samples}
@@ -151,7 +87,7 @@ def check_model(model_args):
     """Refuse, in one line and before anything runs, a model without a causal-LM head (BERT, RoBERTa: encoders)."""
     from transformers import AutoConfig
 
-    name = model_args.config_name or model_args.model_name_or_path
+    name = model_args.config_name or adapters.resolve(model_args)[0].model_name_or_path  # an adapter: its base's
     loading.check_model_location(name)
     config = loading._from_pretrained(AutoConfig.from_pretrained, name, "the model config",
                                       **loading._hub_kwargs(model_args))
@@ -184,8 +120,10 @@ def load_lm(model_args):
             torch.manual_seed(loading.RANDOM_INIT_SEED)
             model = AutoModelForCausalLM.from_config(config)
     else:
-        model = loading._from_pretrained(AutoModelForCausalLM.from_pretrained, model_args.model_name_or_path,
+        base, adapter = adapters.resolve(model_args)
+        model = loading._from_pretrained(AutoModelForCausalLM.from_pretrained, base.model_name_or_path,
                                          "the model", **loading._hub_kwargs(model_args))
+        model = loading.attach_adapter(model, adapter) if adapter else model
     rows = model.get_input_embeddings().num_embeddings
     if len(tokenizer) > rows:  # a tokenizer with ids the checkpoint lacks: new rows at zero, as the probe's load
         model.resize_token_embeddings(len(tokenizer), mean_resizing=False)
@@ -225,7 +163,7 @@ def write_task(folder, task, split, raw) -> str:
     return name
 
 
-def score(model, tokenizer, folder, names, batch_size) -> dict:
+def score(model, tokenizer, folder, names, batch_size, chat_template=False) -> dict:
     """lm-eval's simple_evaluate of our task yamls on a loaded model: {name: (metrics, samples by doc_id)}. lm-eval
     gets a copy of the tokenizer (it sets a pad token in place) and no seeds (it would reseed the global RNGs)."""
     from lm_eval import evaluator
@@ -235,11 +173,11 @@ def score(model, tokenizer, folder, names, batch_size) -> dict:
     for name in ("lm_eval", "lm-eval"):  # its per-task notes are about its own defaults, not the user's input
         logging.getLogger(name).setLevel(logging.ERROR)
     lm = HFLM(pretrained=model, tokenizer=copy.deepcopy(tokenizer), batch_size=batch_size)
-    with isolated_rng():
+    with isolated_rng(), compat.quiet_lm_eval_git(provenance.git_commit()):
         out = evaluator.simple_evaluate(
             model=lm, tasks=list(names), num_fewshot=NUM_FEWSHOT, log_samples=True, bootstrap_iters=0,
             task_manager=TaskManager(include_defaults=False, include_path=str(folder)), random_seed=None,
-            numpy_random_seed=None, torch_random_seed=None, fewshot_random_seed=None)
+            numpy_random_seed=None, torch_random_seed=None, fewshot_random_seed=None, apply_chat_template=chat_template)
     return {name: ({k.split(",")[0]: v for k, v in out["results"][name].items() if k.endswith(",none")
                     and "stderr" not in k}, sorted(out["samples"][name], key=lambda s: s["doc_id"]))
             for name in names}
@@ -284,7 +222,7 @@ def load_rows(task, data_args, cache_dir):
     return raw, fps, train_labels
 
 
-def start(folder, model_args, data_args, proto, raw, fps, model_fp, tokenizer_fp, started):
+def start(folder, model_args, data_args, proto, raw, fps, model_fp, tokenizer_fp, started, chat_template=None):
     """A fresh zero-shot folder holding only its config.json (no output of an earlier run beside it)."""
     folder.mkdir(parents=True, exist_ok=True)
     layout.clear_outputs(folder)
@@ -302,7 +240,7 @@ def start(folder, model_args, data_args, proto, raw, fps, model_fp, tokenizer_fp
         "task_yaml_hash": proto["task_yaml_hash"], "prompt_hash": proto["prompt_hash"], "num_fewshot": NUM_FEWSHOT,
         "lm_eval_tasks": {s: task_name(task, s) for s in raw}, "model_fingerprint": model_fp,
         "tokenizer_fingerprint": tokenizer_fp, "data_fingerprints": fps,
-        "model_source": source_stamp(model_args.model_name_or_path),
+        "model_source": source_stamp(*adapters.source_names(model_args)), "chat_template": chat_template,
         "data_digests": {s: rows_digest(ds, task.text_keys) for s, ds in raw.items()},
         "max_samples": cuts or None, "debug_run": any("[:" in str(f) for f in fps.values()), "start_time": started,
         "command": " ".join([Path(sys.argv[0]).name] + sys.argv[1:])})
@@ -320,15 +258,20 @@ def run(model_args, data_args, study_args, training_args):
     started = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     raw, fps, train_labels = load_rows(task, data_args, model_args.cache_dir)
     model, tokenizer = load_lm(model_args)
+    chat = study_args.zero_shot_chat_template
+    if chat and not tokenizer.chat_template:
+        raise UserError(f"--zero_shot_chat_template: {model_args.model_name_or_path}'s tokenizer has no chat "
+                        f"template; drop the flag to score it plainly (and its pair the same way)")
     model_fp, tokenizer_fp = fingerprinting.model_fingerprint(model), fingerprinting.tokenizer_fingerprint(tokenizer)
-    proto = protocol(model_args, data_args)
-    start(folder, model_args, data_args, proto, raw, fps, model_fp, tokenizer_fp, started)
+    proto = protocol(model_args, data_args, study_args)
+    start(folder, model_args, data_args, proto, raw, fps, model_fp, tokenizer_fp, started,
+          hashlib.sha256(tokenizer.chat_template.encode()).hexdigest()[:16] if chat else None)
     names = {split: write_task(folder, task, split, ds) for split, ds in raw.items()}
     device = "cuda" if torch.cuda.is_available() and not training_args.use_cpu else "cpu"
     logger.info(f"zero-shot: lm-eval {lm_eval_version()} scores {', '.join(f'{len(ds)} {s}' for s, ds in raw.items())}"
                 f" rows with its {task.name} prompt on {device}")
     began = time.time()
-    scored = score(model.to(device), tokenizer, folder, names.values(), study_args.extraction_batch_size)
+    scored = score(model.to(device), tokenizer, folder, names.values(), study_args.extraction_batch_size, chat)
     model.to("cpu")
     results, collapsed = {"eval_runtime": round(time.time() - began, 4), "num_fewshot": NUM_FEWSHOT}, []
     for split, name in names.items():

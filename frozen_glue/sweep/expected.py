@@ -4,6 +4,7 @@ modification times) differs from the one the run recorded, since hashing GPT-2 X
 it hashes through the run's own preparation (prepare.py), so the fingerprints are the ones a run would record.
 Must not decide what to skip (sweep_plan.py does)."""
 
+from frozen_glue.config import adapters
 from frozen_glue.core.identity import source_stamp
 from frozen_glue.core.tasks import get_task
 from frozen_glue.features.data import load_splits
@@ -33,7 +34,7 @@ class Expected:
             tokenizer = prepare.load_tokenizer(model_args, config)
             self._tokenizers[model_key] = (config, tokenizer, fingerprinting.tokenizer_fingerprint(tokenizer))
         config, tokenizer, tokenizer_fp = self._tokenizers[model_key]
-        stamp = source_stamp(model_args.model_name_or_path)
+        stamp = source_stamp(*adapters.source_names(model_args))
         if stamp is not None and stamp == recorded.get("model_source"):
             model_fp = recorded.get("model_fingerprint")
         else:
@@ -54,7 +55,7 @@ class Expected:
             self._data[key] = zeroshot.load_rows(task, data_args, model_args.cache_dir)[1]
             config = zeroshot.check_model(model_args)
             self._tokenizers[key] = fingerprinting.tokenizer_fingerprint(loading.load_tokenizer(model_args, config))
-        stamp = source_stamp(model_args.model_name_or_path)
+        stamp = source_stamp(*adapters.source_names(model_args))
         if stamp is not None and stamp == recorded.get("model_source"):
             model_fp = recorded.get("model_fingerprint")
         else:

@@ -98,7 +98,7 @@ def zero_shot_changed(recorded, args, expected, m, task) -> str:
     """What differs between a complete zero-shot run's recorded identity and this sweep's ('' if nothing)."""
     try:
         parsed = arguments.parse_args(args)
-        proto = zeroshot.protocol(*parsed[:2])
+        proto = zeroshot.protocol(*parsed[:3])
         if recorded.get("protocol_hash") != protocol_hash(proto):
             return protocol_diff(recorded.get("protocol"), proto)
         if m.problem:
