@@ -113,7 +113,7 @@ def stage_entries(work, size):
     from frozen_glue.config.arguments import parse_args
     from frozen_glue.features import cache, cache_layout
     from frozen_glue.model.pooling import num_layers
-    from frozen_glue.run import runners
+    from frozen_glue.features import cache_key
     from frozen_glue.run.prepare import prepare
 
     started = time.time()
@@ -123,7 +123,7 @@ def stage_entries(work, size):
     gen = torch.Generator().manual_seed(0)
     means = torch.randn(3, size["hidden"], generator=gen) / size["hidden"] ** 0.5
     for split, ds in prep.tokenized.items():
-        parts, labels = runners.cache_parts(prep, split), torch.tensor(prep.raw[split]["label"])
+        parts, labels = cache_key.cache_parts(prep, split), torch.tensor(prep.raw[split]["label"])
         for i, layer in enumerate(size["probe"]):
             key = cache_layout.feature_key(**parts) if layer == top else cache_layout.feature_key(**parts, layer=layer)
             path, _ = cache_layout.entry_paths(work / "cache", prep.model_fp, "mnli", split, key)

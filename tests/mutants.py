@@ -1,99 +1,98 @@
-"""`make mutants`: mutation testing (mutmut, pinned in requirements-dev.txt) of the modules whose bugs change a
-published number, each against its own tests. Not part of `make test` or CI: it takes minutes per module.
+"""`make mutants`: mutation testing (mutmut 3, pinned in requirements-dev.txt) of the modules whose bugs change a
+published number. pyproject.toml's [tool.mutmut] lists them and the in-process tests that state their rules. mutmut
+works in mutants/ (a copy of the tree; the tree itself is never edited), forks a warm process per mutant and runs
+only the tests that reach the mutated function, so a mutant costs its tests, not a Python start with torch.
 
-    python tests/mutants.py                      # every module below
+    python tests/mutants.py                      # every configured module
     MUTANTS="stats metrics" python tests/mutants.py
 
-mutmut edits the files it mutates, so it runs in a copy of the tracked tree (never the working tree). Prints one
-line per module (killed / total) and the surviving mutants' diffs; docs/mutants.md says why each survivor that
-no test kills is equivalent. Not collected by pytest (no test_ prefix)."""
+Prints one line per module (killed, survived, timed out, other, total, equivalent, score) and every survivor that
+docs/mutants.md does not record as equivalent; the score is killed / (total - equivalent), timeouts counted as
+killed. Exits 1 when a module's score falls below the one docs/mutants.md records (the ratchet), so a change that
+weakens the suite is caught by whoever runs it. Not collected by pytest (no test_ prefix); not in `make test`."""
 
+import json
 import os
-import shutil
-import sqlite3
+import re
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-# module -> (test files, -k expression): the tests that state its rules, one pytest call (mutmut runs the command
-# without a shell)
-TARGETS = {
-    "stats": (["tests/test_statistics.py", "tests/test_analysis.py", "tests/test_rules.py"],
-              "mean_std or welch or mcnemar or bootstrap or holm or cka"),
-    "metrics": (["tests/test_statistics.py"], "metric or mean_std or welch"),
-    "compare": (["tests/test_analysis.py", "tests/test_statistics.py", "tests/test_rules.py"],
-                "disagreement or majority or mismatched or slices or past_tense or mcnemar or holm"),
-    "diagnostics": (["tests/test_collapse.py"], ""),
-    "pooling": (["tests/test_pooling.py"], ""),
-    "layout": (["tests/test_rules.py", "tests/test_outputs.py"], "torn or strict"),
-    "runners": (["tests/test_rules.py"], "cache_key or feature_dtype"),
-    "cache": (["tests/test_rules.py", "tests/test_feature_cache.py"],
-              "load_entry or feature_dtype or corrupt or truncated or key_component"),
-}
+DOC = ROOT / "docs" / "mutants.md"
+ROW = re.compile(r"^\| `(frozen_glue/[\w/]+\.py)` \|" + r" (\d+) \|" * 6 + r" ([\d.]+) % \|")
+EQUIVALENT = re.compile(r"^- `(frozen_glue\.[\w.]+__mutmut_\d+)`: ", re.M)
 
 
-def mutmut():
-    found = shutil.which("mutmut") or str(Path(sys.executable).parent / "mutmut")
-    if not Path(found).exists():
-        sys.exit("error: mutmut is not installed; pip install -r requirements-dev.txt")
-    return found
+def configured() -> list:
+    import tomllib
+
+    return tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["mutmut"]["only_mutate"]
 
 
-def copy_tree(dest: Path):
-    files = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
-                           capture_output=True, text=True, check=True).stdout.splitlines()
-    for name in files:
-        if (ROOT / name).is_file():
-            (dest / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(ROOT / name, dest / name)
+def recorded() -> tuple:
+    """({module path: recorded score}, {equivalent mutant names}) from docs/mutants.md."""
+    text = DOC.read_text() if DOC.is_file() else ""
+    scores = {m[1]: float(m[8]) for m in map(ROW.match, text.splitlines()) if m}
+    return scores, set(EQUIVALENT.findall(text))
 
 
-def pytest_command(tests, python):
-    files, expression = tests
-    return (f"{python} -m pytest -x -q -p no:xdist -p no:cacheprovider {' '.join(files)}"
-            + (f" -k '{expression}'" if expression else ""))
+def statuses(path: str) -> dict:
+    """{mutant name: status} of one module, from mutmut's own meta file and its own exit-code table."""
+    from mutmut.stats import status_by_exit_code
+
+    meta = ROOT / "mutants" / f"{path}.meta"
+    if not meta.is_file():
+        return {}
+    codes = json.loads(meta.read_text()).get("exit_code_by_key", {})
+    return {name: status_by_exit_code.get(code, "not checked") if code is not None else "not checked"
+            for name, code in codes.items()}
 
 
-def run_module(module, tests, copy, python):
-    """({status: [mutant ids]}, survivors' diffs) of one module's mutants, from mutmut's own cache."""
-    env = {**os.environ, "PYTHONPATH": str(copy), "HF_HUB_OFFLINE": "1"}
-    (copy / ".mutmut-cache").unlink(missing_ok=True)
-    subprocess.run([mutmut(), "run", "--paths-to-mutate", f"frozen_glue/{module}.py", "--runner",
-                    pytest_command(tests, python), "--no-progress", "--simple-output"], cwd=copy, env=env)
-    with sqlite3.connect(copy / ".mutmut-cache") as db:
-        rows = db.execute("select id, status from Mutant").fetchall()
-    by_status = {}
-    for mutant, status in rows:
-        by_status.setdefault(status, []).append(mutant)
-    diffs = [subprocess.run([mutmut(), "show", str(i)], cwd=copy, env=env, capture_output=True, text=True).stdout
-             for i in by_status.get("bad_survived", [])]
-    return by_status, diffs
+def table(paths, equivalent) -> list:
+    """One row per module: path, total, killed, survived, timed out, other, equivalent, score (percent)."""
+    rows = []
+    for path in paths:
+        found = statuses(path)
+        killed = sum(s in ("killed", "timeout") for s in found.values())
+        timeout = sum(s == "timeout" for s in found.values())
+        survived = [n for n, s in found.items() if s == "survived"]
+        same = [n for n in survived if n in equivalent]
+        other = len(found) - killed - len(survived)
+        denominator = len(found) - len(same)
+        score = 100.0 * killed / denominator if denominator else 100.0
+        rows.append({"path": path, "total": len(found), "killed": killed - timeout, "survived": len(survived),
+                     "timeout": timeout, "other": other, "equivalent": len(same), "score": score,
+                     "open": [n for n in survived if n not in equivalent]})
+    return rows
 
 
-def main():
-    wanted = os.environ.get("MUTANTS", "").split() or list(TARGETS)
-    unknown = [m for m in wanted if m not in TARGETS]
+def main() -> int:
+    wanted = os.environ.get("MUTANTS", "").split()
+    paths = [p for p in configured() if not wanted or Path(p).stem in wanted]
+    unknown = set(wanted) - {Path(p).stem for p in configured()}
     if unknown:
-        sys.exit(f"error: MUTANTS={' '.join(unknown)}: choose from {' '.join(TARGETS)}")
-    python = os.environ.get("PYTHON", sys.executable)
-    report = []
-    with tempfile.TemporaryDirectory(prefix="frozen-glue-mutants-") as tmp:
-        copy = Path(tmp)
-        copy_tree(copy)
-        for module in wanted:
-            by_status, diffs = run_module(module, TARGETS[module], copy, python)
-            total = sum(len(v) for v in by_status.values())
-            killed = len(by_status.get("ok_killed", [])) + len(by_status.get("bad_timeout", []))
-            line = (f"{module}: {killed}/{total} killed ({100 * killed / max(total, 1):.0f}%); "
-                    + ", ".join(f"{k}: {len(v)}" for k, v in sorted(by_status.items()) if k != "ok_killed"))
-            print(line, flush=True)
-            report.append(line)
-            for diff in diffs:
-                print(diff, flush=True)
-    print("\n".join(["", "summary:", *report]))
+        sys.exit(f"error: MUTANTS={' '.join(sorted(unknown))}: choose from "
+                 f"{' '.join(Path(p).stem for p in configured())}")
+    patterns = [p[:-3].replace("/", ".") + ".*" for p in paths] if wanted else []
+    mutmut = Path(sys.executable).parent / "mutmut"
+    subprocess.run([str(mutmut), "run", *patterns], cwd=ROOT, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    scores, equivalent = recorded()
+    rows, fell = table(paths, equivalent), []
+    print("\n| module | mutants | killed | survived | timed out | other | equivalent | score |")
+    for r in rows:
+        print(f"| `{r['path']}` | {r['total']} | {r['killed']} | {r['survived']} | {r['timeout']} | {r['other']} | "
+              f"{r['equivalent']} | {r['score']:.1f} % |")
+        if r["path"] in scores and r["score"] < scores[r["path"]] - 0.05:
+            fell.append(f"{r['path']}: {r['score']:.1f} % < {scores[r['path']]:.1f} % recorded")
+    for r in rows:
+        for name in r["open"]:
+            print(f"survived: {name}   (mutmut show {name})")
+    if fell:
+        print("the mutation score fell (docs/mutants.md records the last scores):\n  " + "\n  ".join(fell))
+        return 1
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -8,7 +8,7 @@ import torch
 
 from frozen_glue.features import cache as feature_cache
 from frozen_glue.features import cache_layout
-from frozen_glue.run.runners import cache_parts
+from frozen_glue.features.cache_key import cache_parts
 
 from conftest import TRAIN, assert_refused, run
 

@@ -9,7 +9,7 @@ from safetensors.torch import load_file
 from frozen_glue.features import cache as feature_cache
 from frozen_glue.features import cache_layout
 from frozen_glue.report import results as run_results
-from frozen_glue.run.runners import cache_parts
+from frozen_glue.features.cache_key import cache_parts
 
 from conftest import TRAIN, results, run
 

@@ -18,7 +18,7 @@ from frozen_glue.core.layout import is_complete, read_results
 from frozen_glue.features import cache as feature_cache
 from frozen_glue.features import cache_layout
 from frozen_glue.report import compare
-from frozen_glue.run.runners import cache_parts
+from frozen_glue.features.cache_key import cache_parts
 
 from conftest import ROOT, TRAIN, plan_sweep, run
 
@@ -125,7 +125,7 @@ def other_config(prep, **changes):
 
 
 def test_every_part_of_the_cache_key_varied_alone_changes_it(script, assets, tmp_path):
-    """Each flag changes its own part of runners.cache_parts and no other (a part dropped from the key fails here,
+    """Each flag changes its own part of cache_key.cache_parts and no other (a part dropped from the key fails here,
     whatever else changes with it) and the key with it."""
     reference = study(script, *args_for(assets, tmp_path / "r"))
     ref_parts = cache_parts(reference, "train")

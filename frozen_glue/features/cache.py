@@ -1,6 +1,6 @@
 """Feature cache: with the base frozen and in eval mode, the head's input for an example never changes, so the
 base runs forward once per split and every seed / epoch / head setting trains from the stored features.
-Must not decide what goes into the key (runners.py's cache_parts does) or train anything.
+Must not decide what goes into the key (cache_key.py's cache_parts does) or train anything.
 
 Where entries live and how one is read without torch: cache_layout.py (the key, the paths, model.json), so that
 the report reads features without loading torch. One entry per layer (--probe_layers; the top layer's entry is the

@@ -1,6 +1,6 @@
 """The feature cache on disk, without torch: <cache_dir>/<model_fingerprint[:32]>/<task>/<split>-<key16>.safetensors
 plus <same>.json, and model.json in each fingerprint folder (the names that reached these weights). The key
-(feature_key) covers everything that changes the features; runners.py's cache_parts says what that is. An entry is
+(feature_key) covers everything that changes the features; cache_key.py's cache_parts says what that is. An entry is
 read here as a numpy memory map (read_array), which is how the report (drift.py) reads features. Must not import
 torch or write entries (cache.py extracts and commits them)."""
 

@@ -12,7 +12,7 @@ import torch
 from frozen_glue.config import contract
 from frozen_glue.core import ranks
 from frozen_glue.features import cache as feature_cache
-from frozen_glue.features.data import rows_digest
+from frozen_glue.features.cache_key import cache_parts
 from frozen_glue.model import heads, placement, pooling, sharding
 from frozen_glue.model.pooling import num_layers
 from frozen_glue.run import writer
@@ -55,22 +55,6 @@ def run_trainer_path(prep):
 
 
 # --------------------------------------------------------------------------------------------------- cached path
-
-
-def cache_parts(prep, split):
-    """Everything that changes a split's features: the feature-cache key is the hash of this."""
-    return {"model_fp": prep.model_fp, "tokenizer": prep.tokenizer_fp,
-            "max_seq_length": prep.data_args.max_seq_length, "pad_to_max_length": prep.data_args.pad_to_max_length,
-            "append_eos": prep.model_args.append_eos, "pooling": prep.pooling_rule,
-            "pad_token_id": prep.config.pad_token_id, "precision": str(prep.precision),
-            "dtype": prep.study_args.feature_dtype, "data": rows_digest(prep.raw[split], prep.task.text_keys),
-            **base_dtype_part(prep)}
-
-
-def base_dtype_part(prep) -> dict:
-    """--base_dtype in the key only when not the default, so that every entry written before the flag stays valid."""
-    dtype = prep.model_args.base_dtype
-    return {} if dtype == "float32" else {"base_dtype": dtype}
 
 
 def probed_layers(prep) -> list:
