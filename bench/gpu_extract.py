@@ -62,7 +62,7 @@ def run(args):
     from transformers import DataCollatorWithPadding, GPT2TokenizerFast
 
     from frozen_glue.features import cache
-    from frozen_glue.model.pooling import num_layers, pooling_rule
+    from frozen_glue.model.pooling import num_layers, own_rule, pooling_rule
 
     from bench_models import build_tokenizer
 
@@ -80,7 +80,7 @@ def run(args):
     params = sum(p.numel() for n, p in model.transformer.named_parameters() if not n.startswith(("wte", "wpe")))
     lengths = [len(r) for r in ids]
     plan = cache.batches(lengths, 64, args.tokens_per_batch)
-    top, rule = num_layers(model.config), pooling_rule(model.config)
+    top, rule = num_layers(model.config), pooling_rule(model.config, own_rule(model))
     writer = cache.EntryWriter(work / "features.safetensors", len(ids), args.hidden, torch.float16)
     kwargs = dict(model=model, dataset=dataset, collator=DataCollatorWithPadding(tokenizer), rule=rule,
                   device=device, writers={top: writer}, top=top, desc="extract")

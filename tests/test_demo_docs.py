@@ -58,6 +58,7 @@ def test_check_names_a_stale_block_and_write_rewrites_only_the_blocks(tmp_path):
     (root / "docs").mkdir(parents=True)
     (root / "README.md").write_text("intro\n<!-- demo:summary -->\nold table\n<!-- /demo:summary -->\noutro\n")
     (root / "docs" / "analysis.md").write_text("no demo figures here\n")
+    (root / "docs" / "flags.md").write_text("no demo figures here either\n")
     assert demo_docs.stale(reports, root) == [("README.md", "summary")]
     assert demo_docs.write(reports, root) == [("README.md", "summary")]
     assert (root / "README.md").read_text() == ("intro\n<!-- demo:summary -->\n| task |\n|:--|\n| sst2 |\n"

@@ -135,8 +135,8 @@ def test_every_part_of_the_cache_key_varied_alone_changes_it(script, assets, tmp
         "dtype": study(script, *args_for(assets, tmp_path / "r", "--feature_dtype", "float16")),
         "precision": study(script, *args_for(assets, tmp_path / "r", "--bf16", "true")),
         "data": study(script, *args_for(assets, tmp_path / "r", "--max_train_samples", "50")),
-        # the model type decides where the head reads; the pad id, which position is the last real token
-        "pooling": other_config(reference, model_type="bert"),
+        # --pooling decides where the head reads; the pad id, which position is the last real token
+        "pooling": study(script, *args_for(assets, tmp_path / "r", "--pooling", "mean")),
         "pad_token_id": other_config(reference, pad_token_id=3),
     }
     keys = {cache_layout.feature_key(**ref_parts)}

@@ -34,16 +34,20 @@ class Expected:
             tokenizer = prepare.load_tokenizer(model_args, config)
             self._tokenizers[model_key] = (config, tokenizer, fingerprinting.tokenizer_fingerprint(tokenizer))
         config, tokenizer, tokenizer_fp = self._tokenizers[model_key]
-        stamp = source_stamp(*adapters.source_names(model_args))
-        if stamp is not None and stamp == recorded.get("model_source"):
-            model_fp = recorded.get("model_fingerprint")
-        else:
-            if model_key not in self._models:
-                model, _ = prepare.load_frozen_model(model_args, config, tokenizer, whole=True)
-                self._models[model_key] = fingerprinting.model_fingerprint(model)
-            model_fp = self._models[model_key]
+        model_fp = self._model_fp(model_key, model_args, recorded,
+                                  lambda: prepare.load_frozen_model(model_args, config, tokenizer, whole=True)[0])
         return {"data_fingerprints": self._data[data_key], "model_fingerprint": model_fp,
                 "tokenizer_fingerprint": tokenizer_fp}
+
+    def _model_fp(self, key, model_args, recorded: dict, load) -> str:
+        """The recorded model fingerprint while the model's files' stamp is the recorded one, else the hash of
+        `load()`'s model, computed once per key."""
+        stamp = source_stamp(*adapters.source_names(model_args))
+        if stamp is not None and stamp == recorded.get("model_source"):
+            return recorded.get("model_fingerprint")
+        if key not in self._models:
+            self._models[key] = fingerprinting.model_fingerprint(load())
+        return self._models[key]
 
     def zero_shot_sources(self, parsed, recorded: dict) -> dict:
         """The same for a zero-shot run (zeroshot.py): its validation rows, the tokenizer and causal LM as zeroshot.load_lm
@@ -55,12 +59,6 @@ class Expected:
             self._data[key] = zeroshot.load_rows(task, data_args, model_args.cache_dir)[1]
             config = zeroshot.check_model(model_args)
             self._tokenizers[key] = fingerprinting.tokenizer_fingerprint(loading.load_tokenizer(model_args, config))
-        stamp = source_stamp(*adapters.source_names(model_args))
-        if stamp is not None and stamp == recorded.get("model_source"):
-            model_fp = recorded.get("model_fingerprint")
-        else:
-            if key not in self._models:
-                self._models[key] = fingerprinting.model_fingerprint(zeroshot.load_lm(model_args)[0])
-            model_fp = self._models[key]
+        model_fp = self._model_fp(key, model_args, recorded, lambda: zeroshot.load_lm(model_args)[0])
         return {"data_fingerprints": self._data[key], "model_fingerprint": model_fp,
                 "tokenizer_fingerprint": self._tokenizers[key]}
