@@ -58,7 +58,7 @@ def measure(kind, model, glue_dir, work, trainer_rows, eval_rows):
     out = Path(work) / kind
     if kind == "floor":
         from frozen_glue.features import cache
-        from frozen_glue.model.pooling import num_layers, pooling_rule
+        from frozen_glue.model.pooling import num_layers
 
         study = prepare(*parse_args(script_args(model, glue_dir, out)))
         top = num_layers(study.config)
@@ -69,7 +69,7 @@ def measure(kind, model, glue_dir, work, trainer_rows, eval_rows):
             writer = cache.EntryWriter(Path(work) / f"floor-{split}.safetensors", len(ds), study.config.hidden_size,
                                        torch.float32)
             plan = cache.batches([len(ids) for ids in ds["input_ids"]], 64)
-            cache.extract(study.model, ds, study.collator, pooling_rule(study.config), plan, torch.device("cpu"),
+            cache.extract(study.model, ds, study.collator, study.pooling_rule, plan, torch.device("cpu"),
                           {top: writer}, top)
             writer.discard()
             rows += len(ds)

@@ -28,7 +28,7 @@ def extraction_seconds(model_dir, glue_dir, work, rows):
     import torch
 
     from frozen_glue.features import cache
-    from frozen_glue.model.pooling import num_layers, pooling_rule
+    from frozen_glue.model.pooling import num_layers
     from frozen_glue.run.run import arguments, prepare
 
     args = ["--model_name_or_path", str(model_dir), "--task_name", "cola", "--glue_dir", str(glue_dir),
@@ -39,7 +39,7 @@ def extraction_seconds(model_dir, glue_dir, work, rows):
     writer = cache.EntryWriter(work / "validation.safetensors", len(ds), study.config.hidden_size, torch.float32)
     plan = cache.batches([len(ids) for ids in ds["input_ids"]], 64)
     started = time.time()
-    cache.extract(study.model, ds, study.collator, pooling_rule(study.config), plan, torch.device("cpu"),
+    cache.extract(study.model, ds, study.collator, study.pooling_rule, plan, torch.device("cpu"),
                   {top: writer}, top)
     seconds = time.time() - started
     writer.discard()
