@@ -6,9 +6,9 @@ only the tests that reach the mutated function, so a mutant costs its tests, not
     python tests/mutants.py                      # every configured module
     MUTANTS="stats metrics" python tests/mutants.py
 
-Prints one line per module (killed, survived, timed out, other, total, equivalent, score) and every survivor that
-docs/mutants.md does not record as equivalent; the score is killed / (total - equivalent), timeouts counted as
-killed. Exits 1 when a module's score falls below the one docs/mutants.md records (the ratchet), so a change that
+Prints one line per module (mutants, checked, killed, survived, timed out, other, equivalent, score) and every
+survivor that docs/mutants.md does not record as equivalent; the score is (killed + timed out) / (checked -
+equivalent): a mutant not run yet (an interrupted run) is left out, one that no test reaches counts against it. Exits 1 when a module's score falls below the one docs/mutants.md records (the ratchet), so a change that
 weakens the suite is caught by whoever runs it. Not collected by pytest (no test_ prefix); not in `make test`."""
 
 import json
@@ -20,7 +20,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "mutants.md"
-ROW = re.compile(r"^\| `(frozen_glue/[\w/]+\.py)` \|" + r" (\d+) \|" * 6 + r" ([\d.]+) % \|")
+ROW = re.compile(r"^\| `(frozen_glue/[\w/]+\.py)` \|" + r" (\d+) \|" * 7 + r" ([\d.]+) % \|")
 EQUIVALENT = re.compile(r"^- `(frozen_glue\.[\w.]+__mutmut_\d+)`: ", re.M)
 
 
@@ -33,7 +33,7 @@ def configured() -> list:
 def recorded() -> tuple:
     """({module path: recorded score}, {equivalent mutant names}) from docs/mutants.md."""
     text = DOC.read_text() if DOC.is_file() else ""
-    scores = {m[1]: float(m[8]) for m in map(ROW.match, text.splitlines()) if m}
+    scores = {m[1]: float(m[9]) for m in map(ROW.match, text.splitlines()) if m}
     return scores, set(EQUIVALENT.findall(text))
 
 
@@ -50,21 +50,29 @@ def statuses(path: str) -> dict:
 
 
 def table(paths, equivalent) -> list:
-    """One row per module: path, total, killed, survived, timed out, other, equivalent, score (percent)."""
+    """One row per module: path, mutants, checked (run so far), killed, survived, timed out, other (no test reached
+    it, suspicious, ...), equivalent, score (percent of the checked, non-equivalent mutants that a test killed or
+    timed out)."""
     rows = []
     for path in paths:
         found = statuses(path)
-        killed = sum(s in ("killed", "timeout") for s in found.values())
-        timeout = sum(s == "timeout" for s in found.values())
-        survived = [n for n, s in found.items() if s == "survived"]
+        checked = {n: s for n, s in found.items() if s != "not checked"}
+        timeout = sum(s == "timeout" for s in checked.values())
+        killed = sum(s == "killed" for s in checked.values())
+        survived = [n for n, s in checked.items() if s == "survived"]
         same = [n for n in survived if n in equivalent]
-        other = len(found) - killed - len(survived)
-        denominator = len(found) - len(same)
-        score = 100.0 * killed / denominator if denominator else 100.0
-        rows.append({"path": path, "total": len(found), "killed": killed - timeout, "survived": len(survived),
-                     "timeout": timeout, "other": other, "equivalent": len(same), "score": score,
+        denominator = len(checked) - len(same)
+        rows.append({"path": path, "total": len(found), "checked": len(checked), "killed": killed,
+                     "survived": len(survived), "timeout": timeout,
+                     "other": len(checked) - killed - timeout - len(survived), "equivalent": len(same),
+                     "score": 100.0 * (killed + timeout) / denominator if denominator else 100.0,
                      "open": [n for n in survived if n not in equivalent]})
     return rows
+
+
+def row(r) -> str:
+    return (f"| `{r['path']}` | {r['total']} | {r['checked']} | {r['killed']} | {r['survived']} | {r['timeout']} | "
+            f"{r['other']} | {r['equivalent']} | {r['score']:.1f} % |")
 
 
 def main() -> int:
@@ -79,10 +87,9 @@ def main() -> int:
     subprocess.run([str(mutmut), "run", *patterns], cwd=ROOT, env={**os.environ, "HF_HUB_OFFLINE": "1"})
     scores, equivalent = recorded()
     rows, fell = table(paths, equivalent), []
-    print("\n| module | mutants | killed | survived | timed out | other | equivalent | score |")
+    print("\n| module | mutants | checked | killed | survived | timed out | other | equivalent | score |")
     for r in rows:
-        print(f"| `{r['path']}` | {r['total']} | {r['killed']} | {r['survived']} | {r['timeout']} | {r['other']} | "
-              f"{r['equivalent']} | {r['score']:.1f} % |")
+        print(row(r))
         if r["path"] in scores and r["score"] < scores[r["path"]] - 0.05:
             fell.append(f"{r['path']}: {r['score']:.1f} % < {scores[r['path']]:.1f} % recorded")
     for r in rows:
