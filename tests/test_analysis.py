@@ -15,7 +15,6 @@ from matplotlib.collections import PathCollection
 from scipy import stats as sps
 
 from frozen_glue.core.errors import UserError
-from frozen_glue.measures import stats
 from frozen_glue.report import compare, figures, predictions, results
 
 from conftest import ROOT

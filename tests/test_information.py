@@ -11,7 +11,6 @@ import pytest
 import torch
 
 from frozen_glue.config import arguments
-from frozen_glue.core import layout
 from frozen_glue.measures import information
 from frozen_glue.model import heads
 from frozen_glue.report import compare, information_report

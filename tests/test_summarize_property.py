@@ -11,7 +11,6 @@ import shutil
 import subprocess
 
 import numpy as np
-import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
