@@ -325,3 +325,22 @@ def test_layer_lines_give_the_expected_layer_and_the_separation_of_a_hand_made_c
            if line.startswith("| base") or line.startswith("| derived")}
     assert row == {"base": "2.50", "derived": "2.00"}
     assert "base vs derived: the curves separate from layer 3 on" in lines
+
+
+def test_a_block_heads_fast_step_is_the_models_own_forward_and_loss(assets, tmp_path, monkeypatch):
+    """block_head steps through linear(dropout(x)) and cross-entropy when the model's own head is checked to be that
+    form: the head it keeps equals, weight for weight, the one trained through the model's own forward."""
+    parsed = arguments.parse_args([str(a) for a in args(assets, tmp_path / "run", "--seeds", "1",
+                                                        "--feature_cache", tmp_path / "cache", "--probe_mdl")])
+    prep = prepare(*parsed)
+    width = heads.head_modules(prep.model)["score"].in_features
+    labels = torch.as_tensor(np.random.default_rng(0).integers(0, 2, 120))
+    features = torch.randn(120, width, generator=torch.Generator().manual_seed(0))
+    features[:, 0] = labels * 20.0 - 10.0
+    fast, mean, scale = information_probes.block_head(prep, 0, 1, features, labels)
+    monkeypatch.setattr(information_probes.head_training, "stackable", lambda head: None)
+    own = information_probes.block_head(prep, 0, 1, features, labels)[0]
+    assert fast.model_state_dict().keys() == own.model_state_dict().keys()
+    for key, value in own.model_state_dict().items():
+        assert torch.allclose(fast.model_state_dict()[key], value, atol=1e-6), key
+    assert not torch.equal(own.model_state_dict()["score.weight"], 0 * value)  # it trained

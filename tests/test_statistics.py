@@ -162,3 +162,18 @@ def test_linear_cka_known_answers():
     assert linear_cka(x, x * np.arange(1, 17)) < 0.99  # anisotropic scaling is a different representation
     # debiased: unrelated representations read near 0 even with few rows and many dimensions (biased CKA: ~0.5)
     assert abs(linear_cka(rng.normal(size=(50, 200)), rng.normal(size=(50, 200)))) < 0.05
+
+
+def test_holm_carries_the_maximum_down_and_freezes_the_process_for_statsmodels_collection(monkeypatch):
+    """p = (0.01, 0.04, 0.03): Holm multiplies the sorted p by 3, 2, 1 and carries the maximum down: 0.03, 0.06,
+    0.06 (Bonferroni would give 0.03, 0.12, 0.09; without the maximum carried, 0.03, 0.06, 0.04). statsmodels'
+    gc.collect() runs with the objects alive before the call frozen, and nothing stays frozen after."""
+    import gc
+
+    frozen = []
+    collect = gc.collect
+    monkeypatch.setattr(gc, "collect", lambda *a: frozen.append(gc.get_freeze_count()) or collect(*a))
+    assert stats.holm([0.01, 0.04, float("nan"), 0.03]) == pytest.approx([0.03, 0.06, np.nan, 0.06], nan_ok=True)
+    assert frozen and frozen[0] > 1000 and gc.get_freeze_count() == 0
+    rejected, level = stats.holm_levels([0.01, 0.04, 0.03])
+    assert list(rejected) == [True, False, False] and level == pytest.approx([0.05 / 3, 0.05 / 2, 0.05 / 2])
