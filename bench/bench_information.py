@@ -46,13 +46,14 @@ def in_process(args):
         features = runners.extract_features(prep, layers)
         data = {layer: {s: cached_head.FeatureDataset(features[s][layer], list(prep.raw[s]["label"]), False)
                         for s in ("train", "validation")} for layer in layers}
-        wall = {"load + extraction": time.time() - started}
+        wall, trainers = {"load + extraction": time.time() - started}, None
         for name, step in (("plain all-layer heads", lambda: runners.train_stacked(prep, layers, data)[0]),
                            ("MDL heads", lambda: information_probes.mdl(prep, layers, data)),
                            ("control heads", lambda: information_probes.selectivity(prep, layers, data, trainers))):
             started = time.time()
             out = step()
-            trainers = out if name.startswith("plain") else trainers
+            if name.startswith("plain"):  # the control heads reuse the plain heads' trainers
+                trainers = out
             wall[name] = time.time() - started
     plain = wall["load + extraction"] + wall["plain all-layer heads"]
     print("  ".join(f"{k} {v:.1f} s" for k, v in wall.items()))

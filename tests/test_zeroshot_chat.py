@@ -61,7 +61,7 @@ def test_a_pair_scored_one_with_a_template_one_plainly_is_refused(tmp_path):
                                                               "prompt_hash": {"validation": "p"}, "chat_template": chat})
             layout.atomic_write_json(folder / "all_results.json", {"eval_accuracy": float(np.mean(preds))})
     models = tmp_path / "models.tsv"
-    models.write_text(f"base\t/b\t-\nchat\t/c\t-\t\t-\tbase\n")
+    models.write_text("base\t/b\t-\nchat\t/c\t-\t\t-\tbase\n")
     lines = zeroshot_report.section(tmp_path, models, tmp_path, n_resamples=50)
     assert any("refused: base → chat" in line and "only chat was scored with its chat template" in line
                for line in lines), lines
