@@ -1,2 +1,165 @@
 """Rules the mutation run found unstated (issue 32): one test per surviving mutant, each a known answer computed by
 hand on inputs where the mutated rule gives another number."""
+
+import numpy as np
+import pytest
+from scipy import stats as sps
+from sklearn.metrics import accuracy_score, f1_score, matthews_corrcoef
+
+from frozen_glue.core.metrics import METRICS, display_name, get_metric
+
+# ------------------------------------------------------------------------------------------------- metrics
+
+LIBRARY = {"accuracy": lambda p, g: accuracy_score(g, p), "f1": lambda p, g: f1_score(g, p, zero_division=0.0),
+           "matthews_correlation": lambda p, g: matthews_corrcoef(g, p),
+           "pearson": lambda p, g: sps.pearsonr(p, g)[0], "spearmanr": lambda p, g: sps.spearmanr(p, g)[0]}
+
+
+@pytest.mark.parametrize("name", sorted(LIBRARY))
+def test_fast_metrics_score_each_row_of_a_resample_matrix_on_its_own(name):
+    """The bootstrap calls the fast forms on a (resamples x examples) matrix, 4 x 30 here: each row is scored on
+    its own, as the library scores it. A form that reduces over every axis gives one number, over the first axis 30
+    of them, and a mean taken without keepdims does not broadcast against 4 rows."""
+    rng = np.random.default_rng(7)
+    if name in ("pearson", "spearmanr"):
+        gold, pred = rng.uniform(0, 5, (4, 30)).round(1), rng.uniform(0, 5, (4, 30)).round(1)  # ties: ranks averaged
+    else:
+        classes = 2 if name == "f1" else 3
+        gold = rng.integers(0, classes, (4, 30)).astype(float)
+        pred = np.where(rng.random((4, 30)) < 0.3 * np.arange(1, 5)[:, None], gold, rng.integers(0, classes, (4, 30)))
+    got = METRICS[name].fast(pred.astype(float), gold)
+    assert got.shape == (4,)
+    assert got == pytest.approx([LIBRARY[name](p, g) for p, g in zip(pred, gold)])
+    assert len(set(np.round(got, 6))) == 4  # four different rows, four different scores
+
+
+def test_fast_mcc_counts_a_class_only_gold_has_and_a_constant_prediction_scores_zero():
+    """Gold has class 2, the predictions never do. By hand (Gorodkin's K-class MCC): n = 6, correct = 4,
+    predicted counts (3, 3, 0), gold counts (2, 2, 2): (4 * 6 - 12) / sqrt((36 - 18) * (36 - 12)) = 12 / sqrt(432)
+    = 0.577. Classes taken from the predictions alone drop gold's 2 from sum t_k^2: 12 / sqrt(18 * 28) = 0.535.
+    A constant prediction has no covariance: 0, as sklearn says (0/0 otherwise)."""
+    pred, gold = np.array([0, 0, 0, 1, 1, 1.0]), np.array([0, 0, 2, 1, 1, 2.0])
+    fast = METRICS["matthews_correlation"].fast
+    assert fast(pred, gold) == pytest.approx(12 / np.sqrt(432)) == matthews_corrcoef(gold, pred)
+    assert fast(np.zeros(6), gold) == 0.0 == matthews_corrcoef(gold, np.zeros(6))
+    assert fast(np.stack([pred, np.zeros(6)]), np.stack([gold, gold])).tolist() == pytest.approx(
+        [12 / np.sqrt(432), 0.0])
+
+
+def test_fast_f1_counts_class_1_as_positive():
+    """pred (1, 1, 0, 0), gold (1, 0, 1, 0): tp = 1, fp = 1, fn = 1: F1 = 2 / (2 + 2) = 0.5. With class 0 as the
+    positive class the same counts give 0.5 too, so a second case: pred (1, 1, 1, 0), gold (1, 1, 0, 0): tp = 2,
+    errors 1: 4/5 = 0.8 (class 0 positive: tp = 1, errors 1: 2/3)."""
+    f1 = METRICS["f1"].fast
+    assert f1(np.array([1, 1, 0, 0.0]), np.array([1, 0, 1, 0.0])) == pytest.approx(0.5)
+    assert f1(np.array([1, 1, 1, 0.0]), np.array([1, 1, 0, 0.0])) == pytest.approx(0.8)
+
+
+def test_a_constant_regression_prediction_has_no_correlation():
+    """Pearson of a constant against anything is 0/0: NaN, as scipy says (not 0, not an error)."""
+    gold = np.array([1.0, 2.0, 4.0])
+    with pytest.warns(sps.ConstantInputWarning):
+        assert np.isnan(sps.pearsonr(np.full(3, 2.0), gold)[0])
+    assert np.isnan(METRICS["pearson"].fast(np.full(3, 2.0), gold))
+
+
+def test_lower_is_better_is_strict_and_names_fall_back_to_the_key():
+    assert METRICS["loss"].better(0.2, 0.3) and not METRICS["loss"].better(0.2, 0.2)
+    assert not METRICS["loss"].better(0.3, 0.2) and not METRICS["accuracy"].better(0.2, 0.3)
+    assert display_name("majority_accuracy") == "majority_accuracy"
+    assert display_name("majority_accuracy_mm") == "majority_accuracy (mismatched)"
+    assert display_name("matthews_correlation") == "Matthews correlation"
+    assert get_metric("pearson") is METRICS["pearson"]
+    with pytest.raises(KeyError):
+        get_metric("majority_accuracy")
+
+
+@pytest.mark.parametrize("name", sorted(LIBRARY))
+def test_each_metrics_reported_score_is_the_librarys(name):
+    """The number a run reports is the library's (score), called with gold and predictions in the library's order:
+    F1 and the correlations are symmetric, so the order is checked where it matters, through sklearn's own
+    convention on an asymmetric case for F1 (precision and recall swap, F1 does not: it stays)."""
+    pred, gold = np.array([1, 1, 1, 0, 0, 1.0]), np.array([1, 0, 1, 0, 1, 1.0])
+    assert METRICS[name].score(pred, gold) == pytest.approx(LIBRARY[name](pred, gold))
+
+
+# --------------------------------------------------------------------------------------------------- stats
+
+
+def test_bootstrap_p_counts_ties_on_both_sides_drops_non_finite_and_never_exceeds_one():
+    """Davison & Hinkley's two-sided p: 2 min((1 + #{d <= 0}) / (R + 1), (1 + #{d >= 0}) / (R + 1)), capped at 1.
+    By hand: d = 0, 0, 1..7 (R = 9): 2 * 3/10 = 0.6 (strict < would give 0.2); NaN beside 1, 2, 3: R = 3, 2 * 1/4
+    = 0.5 (counting the NaN, R = 4: 0.4); d = 0 alone: 2 * 2/2 = 2, capped to 1; no finite resample: NaN."""
+    from frozen_glue.measures import stats
+
+    assert stats.bootstrap_p([0, 0, 1, 2, 3, 4, 5, 6, 7]) == pytest.approx(0.6)
+    assert stats.bootstrap_p([-7, -6, -5, -4, -3, -2, -1, 0, 0]) == pytest.approx(0.6)
+    assert stats.bootstrap_p([float("nan"), 1, 2, 3]) == pytest.approx(0.5)
+    assert stats.bootstrap_p([float("inf"), -1, -2, -3]) == pytest.approx(0.5)
+    assert stats.bootstrap_p([0.0]) == 1.0
+    assert np.isnan(stats.bootstrap_p([float("nan")])) and np.isnan(stats.bootstrap_p([]))
+
+
+def test_bootstrap_interval_takes_the_kth_resample_from_each_end():
+    """k = floor(alpha (R + 1) / 2). R = 19 resamples 1..19 (given shuffled, with a NaN): alpha 0.1 gives k = 1,
+    (1, 19), and so does 1 - 0.9, as hierarchical_bootstrap computes it (0.0999...98: 0.9999... before the
+    floor's tolerance); alpha 0.2, k = 2, (2, 18); alpha 0.05, k = 0: no interval at that level, (-inf, inf); no finite resample: (NaN, NaN)."""
+    from frozen_glue.measures import stats
+
+    dist = list(np.random.default_rng(0).permutation(np.arange(1.0, 20.0))) + [float("nan")]
+    assert stats.bootstrap_interval(dist, 0.1) == (1.0, 19.0)
+    assert stats.bootstrap_interval(dist, 0.2) == (2.0, 18.0)
+    assert stats.bootstrap_interval(dist, 1 - 0.9) == (1.0, 19.0)
+    assert stats.bootstrap_interval(dist, 0.05) == (float("-inf"), float("inf"))
+    assert all(np.isnan(stats.bootstrap_interval([float("nan")], 0.1)))
+
+
+def test_resamples_for_leaves_ten_resamples_in_each_tail_at_holms_smallest_level():
+    """R = max(n_resamples, ceil(20 m / alpha) - 1): m = 10 tests at alpha 0.05: 3999; m = 1: 399 (so 2000 stays);
+    an empty family counts as one: 399 when fewer are asked for."""
+    from frozen_glue.measures import stats
+
+    assert stats.resamples_for(10) == 3999 and stats.resamples_for(1) == 2000
+    assert stats.resamples_for(1, 100) == 399 and stats.resamples_for(0, 100) == 399
+    assert stats.resamples_for(3, 100, alpha=0.01) == 5999
+
+
+def test_mcnemar_exact_is_the_two_sided_binomial_on_the_discordant_pairs():
+    """6 discordant pairs, all one way: 2 * 0.5^6 = 0.03125; 1 against 6: 2 * (1 + 7) / 2^7 = 0.125."""
+    from frozen_glue.measures import stats
+
+    assert stats.mcnemar_exact(0, 6) == pytest.approx(0.03125) == stats.mcnemar_exact(6, 0)
+    assert stats.mcnemar_exact(1, 6) == pytest.approx(0.125)
+
+
+def test_wilcoxon_is_nan_only_when_the_errors_are_identical_everywhere():
+    from frozen_glue.measures import stats
+
+    assert np.isnan(stats.wilcoxon_p([0.1, 0.2, 0.3], [0.1, 0.2, 0.3]))
+    a, b = [0.5, 0.4, 0.9, 0.2, 0.7, 0.6], [0.1, 0.2, 0.3, 0.1, 0.2, 0.1]
+    assert stats.wilcoxon_p(a, b) == pytest.approx(sps.wilcoxon(a, b).pvalue) == pytest.approx(0.03125)
+
+
+def test_the_hierarchical_bootstrap_is_its_definition_resample_by_resample():
+    """An independent route: the same generator's draws, in the same order (per batch: examples, then A's seeds,
+    then B's), scored one resample at a time with sklearn. 150 resamples in batches of 100 (two batches, the last
+    short); the observed difference is the seed-mean accuracy of A minus B's: (3/6 + 5/6) / 2 - 1/6 = 0.5."""
+    from frozen_glue.measures import stats
+
+    gold = np.array([1, 1, 1, 1, 0, 0])
+    a = np.array([[1, 1, 0, 0, 0, 1], [1, 1, 1, 0, 0, 0.0]])
+    b = np.array([[1, 0, 0, 0, 1, 1.0]])
+    observed, dist = stats.hierarchical_distribution("accuracy", a, b, gold, n_resamples=150, seed=3, batch=100)
+    assert observed == pytest.approx((3 / 6 + 5 / 6) / 2 - 1 / 6)
+    rng, want = np.random.default_rng(3), []
+    for size in (100, 50):
+        rows = rng.integers(0, 6, (size, 6))
+        pick_a, pick_b = rng.integers(0, 2, (size, 2)), rng.integers(0, 1, (size, 1))
+        for r in range(size):
+            score = [[accuracy_score(gold[rows[r]], seeds[s][rows[r]]) for s in pick[r]]
+                     for seeds, pick in ((a, pick_a), (b, pick_b))]
+            want.append(np.mean(score[0]) - np.mean(score[1]))
+    assert len(dist) == 150 and dist == pytest.approx(want)
+    low, high = stats.bootstrap_interval(dist, 0.05)
+    assert stats.hierarchical_bootstrap("accuracy", a, b, gold, n_resamples=150, seed=3, batch=100) == \
+        pytest.approx((observed, low, high, stats.bootstrap_p(dist)))

@@ -80,5 +80,5 @@ def get_metric(key: str) -> Metric:
 def display_name(key: str) -> str:
     """How a reported key is printed: 'accuracy (mismatched)' for accuracy_mm."""
     metric = METRICS.get(key.removesuffix(MISMATCHED))
-    name = metric.display if metric else key
+    name = metric.display if metric else key.removesuffix(MISMATCHED)
     return f"{name} (mismatched)" if key.endswith(MISMATCHED) else name
