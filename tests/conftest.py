@@ -20,6 +20,8 @@ if "PYTEST_XDIST_WORKER" in os.environ:
 import pytest  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
+# set by tests/mutants.py (`make mutants`): mutmut runs the tests against a mutated copy of the package, in process
+MUTATION_RUN = os.environ.get("FROZEN_GLUE_MUTATION_RUN") == "1"
 # every module of the package by its file stem (stems are unique across the subpackages: docs cite `layout.counted`)
 MODULE_FILES = {p.stem: p for p in sorted((ROOT / "frozen_glue").rglob("*.py")) if p.stem != "__init__"}
 SUBPACKAGES = sorted(p.parent.name for p in (ROOT / "frozen_glue").glob("*/__init__.py"))
@@ -173,3 +175,22 @@ def results(folder):
 
 def predictions(folder, split="validation"):
     return [json.loads(line) for line in (Path(folder) / f"predictions_{split}.jsonl").read_text().splitlines()]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_processes_in_a_mutation_run():
+    """Under `make mutants`, a test that starts a process is skipped there: the process would import the installed,
+    unmutated package, so it could neither kill a mutant nor keep one alive, and it costs seconds a mutant. What
+    the test checked in process before that point still counts. (Session-scoped and autouse: it is in place before
+    the session fixtures that start sweeps.)"""
+    if not MUTATION_RUN:
+        yield
+        return
+    import subprocess
+
+    def refuse(self, *args, **kwargs):
+        pytest.skip("starts a process: it would run the unmutated package (make mutants)")
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(subprocess.Popen, "__init__", refuse)
+        yield

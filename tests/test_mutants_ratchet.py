@@ -3,6 +3,7 @@ the score leaves out unchecked and equivalent mutants and counts the ones no tes
 the ratchet names a module whose score fell below docs/mutants.md's."""
 
 import json
+import os
 import sys
 
 import pytest
@@ -34,3 +35,28 @@ def test_score_equivalents_and_the_ratchet(tmp_path, monkeypatch):
     assert scores == {"frozen_glue/x.py": 60.0} and equivalent == {"frozen_glue.x.f__mutmut_4"}
     assert mutants.fallen([r], scores) == ["frozen_glue/x.py: 50.0 % < 60.0 % recorded"]
     assert mutants.fallen([r], {"frozen_glue/x.py": 50.0}) == []
+
+
+def test_a_mutation_run_skips_a_test_where_it_starts_a_process(tmp_path):
+    """With FROZEN_GLUE_MUTATION_RUN=1 (tests/mutants.py sets it), the suite's conftest skips a test at the point
+    where it starts a process, after what it checked in process; without it the process runs."""
+    import shutil
+    import subprocess
+    import sys
+
+    shutil.copy(ROOT / "tests" / "conftest.py", tmp_path / "conftest.py")
+    (tmp_path / "test_probe.py").write_text(
+        "import subprocess\n\n"
+        "def test_in_process_then_a_process():\n    assert 1 + 1 == 2\n"
+        "    assert subprocess.run(['true']).returncode == 0\n\n"
+        "def test_in_process_fails_before_it():\n    assert 1 + 1 == 3\n    subprocess.run(['true'])\n")
+
+    def outcome(flag):
+        env = {**os.environ, "FROZEN_GLUE_MUTATION_RUN": flag}
+        proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:xdist", "-p", "no:cacheprovider",
+                               str(tmp_path)], capture_output=True, text=True, env=env,
+                              cwd=tmp_path)
+        return proc.stdout.splitlines()[-1]
+
+    assert outcome("1").startswith("1 failed, 1 skipped")
+    assert outcome("0").startswith("1 failed, 1 passed")
