@@ -69,6 +69,7 @@ def test_lower_is_better_is_strict_and_names_fall_back_to_the_key():
     assert display_name("majority_accuracy") == "majority_accuracy"
     assert display_name("majority_accuracy_mm") == "majority_accuracy (mismatched)"
     assert display_name("matthews_correlation") == "Matthews correlation"
+    assert display_name("matthews_correlation_mm") == "Matthews correlation (mismatched)"
     assert get_metric("pearson") is METRICS["pearson"]
     with pytest.raises(KeyError):
         get_metric("majority_accuracy")
@@ -163,3 +164,23 @@ def test_the_hierarchical_bootstrap_is_its_definition_resample_by_resample():
     low, high = stats.bootstrap_interval(dist, 0.05)
     assert stats.hierarchical_bootstrap("accuracy", a, b, gold, n_resamples=150, seed=3, batch=100) == \
         pytest.approx((observed, low, high, stats.bootstrap_p(dist)))
+
+
+@pytest.mark.parametrize("name, pred, gold", [
+    ("f1", [0, 0, 0], [0, 0, 0]), ("matthews_correlation", [1, 1, 1], [0, 1, 1]),
+    ("matthews_correlation", [0, 1, 1], [1, 1, 1]), ("pearson", [2, 2, 2], [1, 2, 4]),
+    ("spearmanr", [1, 2, 4], [3, 3, 3])])
+def test_the_fast_forms_answer_0_over_0_without_a_warning(name, pred, gold):
+    """The bootstrap meets 0/0 in every resample that draws one class only: the fast forms answer as the library
+    does (F1 and MCC 0, the correlations NaN) and raise no RuntimeWarning thousands of times."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        got = METRICS[name].fast(np.array(pred, float), np.array(gold, float))
+    assert (np.isnan(got) if name in ("pearson", "spearmanr") else got == 0.0)
+
+
+def test_fast_f1_of_one_true_positive_is_not_the_fallback():
+    """tp = 1 with one error: 2 / 3 (a guard that needs tp > 1 answers 0)."""
+    assert METRICS["f1"].fast(np.array([1, 0, 1.0]), np.array([1, 0, 0.0])) == pytest.approx(2 / 3)

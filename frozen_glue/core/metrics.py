@@ -18,29 +18,31 @@ def _accuracy(pred, gold):
     return np.mean(pred == gold, axis=-1)
 
 
+# Each form's only division by zero is 0/0 (no true positive and no error; a constant prediction or gold), which
+# numpy flags as "invalid": that is the one warning silenced, and the guard picks the library's answer for it.
 def _f1(pred, gold):
     tp = np.sum((pred == 1) & (gold == 1), axis=-1)
     wrong = np.sum(pred != gold, axis=-1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(2 * tp + wrong > 0, 2 * tp / (2 * tp + wrong), 0.0)
+    with np.errstate(invalid="ignore"):
+        return np.where(tp > 0, 2 * tp / (2 * tp + wrong), 0.0)  # no true positive: F1 = 0 (sklearn's 0/0 too)
 
 
 def _mcc(pred, gold):
     classes = np.union1d(np.unique(pred), np.unique(gold))
     n = pred.shape[-1]
-    p_k = np.stack([np.sum(pred == k, axis=-1) for k in classes], -1).astype(float)
-    t_k = np.stack([np.sum(gold == k, axis=-1) for k in classes], -1).astype(float)
-    correct = np.sum(pred == gold, axis=-1).astype(float)
+    p_k = np.stack([np.sum(pred == k, axis=-1) for k in classes], -1)  # counts: exact integers up to the sqrt
+    t_k = np.stack([np.sum(gold == k, axis=-1) for k in classes], -1)
+    correct = np.sum(pred == gold, axis=-1)
     num = correct * n - np.sum(p_k * t_k, -1)
     den = np.sqrt((n * n - np.sum(p_k ** 2, -1)) * (n * n - np.sum(t_k ** 2, -1)))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(den > 0, num / den, 0.0)
+    with np.errstate(invalid="ignore"):
+        return np.where(den != 0, num / den, 0.0)  # a constant side: MCC = 0, as sklearn says
 
 
 def _pearson(pred, gold):
     pred = pred - pred.mean(-1, keepdims=True)
     gold = gold - gold.mean(-1, keepdims=True)
-    with np.errstate(invalid="ignore", divide="ignore"):
+    with np.errstate(invalid="ignore"):  # a constant side: NaN, as scipy says
         return np.sum(pred * gold, -1) / np.sqrt(np.sum(pred ** 2, -1) * np.sum(gold ** 2, -1))
 
 
