@@ -145,6 +145,15 @@ def copy_complete(complete, tmp_path, alias="m"):
     return {"RUNS": tmp_path / "runs", "FEATURE_CACHE": tmp_path / "cache"}
 
 
+def bootstrap_test(metric, seeds_a, seeds_b, gold, n_resamples=2000, seed=0, confidence=0.95):
+    """(difference, CI low, CI high, p) of the hierarchical bootstrap as the report reads it: the distribution
+    (stats.hierarchical_distribution), its interval at 1 - confidence and its p."""
+    from frozen_glue.measures import stats
+
+    observed, dist = stats.hierarchical_distribution(metric, seeds_a, seeds_b, gold, n_resamples, seed)
+    return (observed, *stats.bootstrap_interval(dist, 1 - confidence), stats.bootstrap_p(dist))
+
+
 def run(script, capsys, *args):
     """Run the script in-process: (exit code, stdout, stderr)."""
     code = script.main([str(a) for a in args])
@@ -179,18 +188,24 @@ def predictions(folder, split="validation"):
 
 @pytest.fixture(scope="session", autouse=True)
 def no_processes_in_a_mutation_run():
-    """Under `make mutants`, a test that starts a process is skipped there: the process would import the installed,
-    unmutated package, so it could neither kill a mutant nor keep one alive, and it costs seconds a mutant. What
-    the test checked in process before that point still counts. (Session-scoped and autouse: it is in place before
-    the session fixtures that start sweeps.)"""
+    """Under `make mutants`, a test that starts a process other than git is skipped there: the process (a run, a
+    sweep, a launcher, make) would import the installed, unmutated package, so it could neither kill a mutant nor
+    keep one alive, and it costs seconds a mutant. What the test checked in process before that point still
+    counts; git (provenance's commit lookup, in process) still runs. (Session-scoped and autouse: it is in place
+    before the session fixtures that start sweeps.)"""
     if not MUTATION_RUN:
         yield
         return
     import subprocess
 
-    def refuse(self, *args, **kwargs):
-        pytest.skip("starts a process: it would run the unmutated package (make mutants)")
+    start = subprocess.Popen.__init__
+
+    def guarded(self, args, *rest, **kwargs):
+        program = args if isinstance(args, (str, bytes, os.PathLike)) else args[0]
+        if Path(os.fsdecode(program).split()[0]).name != "git":
+            pytest.skip("starts a process: it would run the unmutated package (make mutants)")
+        start(self, args, *rest, **kwargs)
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(subprocess.Popen, "__init__", refuse)
+        patch.setattr(subprocess.Popen, "__init__", guarded)
         yield

@@ -39,7 +39,8 @@ def test_score_equivalents_and_the_ratchet(tmp_path, monkeypatch):
 
 def test_a_mutation_run_skips_a_test_where_it_starts_a_process(tmp_path):
     """With FROZEN_GLUE_MUTATION_RUN=1 (tests/mutants.py sets it), the suite's conftest skips a test at the point
-    where it starts a process, after what it checked in process; without it the process runs."""
+    where it starts a process, after what it checked in process; git (provenance, in process) still runs; without
+    the flag every process runs."""
     import shutil
     import subprocess
     import sys
@@ -49,7 +50,8 @@ def test_a_mutation_run_skips_a_test_where_it_starts_a_process(tmp_path):
         "import subprocess\n\n"
         "def test_in_process_then_a_process():\n    assert 1 + 1 == 2\n"
         "    assert subprocess.run(['true']).returncode == 0\n\n"
-        "def test_in_process_fails_before_it():\n    assert 1 + 1 == 3\n    subprocess.run(['true'])\n")
+        "def test_in_process_fails_before_it():\n    assert 1 + 1 == 3\n    subprocess.run(['true'])\n\n"
+        "def test_git_runs():\n    assert subprocess.run(['git', '--version'], capture_output=True).returncode == 0\n")
 
     def outcome(flag):
         env = {**os.environ, "FROZEN_GLUE_MUTATION_RUN": flag}
@@ -58,5 +60,5 @@ def test_a_mutation_run_skips_a_test_where_it_starts_a_process(tmp_path):
                               cwd=tmp_path)
         return proc.stdout.splitlines()[-1]
 
-    assert outcome("1").startswith("1 failed, 1 skipped")
-    assert outcome("0").startswith("1 failed, 1 passed")
+    assert outcome("1").startswith("1 failed, 1 passed, 1 skipped")
+    assert outcome("0").startswith("1 failed, 2 passed")

@@ -10,6 +10,8 @@ from sklearn.metrics import accuracy_score, f1_score, matthews_corrcoef
 from frozen_glue.core.metrics import METRICS, display_name
 from frozen_glue.measures import stats
 
+from conftest import bootstrap_test
+
 # ------------------------------------------------------------------------------------------- known answers
 
 
@@ -46,10 +48,10 @@ def test_bootstrap_ci_contains_truth_and_excludes_zero_when_large():
     gold = rng.integers(0, 2, 2000)
     a = np.where(rng.random(2000) < 0.9, gold, 1 - gold)
     b = np.where(rng.random(2000) < 0.6, gold, 1 - gold)
-    diff, low, high, p = stats.hierarchical_bootstrap("accuracy", a[None], b[None], gold)
+    diff, low, high, p = bootstrap_test("accuracy", a[None], b[None], gold)
     assert low < 0.3 < high and low > 0 and p < 0.01  # true accuracy difference 0.9 - 0.6
     same = np.where(rng.random(2000) < 0.9, gold, 1 - gold)
-    _, low, high, p = stats.hierarchical_bootstrap("accuracy", a[None], same[None], gold)
+    _, low, high, p = bootstrap_test("accuracy", a[None], same[None], gold)
     assert low < 0 < high and p > 0.05
 
 
@@ -104,7 +106,7 @@ def test_the_bootstrap_is_paired_over_examples():
     a = np.where(np.arange(200) < 120, gold, 1 - gold)   # accuracy 0.60
     b = a.copy()
     b[:8] = 1 - b[:8]                                      # 8 of A's right answers wrong: 0.56
-    diff, low, high, p = stats.hierarchical_bootstrap("accuracy", a[None], b[None], gold, n_resamples=2000)
+    diff, low, high, p = bootstrap_test("accuracy", a[None], b[None], gold, n_resamples=2000)
     assert diff == pytest.approx(0.04) and 0 < low < high < 0.08 and p < 0.05
     right_a, right_b = a == gold, b == gold
     unpaired = [right_a[rng.integers(0, 200, 200)].mean() - right_b[rng.integers(0, 200, 200)].mean()

@@ -12,6 +12,7 @@ from frozen_glue.core import layout
 from frozen_glue.measures import stats
 from frozen_glue.report import compare, predictions, results
 
+from conftest import bootstrap_test
 from test_analysis import pred_rows, summarize_cli, write_run
 
 
@@ -73,13 +74,13 @@ def test_hierarchical_bootstrap_counts_the_seeds():
     for s in range(5):  # each B seed wrong on its own 40-80 rows
         rows = rng.choice(400, 40 + 10 * s, replace=False)
         b[s, rows] = 1 - b[s, rows]
-    _, lo1, hi1, _ = stats.hierarchical_bootstrap("accuracy", a[:1], b[:1], gold, 1000)
-    _, lo5, hi5, _ = stats.hierarchical_bootstrap("accuracy", a, b, gold, 1000)
+    _, lo1, hi1, _ = bootstrap_test("accuracy", a[:1], b[:1], gold, 1000)
+    _, lo5, hi5, _ = bootstrap_test("accuracy", a, b, gold, 1000)
     assert hi5 - lo5 > hi1 - lo1
-    diff, *_ = stats.hierarchical_bootstrap("accuracy", a, b, gold, 200)
+    diff, *_ = bootstrap_test("accuracy", a, b, gold, 200)
     assert diff == pytest.approx(np.mean((a == gold).mean(1)) - np.mean((b == gold).mean(1)))
     # the p never reads 0: with every resample above 0 it is 2 / (R + 1)
-    assert stats.hierarchical_bootstrap("accuracy", a, 1 - a, gold, 99)[3] == pytest.approx(2 / 100)
+    assert bootstrap_test("accuracy", a, 1 - a, gold, 99)[3] == pytest.approx(2 / 100)
 
 
 def with_p(p, sign, r=1999):

@@ -1,4 +1,5 @@
-"""Significance: the primary example-and-seed-level test (hierarchical bootstrap), across examples (exact McNemar,
+"""Significance: the primary example-and-seed-level test (hierarchical bootstrap: hierarchical_distribution, read
+through bootstrap_interval and bootstrap_p), across examples (exact McNemar,
 Wilcoxon), across seeds only (Welch's t-test), and the Holm correction for a family of tests. Thin wrappers over scipy / statsmodels so the numbers are theirs. Must not know
 about runs or files."""
 
@@ -17,14 +18,14 @@ from frozen_glue.core.metrics import get_metric
 def mean_std(values):
     """Mean and SAMPLE standard deviation (ddof=1; NaN for a single seed) and n."""
     values = np.asarray(values, dtype=float)
-    std = float(np.std(values, ddof=1)) if len(values) > 1 else float("nan")
+    std = float(np.std(values, ddof=1)) if len(values) > 1 else math.nan
     return float(np.mean(values)), std, len(values)
 
 
 def welch_p(a, b):
     """Two-sided Welch t-test p-value of two models' per-seed scores (NaN when a side has < 2 seeds)."""
     if len(a) < 2 or len(b) < 2:
-        return float("nan")
+        return math.nan
     with warnings.catch_warnings():  # identical seeds (std 0) make scipy warn; the p it returns says it all
         warnings.simplefilter("ignore", RuntimeWarning)
         return float(sps.ttest_ind(a, b, equal_var=False).pvalue)
@@ -40,7 +41,7 @@ def wilcoxon_p(errors_a, errors_b) -> float:
     """Two-sided Wilcoxon signed-rank p of paired errors (NaN when the two are identical everywhere)."""
     diff = np.asarray(errors_a, dtype=float) - np.asarray(errors_b, dtype=float)
     if not np.any(diff != 0):
-        return float("nan")
+        return math.nan
     return float(sps.wilcoxon(errors_a, errors_b).pvalue)
 
 
@@ -58,7 +59,7 @@ def bootstrap_p(dist) -> float:
     dist = dist[np.isfinite(dist)]
     r = len(dist)
     if not r:
-        return float("nan")
+        return math.nan
     return float(min(1.0, 2 * min((1 + np.sum(dist <= 0)) / (r + 1), (1 + np.sum(dist >= 0)) / (r + 1))))
 
 
@@ -70,9 +71,9 @@ def bootstrap_interval(dist, alpha: float):
     r = len(dist)
     k = math.floor(alpha * (r + 1) / 2 + 1e-9)
     if not r:
-        return float("nan"), float("nan")
+        return math.nan, math.nan
     if k < 1:
-        return float("-inf"), float("inf")
+        return -math.inf, math.inf
     return float(dist[k - 1]), float(dist[r - k])
 
 
@@ -88,29 +89,21 @@ def hierarchical_distribution(metric_name, seeds_a, seeds_b, gold, n_resamples=2
     def seed_mean(preds, g):  # preds (..., seeds, n), g (..., n): the metric of each seed, averaged over seeds
         return np.mean(metric(preds, np.broadcast_to(g[..., None, :], preds.shape)), axis=-1)
 
-    with np.errstate(all="ignore"):  # a constant resample has an undefined MCC / Pearson: NaN, dropped below
-        observed = float(seed_mean(a, gold) - seed_mean(b, gold))
-        rng = np.random.default_rng(seed)
-        n, dist = len(gold), []
-        for start in range(0, n_resamples, batch):
-            size = min(batch, n_resamples - start)
-            rows = rng.integers(0, n, (size, n))
-            pick_a = rng.integers(0, len(a), (size, len(a)))
-            pick_b = rng.integers(0, len(b), (size, len(b)))
-            g = gold[rows]
-            dist.append(seed_mean(a[pick_a[:, :, None], rows[:, None, :]], g)
-                        - seed_mean(b[pick_b[:, :, None], rows[:, None, :]], g))
+    # a resample of one class (or one constant value) has an undefined MCC / Pearson: the fast forms answer it as
+    # the library does, without a warning; a NaN is dropped below
+    observed = float(seed_mean(a, gold) - seed_mean(b, gold))
+    rng = np.random.default_rng(seed)
+    n, dist = len(gold), []
+    for start in range(0, n_resamples, batch):
+        size = min(batch, n_resamples - start)
+        rows = rng.integers(0, n, (size, n))
+        pick_a = rng.integers(0, len(a), (size, len(a)))
+        pick_b = rng.integers(0, len(b), (size, len(b)))
+        g = gold[rows]
+        dist.append(seed_mean(a[pick_a[:, :, None], rows[:, None, :]], g)
+                    - seed_mean(b[pick_b[:, :, None], rows[:, None, :]], g))
     dist = np.concatenate(dist) if dist else np.empty(0)
     return observed, dist[np.isfinite(dist)]
-
-
-def hierarchical_bootstrap(metric_name, seeds_a, seeds_b, gold, n_resamples=2000, seed=0, confidence=0.95,
-                           batch=100):
-    """The primary comparison of two models on one split (hierarchical_distribution): (difference, CI low, CI high,
-    two-sided p), the interval bootstrap_interval's at 1 - confidence and the p bootstrap_p's (never 0)."""
-    observed, dist = hierarchical_distribution(metric_name, seeds_a, seeds_b, gold, n_resamples, seed, batch)
-    low, high = bootstrap_interval(dist, 1 - confidence)
-    return observed, low, high, bootstrap_p(dist)
 
 
 def _holm(p, alpha: float):
@@ -129,7 +122,7 @@ def _holm(p, alpha: float):
 def holm(p_values):
     """Holm-adjusted p-values (family-wise error), NaNs passed through."""
     p = np.asarray(p_values, dtype=float)
-    out = np.full_like(p, np.nan)
+    out = np.full(p.shape, np.nan)
     ok = np.isfinite(p)
     if ok.any():
         out[ok] = _holm(p[ok], 0.05)[1]
@@ -178,4 +171,4 @@ def linear_cka(x, y) -> float:
         raise ValueError(f"CKA needs the same rows, at least 4: {x.shape[0]} and {y.shape[0]}")
     x, y = x - x.mean(0), y - y.mean(0)
     xy, xx, yy = _hsic_unbiased(x, y), _hsic_unbiased(x, x), _hsic_unbiased(y, y)
-    return float(xy / np.sqrt(xx * yy)) if xx > 0 and yy > 0 else float("nan")
+    return float(xy / np.sqrt(xx * yy)) if xx > 0 and yy > 0 else math.nan
