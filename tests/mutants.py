@@ -16,6 +16,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -91,11 +92,14 @@ def main() -> int:
     patterns = [p[:-3].replace("/", ".") + ".*" for p in paths] if wanted else []
     mutmut = Path(sys.executable).parent / "mutmut"
     # FROZEN_GLUE_MUTATION_RUN: conftest skips a test where it starts a process (no_processes_in_a_mutation_run)
+    started = time.monotonic()
     subprocess.run([str(mutmut), "run", *patterns], cwd=ROOT,
                    env={**os.environ, "HF_HUB_OFFLINE": "1", "FROZEN_GLUE_MUTATION_RUN": "1"})
     scores, equivalent = recorded()
     rows = table(paths, equivalent)
-    print("\n| module | mutants | checked | killed | survived | timed out | other | equivalent | score |")
+    print(f"\nmutmut run: {(time.monotonic() - started) / 60:.1f} min wall for {sum(r['checked'] for r in rows)} "
+          f"checked mutants of {len(rows)} module(s)")
+    print("| module | mutants | checked | killed | survived | timed out | other | equivalent | score |")
     for r in rows:
         print(row(r))
     fell = fallen(rows, scores)
