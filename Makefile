@@ -51,8 +51,9 @@ demo-docs: venv
 
 # two workers: most of a test is single-threaded (imports, child processes starting, tiny tensors); conftest gives each worker one torch
 # thread and its own launcher ports
+# PYTEST_ARGS: more pytest options, e.g. PYTEST_ARGS="--durations=20" (the slowest tests) or "-k verdict"
 test: venv
-	HF_HUB_OFFLINE=1 $(PY) -m pytest -n 2 -rs  # -rs: one line per skip, with its reason (no chromium, no GLUE data)
+	HF_HUB_OFFLINE=1 $(PY) -m pytest -n 2 -rs $(PYTEST_ARGS)  # -rs: one line per skip, with its reason (no chromium, no GLUE data)
 
 # mutation testing of the modules whose bugs change a published number (mutmut 3: a warm process per mutant, only the
 # tests that reach it; not in `make test`); MUTANTS="stats metrics" picks modules; exits 1 when a module's score falls

@@ -302,3 +302,81 @@ def test_the_fast_forms_answer_0_over_0_without_a_warning(name, pred, gold):
 def test_fast_f1_of_one_true_positive_is_not_the_fallback():
     """tp = 1 with one error: 2 / 3 (a guard that needs tp > 1 answers 0)."""
     assert METRICS["f1"].fast(np.array([1, 0, 1.0]), np.array([1, 0, 0.0])) == pytest.approx(2 / 3)
+
+
+# ------------------------------------------------------------------------------------------------- identity
+
+
+def test_protocol_diff_names_every_argument_that_differs_including_ones_only_one_side_has():
+    from frozen_glue.core.identity import protocol_diff
+
+    assert protocol_diff(None, {"learning_rate": 0.01}) == "made without a recorded protocol (an older frozen-GLUE)"
+    old = {"learning_rate": 0.02, "num_train_epochs": 2.0, "pooling": "auto"}
+    new = {"learning_rate": 0.05, "num_train_epochs": 2.0, "pooling": "auto", "probe_mdl": True}
+    assert protocol_diff(old, new) == "learning_rate 0.02 -> 0.05, probe_mdl None -> True"
+    assert protocol_diff(new, old) == "learning_rate 0.05 -> 0.02, probe_mdl True -> None"
+    assert protocol_diff(old, dict(old)) == "no argument differs"
+
+
+def test_difference_names_the_protocol_the_weights_and_the_data_splits_that_differ():
+    """Two configs whose protocol, weights and two data splits differ (one split only the new run has): the words
+    name each, in that order, and the splits by name."""
+    from frozen_glue.core.identity import difference
+
+    old = {"protocol_hash": "p1", "protocol": {"learning_rate": 0.02}, "model_fingerprint": "m1",
+           "tokenizer_fingerprint": "t", "data_fingerprints": {"train": "a", "validation": "b"}}
+    new = {"protocol_hash": "p2", "protocol": {"learning_rate": 0.05}, "model_fingerprint": "m2",
+           "tokenizer_fingerprint": "t", "data_fingerprints": {"train": "a", "validation": "c", "test": "d"}}
+    assert difference(old, new) == ("learning_rate 0.02 -> 0.05, the model's weights differ, "
+                                    "the data (test, validation) differ")
+    assert difference(old, dict(old)) == ""
+    assert difference({**old, "data_fingerprints": None}, old) == "the data differ"  # an older run: no splits
+
+
+# --------------------------------------------------------------------------------------------------- layout
+
+
+def test_run_dir_is_runs_alias_task_seed():
+    from pathlib import Path
+
+    from frozen_glue.core import layout
+
+    assert layout.run_dir("runs", "comet", "cola", 3) == Path("runs") / "comet" / "cola" / "seed3"
+
+
+# ------------------------------------------------------------------------------------------------- compare
+
+
+def test_the_slice_tagger_is_spacys_small_english_model_without_parser_ner_or_lemmatizer(monkeypatch):
+    """With spaCy installed, the slices tag with en_core_web_sm and only its tagger (parser, NER and lemmatizer
+    off: they cost time and decide nothing here); without spaCy or the model, None (the rule-based tagger)."""
+    import sys
+    import types
+
+    from frozen_glue.report import compare
+
+    calls = []
+    monkeypatch.setitem(sys.modules, "spacy", types.SimpleNamespace(load=lambda *a, **k: calls.append((a, k)) or "nlp"))
+    assert compare._spacy_tagger() == "nlp"
+    assert calls == [(("en_core_web_sm",), {"disable": ["parser", "ner", "lemmatizer"]})]
+
+    def missing(*a, **k):
+        raise OSError("[E050] Can't find model 'en_core_web_sm'")
+
+    monkeypatch.setitem(sys.modules, "spacy", types.SimpleNamespace(load=missing))
+    assert compare._spacy_tagger() is None
+
+
+# ---------------------------------------------------------------------------------------------- information
+
+
+def test_expected_layer_sorts_layers_numerically_and_reads_lower_is_better_curves():
+    """Tenney's E[l] over the running best. Layers given as strings out of order, "10" before "2" (a sort of the
+    strings would put 10 first): scores 0.5, 0.6, 0.9 at layers 0, 2, 10 give gains 0.1 at 2 and 0.3 at 10:
+    (2 * 0.1 + 10 * 0.3) / 0.4 = 8. A loss curve (lower is better) 0.9, 0.8, 0.5 is the same curve negated: 8 too
+    (read as higher-is-better it has no gain: None)."""
+    from frozen_glue.measures.information import expected_layer
+
+    assert expected_layer(["10", "0", "2"], [0.9, 0.5, 0.6]) == pytest.approx(8.0)
+    assert expected_layer([10, 0, 2], [0.5, 0.9, 0.8], higher_is_better=False) == pytest.approx(8.0)
+    assert expected_layer([10, 0, 2], [0.5, 0.9, 0.8]) is None

@@ -139,7 +139,7 @@ def expected_layer(layers, scores, higher_is_better: bool = True):
     layers, scores = np.asarray(layers, dtype=float), np.asarray(scores, dtype=float)
     keep = np.isfinite(scores)
     layers, scores = layers[keep], scores[keep] if higher_is_better else -scores[keep]
-    order = np.argsort(layers, kind="stable")
+    order = np.argsort(layers)  # two scores of one layer: their gains land on the same layer in either order
     layers, best = layers[order], np.maximum.accumulate(scores[order]) if len(order) else scores
     gain = np.diff(best)
     if not len(gain) or gain.sum() <= 0:

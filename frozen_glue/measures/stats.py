@@ -39,8 +39,7 @@ def mcnemar_exact(only_a_right: int, only_b_right: int) -> float:
 
 def wilcoxon_p(errors_a, errors_b) -> float:
     """Two-sided Wilcoxon signed-rank p of paired errors (NaN when the two are identical everywhere)."""
-    diff = np.asarray(errors_a, dtype=float) - np.asarray(errors_b, dtype=float)
-    if not np.any(diff != 0):
+    if not np.any(np.subtract(errors_a, errors_b) != 0):
         return math.nan
     return float(sps.wilcoxon(errors_a, errors_b).pvalue)
 
