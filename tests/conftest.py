@@ -130,10 +130,48 @@ def complete_sweep(assets, small_glue, tmp_path_factory):
     root = tmp_path_factory.mktemp("complete")
     models = root / "models.tsv"
     models.write_text(f"m\t{assets['base']}\t-\t\n")
-    code, out = launch_sweep({"MODELS": models, "GLUE_DIR": small_glue, "RUNS": root / "runs",
-                              "FEATURE_CACHE": root / "cache", "SEEDS": "1 2"})
+    env = {"MODELS": models, "GLUE_DIR": small_glue, "RUNS": root / "runs", "FEATURE_CACHE": root / "cache",
+           "SEEDS": "1 2"}
+    code, out = sweep_in_process(env) if MUTATION_RUN else launch_sweep(env)
     assert code == 0 and "2 complete, 0 skipped, 0 failed" in out, out
     return root
+
+
+def sweep_in_process(env_extra):
+    """In a mutation run only (a process would run the unmutated package): the same sweep in this process, each
+    job's own run_glue_frozen arguments given to the script's main here instead of a python process, so that the
+    tests that start from a complete tree still reach their in-process checks. (exit code, log lines)"""
+    import logging
+    import sys
+
+    from frozen_glue.core import lifetime
+    from frozen_glue.core.layout import is_complete
+    from frozen_glue.sweep import sweep
+
+    def run_here(job, env, slot=0, gpu=None, port=0):
+        assert job.command[:2] == [sys.executable, str(ROOT / "run_glue_frozen.py")], job.command
+        code = load_script().main([str(a) for a in job.command[2:]])
+        return code == 0 and all(is_complete(f) for f in job.folders)
+
+    lines = []
+    handler = logging.Handler()
+    handler.emit = lambda record: lines.append(record.getMessage())
+    env = {"PYTHON": sys.executable, "TASKS": "cola", "SEEDS": "1", "LAUNCHER": "python", "EXTRA_ARGS": FAST,
+           **{k: str(v) for k, v in env_extra.items()}}
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(ROOT)
+        for key in ("DRY_RUN", "REDO_CHANGED", "ZERO_SHOT", "JOBS", "GPUS", "DS_CONFIG"):
+            patch.delenv(key, raising=False)
+        for key, value in env.items():
+            patch.setenv(key, value)
+        patch.setattr(sweep, "run_job", run_here)
+        patch.setattr(lifetime, "exit_on_signals", lambda *a, **k: None)  # runs here are in the sweep's threads
+        logging.getLogger("frozen_glue").addHandler(handler)  # the package logs there (it does not propagate)
+        try:
+            code = sweep.main([])
+        finally:
+            logging.getLogger("frozen_glue").removeHandler(handler)
+    return code, "\n".join(lines)
 
 
 def copy_complete(complete, tmp_path, alias="m"):
