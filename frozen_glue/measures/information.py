@@ -140,7 +140,7 @@ def expected_layer(layers, scores, higher_is_better: bool = True):
     keep = np.isfinite(scores)
     layers, scores = layers[keep], scores[keep] if higher_is_better else -scores[keep]
     order = np.argsort(layers)  # two scores of one layer: their gains land on the same layer in either order
-    layers, best = layers[order], np.maximum.accumulate(scores[order]) if len(order) else scores
+    layers, best = layers[order], np.maximum.accumulate(scores[order])
     gain = np.diff(best)
     if not len(gain) or gain.sum() <= 0:
         return None
