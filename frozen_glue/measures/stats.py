@@ -1,7 +1,7 @@
-"""Significance: the primary example-and-seed-level test (hierarchical bootstrap: hierarchical_distribution, read
-through bootstrap_interval and bootstrap_p), across examples (exact McNemar,
-Wilcoxon), across seeds only (Welch's t-test), and the Holm correction for a family of tests. Thin wrappers over scipy / statsmodels so the numbers are theirs. Must not know
-about runs or files."""
+"""Significance: the primary example-and-seed-level test (the hierarchical bootstrap: hierarchical_distribution,
+read through bootstrap_interval and bootstrap_p), across examples (exact McNemar, Wilcoxon), across seeds only
+(Welch's t-test), and the Holm correction for a family of tests. Thin wrappers over scipy / statsmodels so the
+numbers are theirs. Must not know about runs or files."""
 
 import gc
 import math
@@ -9,8 +9,8 @@ import warnings
 
 import numpy as np
 from scipy import stats as sps
-from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.contingency_tables import mcnemar
+from statsmodels.stats.multitest import multipletests
 
 from frozen_glue.core.metrics import get_metric
 
