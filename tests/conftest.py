@@ -224,13 +224,30 @@ def predictions(folder, split="validation"):
     return [json.loads(line) for line in (Path(folder) / f"predictions_{split}.jsonl").read_text().splitlines()]
 
 
+# what starts the package in another process: its scripts, launchers and make (a process that cannot import it,
+# git for provenance or the pip / nvidia-smi probes lm-eval's environment report runs, is harmless)
+PACKAGE_STARTERS = {"bash", "sh", "make", "deepspeed", "torchrun", "accelerate"}
+
+
+def starts_the_package(args) -> bool:
+    """Would this command line run frozen_glue code: a launcher or make, a .py or .sh script, or a command that
+    names the package or this checkout?"""
+    words = [os.fsdecode(a) for a in ([args] if isinstance(args, (str, bytes, os.PathLike)) else args)]
+    words = [w for word in words for w in word.split()]
+    if not words:
+        return False
+    program, rest = words[0], words[1:]  # the program may be this checkout's .venv python: only its name counts
+    return Path(program).name in PACKAGE_STARTERS or program.endswith((".py", ".sh")) or any(
+        w.endswith((".py", ".sh")) or "frozen_glue" in w or str(ROOT) in w for w in rest)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def no_processes_in_a_mutation_run():
-    """Under `make mutants`, a test that starts a process other than git is skipped there: the process (a run, a
-    sweep, a launcher, make) would import the installed, unmutated package, so it could neither kill a mutant nor
-    keep one alive, and it costs seconds a mutant. What the test checked in process before that point still
-    counts; git (provenance's commit lookup, in process) still runs. (Session-scoped and autouse: it is in place
-    before the session fixtures that start sweeps.)"""
+    """Under `make mutants`, a test is skipped where it starts the package in another process (starts_the_package:
+    a run, a sweep, a launcher, make): that process would import the installed, unmutated package, so it could
+    neither kill a mutant nor keep one alive, and it costs seconds a mutant. What the test checked in process before
+    that point still counts. (Session-scoped and autouse: it is in place before the session fixtures that start
+    sweeps.)"""
     if not MUTATION_RUN:
         yield
         return
@@ -239,8 +256,7 @@ def no_processes_in_a_mutation_run():
     start = subprocess.Popen.__init__
 
     def guarded(self, args, *rest, **kwargs):
-        program = args if isinstance(args, (str, bytes, os.PathLike)) else args[0]
-        if Path(os.fsdecode(program).split()[0]).name != "git":
+        if starts_the_package(args):
             pytest.skip("starts a process: it would run the unmutated package (make mutants)")
         start(self, args, *rest, **kwargs)
 
