@@ -100,22 +100,29 @@ def launch_sweep(env_extra, *args, cwd=ROOT, timeout=600):
     return proc.returncode, proc.stdout + proc.stderr
 
 
+def sweep_environment(patch, env_extra, cwd=ROOT):
+    """The settings of a sweep run in this process, as launch_sweep gives them to a process: launch_sweep's defaults
+    under `env_extra`, none of the sweep's own variables left from the caller's environment, `cwd` as the working
+    folder (relative paths in the settings are the caller's)."""
+    import sys
+
+    patch.chdir(cwd)
+    for key in ("DRY_RUN", "REDO_CHANGED", "FEATURE_CACHE", "ZERO_SHOT", "JOBS", "GPUS", "DS_CONFIG"):
+        patch.delenv(key, raising=False)
+    env = {"PYTHON": sys.executable, "TASKS": "cola", "SEEDS": "1", "LAUNCHER": "python", "EXTRA_ARGS": FAST,
+           **env_extra}
+    for key, value in env.items():
+        patch.setenv(key, str(value))
+
+
 def plan_sweep(monkeypatch, capsys, env_extra, *args, cwd=ROOT):
     """The same sweep in this process, for a sweep that stops at its plan (DRY_RUN, a refusal, every run skipped):
     the settings, checks and plan are the script's own (sweep.main), without a process start (~6 s). Sweeps that
     launch runs go through launch_sweep. (exit code, stdout + stderr)."""
-    import sys
-
     from frozen_glue.sweep import sweep
 
-    env = {"PYTHON": sys.executable, "TASKS": "cola", "SEEDS": "1", "LAUNCHER": "python", "EXTRA_ARGS": FAST,
-           **env_extra}
     with monkeypatch.context() as patch:
-        patch.chdir(cwd)  # relative paths in the settings are the caller's, as in launch_sweep
-        for key in ("DRY_RUN", "REDO_CHANGED", "FEATURE_CACHE", "ZERO_SHOT", "JOBS", "GPUS", "DS_CONFIG"):
-            patch.delenv(key, raising=False)
-        for key, value in env.items():
-            patch.setenv(key, str(value))
+        sweep_environment(patch, env_extra, cwd)
         capsys.readouterr()
         code = sweep.main(list(args))
         out = capsys.readouterr()
@@ -156,14 +163,8 @@ def sweep_in_process(env_extra):
     lines = []
     handler = logging.Handler()
     handler.emit = lambda record: lines.append(record.getMessage())
-    env = {"PYTHON": sys.executable, "TASKS": "cola", "SEEDS": "1", "LAUNCHER": "python", "EXTRA_ARGS": FAST,
-           **{k: str(v) for k, v in env_extra.items()}}
     with pytest.MonkeyPatch.context() as patch:
-        patch.chdir(ROOT)
-        for key in ("DRY_RUN", "REDO_CHANGED", "ZERO_SHOT", "JOBS", "GPUS", "DS_CONFIG"):
-            patch.delenv(key, raising=False)
-        for key, value in env.items():
-            patch.setenv(key, value)
+        sweep_environment(patch, env_extra)
         patch.setattr(sweep, "run_job", run_here)
         patch.setattr(lifetime, "exit_on_signals", lambda *a, **k: None)  # runs here are in the sweep's threads
         logging.getLogger("frozen_glue").addHandler(handler)  # the package logs there (it does not propagate)
