@@ -56,11 +56,37 @@ def script():
     return load_script()
 
 
+def built_once(name, build, tmp_path_factory):
+    """build(folder) -> {key: path}, once per session; in a mutation run once per `make mutants`, in the folder
+    FROZEN_GLUE_MUTATION_ASSETS names (tests/mutants.py sets it): mutmut forks a process per mutant, and each would
+    otherwise build the session's tiny models again. The first build is the stats pass's, by the unmutated
+    package; later processes read its manifest (written last, atomically, under a lock)."""
+    shared = os.environ.get("FROZEN_GLUE_MUTATION_ASSETS")
+    if not shared:
+        return build(tmp_path_factory.mktemp(name))
+    import fcntl
+
+    folder = Path(shared) / name
+    folder.mkdir(parents=True, exist_ok=True)
+    manifest = folder / "manifest.json"
+    with open(folder / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not manifest.is_file():
+            (folder / "files").mkdir(exist_ok=True)
+            paths = build(folder / "files")
+            manifest.with_suffix(".tmp").write_text(json.dumps({k: str(v) for k, v in paths.items()}))
+            manifest.with_suffix(".tmp").replace(manifest)
+    return {k: Path(v) for k, v in json.loads(manifest.read_text()).items()}
+
+
 @pytest.fixture(scope="session")
 def assets(tmp_path_factory):
+    return built_once("assets", build_assets, tmp_path_factory)
+
+
+def build_assets(root):
     from frozen_glue.demo import tiny
 
-    root = tmp_path_factory.mktemp("assets")
     paths = tiny.build_demo(root)
     paths["bert"] = tiny.build_tiny_bert(root / "models" / "tiny-bert")
     paths["roberta"] = tiny.build_tiny_roberta(root / "models" / "tiny-roberta")
@@ -80,7 +106,10 @@ def small_glue(tmp_path_factory):
     """CoLA only, 64 train and 32 dev rows: the sweeps' data."""
     from frozen_glue.demo import tiny
 
-    return tiny.write_glue_dir(tmp_path_factory.mktemp("small") / "glue", n_train=64, n_dev=32, tasks=("cola",))
+    def build(folder):
+        return {"glue": tiny.write_glue_dir(folder / "glue", n_train=64, n_dev=32, tasks=("cola",))}
+
+    return built_once("small", build, tmp_path_factory)["glue"]
 
 
 # the sweeps' head recipe: 2 epochs, fast and deterministic
@@ -134,14 +163,18 @@ def complete_sweep(assets, small_glue, tmp_path_factory):
     """A cached sweep run to completion once per session (per xdist worker): the tiny base as alias `m` on
     small_glue, seeds 1 and 2, FEATURE_CACHE. Tests that start from a complete tree copy it (copy_complete)
     instead of each running the same sweep."""
-    root = tmp_path_factory.mktemp("complete")
-    models = root / "models.tsv"
-    models.write_text(f"m\t{assets['base']}\t-\t\n")
-    env = {"MODELS": models, "GLUE_DIR": small_glue, "RUNS": root / "runs", "FEATURE_CACHE": root / "cache",
-           "SEEDS": "1 2"}
-    code, out = sweep_in_process(env) if MUTATION_RUN else launch_sweep(env)
-    assert code == 0 and "2 complete, 0 skipped, 0 failed" in out, out
-    return root
+
+    def build(root):
+        root.mkdir(parents=True, exist_ok=True)
+        models = root / "models.tsv"
+        models.write_text(f"m\t{assets['base']}\t-\t\n")
+        env = {"MODELS": models, "GLUE_DIR": small_glue, "RUNS": root / "runs", "FEATURE_CACHE": root / "cache",
+               "SEEDS": "1 2"}
+        code, out = sweep_in_process(env) if MUTATION_RUN else launch_sweep(env)
+        assert code == 0 and "2 complete, 0 skipped, 0 failed" in out, out
+        return {"root": root}
+
+    return built_once("complete", build, tmp_path_factory)["root"]
 
 
 def sweep_in_process(env_extra):
@@ -264,3 +297,14 @@ def no_processes_in_a_mutation_run():
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(subprocess.Popen, "__init__", guarded)
         yield
+
+
+def pytest_collection_modifyitems(items):
+    """Under `make mutants`, the tests a mutant runs go fastest first (by the durations mutmut measured in its stats
+    pass, mutants/mutmut-stats.json; pytest stops at the first failure): a killed mutant costs its fastest killing
+    test, not the slow end-to-end test pytest would otherwise reach first."""
+    stats = Path("mutmut-stats.json")  # mutmut runs pytest in its mutants/ copy
+    if not MUTATION_RUN or not stats.is_file():
+        return
+    seconds = json.loads(stats.read_text()).get("duration_by_test", {})
+    items.sort(key=lambda item: seconds.get(item.nodeid, 0.0))

@@ -152,3 +152,49 @@ def test_relation_of_two_runs_names_controls_settings_poolings_and_identical_wei
     with pytest.raises(UserError, match="heads read last_non_pad, the other's mean"):
         relation_of(config(), config(model="m2", rule="mean"))
     assert relation_of(None, None) == ""
+
+
+def test_an_identity_is_four_recorded_fields_and_its_hash():
+    import hashlib
+
+    from frozen_glue.core.identity import identity_hash, of_config
+
+    config = {"protocol_hash": "p", "model_fingerprint": "m", "tokenizer_fingerprint": "t",
+              "data_fingerprints": {"train": "d"}, "seed": 3, "protocol": {"x": 1}}
+    identity = of_config(config)
+    assert identity == {"protocol_hash": "p", "model_fingerprint": "m", "tokenizer_fingerprint": "t",
+                        "data_fingerprints": {"train": "d"}}
+    assert of_config({}) == dict.fromkeys(identity)
+    by_hand = hashlib.sha256(b'{"data_fingerprints": {"train": "d"}, "model_fingerprint": "m", "protocol_hash": "p", '
+                             b'"tokenizer_fingerprint": "t"}').hexdigest()[:16]
+    assert identity_hash(identity) == by_hand and identity_hash(dict(reversed(identity.items()))) == by_hand
+
+
+def test_a_source_stamp_is_names_sizes_and_times_of_a_models_files(tmp_path, monkeypatch):
+    import hashlib
+    import os
+
+    from frozen_glue.core.identity import source_stamp
+
+    model = tmp_path / "model"
+    model.mkdir()
+    for name, data, when in (("config.json", b"{}", 10**18), ("w.bin", b"abc", 2 * 10**18)):
+        (model / name).write_bytes(data)
+        os.utime(model / name, ns=(when, when))
+    (model / "sub").mkdir()  # a folder inside is not a file of the model
+    lines = f"config.json:2:{10**18}\nw.bin:3:{2 * 10**18}\n"
+    assert source_stamp(model) == hashlib.sha256(lines.encode()).hexdigest()[:16]
+    assert source_stamp(model / "w.bin") == hashlib.sha256(f"w.bin:3:{2 * 10**18}\n".encode()).hexdigest()[:16]
+    both = hashlib.sha256(f"{source_stamp(model)} {source_stamp(model / 'w.bin')}".encode()).hexdigest()[:16]
+    assert source_stamp(model, model / "w.bin") == both
+    assert source_stamp(model, tmp_path / "missing") is None
+    # a hub id: the snapshot of the local HF cache that holds its config.json
+    snapshot = tmp_path / "hub" / "models--org--name" / "snapshots" / "abc"
+    snapshot.mkdir(parents=True)
+    (snapshot / "config.json").write_bytes(b"{}")
+    os.utime(snapshot / "config.json", ns=(10**18, 10**18))
+    (tmp_path / "hub" / "models--org--name" / "refs").mkdir()
+    (tmp_path / "hub" / "models--org--name" / "refs" / "main").write_text("abc")
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path / "hub"))
+    expected = hashlib.sha256(f"config.json:2:{10**18}\n".encode()).hexdigest()[:16]
+    assert source_stamp("org/name") == expected and source_stamp("org/other") is None

@@ -1,10 +1,14 @@
 """Rules the mutation run found unstated (issue 32), with hand-computed answers: the statistics (bootstrap p and
 interval, resamples, McNemar, Wilcoxon, Holm, HSIC and CKA)."""
 
+import math
+
 import numpy as np
 import pytest
 from scipy import stats as sps
 from sklearn.metrics import accuracy_score
+
+from frozen_glue.measures import stats
 
 
 # --------------------------------------------------------------------------------------------------- stats
@@ -205,3 +209,32 @@ def test_cka_in_float64_centred_with_large_offsets_small_scales_and_four_rows():
         stats.linear_cka(x[:5], y[:6])
     with pytest.raises(ValueError, match="same rows, at least 4: 3 and 3"):
         stats.linear_cka(x[:3], y[:3])
+
+
+def test_interval_k_counts_r_plus_one_resamples():
+    # R = 78 at alpha 0.05: k = floor(0.025 * 79) = 1 (the extremes); a rule that counted R + 2 would give k = 2
+    dist = np.arange(78, dtype=float)
+    assert stats.bootstrap_interval(dist, 0.05) == (0.0, 77.0)
+    assert stats.bootstrap_interval(np.arange(79, dtype=float), 0.05) == (1.0, 77.0)  # R = 79: k = 2
+
+
+def test_mean_std_of_seeds_and_a_seed_without_a_score():
+    mean, std, n = stats.mean_std([1, 3])
+    assert (mean, std, n) == (2.0, pytest.approx(2 ** 0.5), 2)  # the sample std (ddof 1), already at two seeds
+    assert all(isinstance(v, float) for v in (mean, std))
+    mean, std, n = stats.mean_std([0.5, None])  # a run whose metric is undefined (null): undefined, not a crash
+    assert math.isnan(mean) and math.isnan(std) and n == 2
+
+
+def test_welch_needs_two_seeds_a_side_and_no_more():
+    assert stats.welch_p([0.1, 0.2], [0.5, 0.7]) == pytest.approx(sps.ttest_ind([0.1, 0.2], [0.5, 0.7],
+                                                                                  equal_var=False).pvalue)
+    assert math.isnan(stats.welch_p([0.1], [0.5, 0.7])) and math.isnan(stats.welch_p([0.1, 0.2], [0.5]))
+
+
+def test_welch_on_identical_seeds_says_nan_without_a_warning():
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # scipy's RuntimeWarning for zero variance would raise here
+        assert math.isnan(stats.welch_p([0.5, 0.5], [0.5, 0.5])) and stats.welch_p([0.5, 0.5], [0.7, 0.7]) == 0.0

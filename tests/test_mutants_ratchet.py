@@ -16,8 +16,8 @@ pytest.importorskip("mutmut")
 
 
 def test_score_equivalents_and_the_ratchet(tmp_path, monkeypatch):
-    monkeypatch.setattr(mutants, "ROOT", tmp_path)
-    meta = tmp_path / "mutants" / "frozen_glue" / "x.py.meta"
+    monkeypatch.setattr(mutants, "WORK", tmp_path)
+    meta = tmp_path / "x" / "mutants" / "frozen_glue" / "x.py.meta"
     meta.parent.mkdir(parents=True)
     # killed (1), killed, survived (0), survived (recorded as equivalent), no tests (33), not run (None)
     codes = {"frozen_glue.x.f__mutmut_1": 1, "frozen_glue.x.f__mutmut_2": 1, "frozen_glue.x.f__mutmut_3": 0,

@@ -101,7 +101,10 @@ def source_stamp(*names) -> str | None:
     if not path.exists():
         from huggingface_hub import try_to_load_from_cache
 
-        cached = try_to_load_from_cache(str(name), "config.json")
+        try:
+            cached = try_to_load_from_cache(str(name), "config.json")
+        except ValueError:  # not a hub id either (a missing local path): huggingface_hub's HFValidationError
+            return None
         if not isinstance(cached, str):
             return None
         path = Path(cached).parent

@@ -41,4 +41,4 @@ def tokenizer_fingerprint(tokenizer) -> str:
         # without the truncation and padding settings: tokenizing sets them (to --max_seq_length), and they are
         # not the tokenizer (the protocol and the cache key hold max_seq_length)
         state["backend"] = {k: v for k, v in json.loads(backend.to_str()).items() if k not in ("truncation", "padding")}
-    return hashlib.sha256(json.dumps(state, sort_keys=True, default=str).encode()).hexdigest()
+    return hashlib.sha256(json.dumps(state, sort_keys=True).encode()).hexdigest()

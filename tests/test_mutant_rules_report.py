@@ -1,0 +1,263 @@
+"""Rules of the report's example-level reading, stated with answers written out here (mutation testing,
+docs/mutants.md): the seed vote, the join of two models' predictions, the verdict in words, the bits each example
+lost, what a collapsed side is flagged with, and the built-in slices."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from frozen_glue.core.errors import UserError
+from frozen_glue.report import compare, predictions
+
+
+def test_the_seed_vote_is_the_highest_mean_probability_and_ties_are_counted():
+    mean_probs = [[0.2, 0.8], [0.5, 0.5], [0.6, 0.4], [0.3, 0.3 + 1e-13], [0.1, 0.9]]
+    votes, ties = predictions.seed_vote(mean_probs)
+    # an exact tie goes to the lowest class; a difference under 1e-12 is counted as a tie too
+    assert votes.tolist() == [1, 0, 0, 1, 1] and ties == 2
+    assert predictions.seed_vote([[0.3, 0.3 + 2e-12]]) == (pytest.approx([1]), 0)
+    three = predictions.seed_vote([[0.2, 0.4, 0.4], [0.4, 0.4, 0.2], [0.1, 0.2, 0.7]])
+    assert three[0].tolist() == [1, 0, 2] and three[1] == 2
+
+
+def frame(idx, labels, **columns):
+    return pd.DataFrame({"label": labels, **columns}, index=pd.Index(idx, name="idx"))
+
+
+def test_two_models_are_joined_on_idx_or_refused():
+    a = frame([3, 1, 2], [1, 0, 1], prediction=[1, 1, 0])
+    b = frame([1, 2, 3], [0, 1, 1], prediction=[0, 0, 1])
+    ja, jb = predictions.join(a, b, ("A", "B"))
+    assert list(jb.index) == [3, 1, 2] and jb["prediction"].tolist() == [1, 0, 0] and ja is a
+    with pytest.raises(UserError) as refused:
+        predictions.join(a, frame([1, 2, 4, 5], [0, 1, 1, 1]), ("A", "B"))
+    assert str(refused.value) == ("the prediction files of A and B cover different examples (3 idx in one only): "
+                                  "they were run on different data, compare runs of the same data")
+    with pytest.raises(UserError) as refused:
+        predictions.join(a, frame([1, 2, 3], [0, 1, 0]), ("A", "B"))
+    assert str(refused.value) == "A and B disagree on gold labels for the same idx: different data"
+
+
+def row(**over):
+    base = {"task": "sst2", "split": "validation", "model_a": "base", "model_b": "comet", "metric": "accuracy",
+            "difference": 0.0471, "ci_level": 0.99167, "ci_low": 0.0213, "ci_high": 0.0744, "p_holm": 0.00213,
+            "verdict": "base better"}
+    return {**base, **over}
+
+
+def test_the_verdict_in_a_sentence():
+    assert compare.verdict_sentence(row()) == (
+        "sst2: base better (base − comet: accuracy +0.047, 99.17% CI at the Holm level [+0.021, +0.074], "
+        "Holm-corrected p = 0.00213).")
+    assert compare.verdict_sentence(row(split="validation_mismatched", task="mnli", verdict="no evidence of a "
+                                        "difference", difference=-0.001, ci_low=-0.01, ci_high=0.008)) == (
+        "mnli (validation_mismatched): base vs comet: no evidence of a difference (accuracy -0.001, 99.17% CI at the "
+        "Holm level [-0.010, +0.008], Holm-corrected p = 0.00213).")
+    assert compare.verdict_sentence(row(verdict=compare.NOT_TESTED + " (collapsed heads: comet)")) == (
+        "sst2: base vs comet: not tested: the metric is undefined on every resample (constant predictions) "
+        "(collapsed heads: comet).")
+    no_split = row()
+    del no_split["split"]
+    assert compare.verdict_sentence(no_split).startswith("sst2: base better (")
+
+
+def test_the_bits_each_example_lost():
+    base = frame([1, 2, 3], [1, 0, 1], sentence=["a", "b", "c"], pvi=[1.0, 0.5, 2.0])
+    derived = frame([3, 2, 1], [1, 0, 1], sentence=["c", "b", "a"], pvi=[1.0, -0.5, 0.0])
+    table = compare.bits_lost("sst2", base, derived, ("base", "comet"))
+    assert list(table.columns) == ["idx", "sentence", "gold", "pvi_base", "pvi_comet", "bits_lost"]
+    assert table.values.tolist() == [[1, "a", 1, 1.0, 0.0, 1.0], [2, "b", 0, 0.5, -0.5, 1.0],
+                                     [3, "c", 1, 2.0, 1.0, 1.0]]  # ties keep idx order (a stable sort)
+    derived.loc[3, "pvi"] = -1.0
+    assert compare.bits_lost("sst2", base, derived, ("base", "comet"))["idx"].tolist() == [3, 1, 2]
+    empty = compare.bits_lost("sst2", base, derived.drop(columns="pvi"), ("base", "comet"))
+    assert empty.empty and list(empty.columns) == ["idx", "sentence", "gold", "pvi_base", "pvi_comet", "bits_lost"]
+    sts = frame([1], [2.5], sentence1=["a"], sentence2=["b"], pvi=[np.nan])
+    assert list(compare.bits_lost("stsb", sts, sts, ("x", "y")).columns) == [
+        "idx", "sentence1", "sentence2", "gold", "pvi_x", "pvi_y", "bits_lost"]
+    assert compare.bits_lost("stsb", sts, sts, ("x", "y")).empty
+
+
+def test_a_collapsed_side_is_named():
+    assert compare.collapsed_sides(("a", "b"), (0, 2)) == ["b"]
+    assert compare.collapse_flag(("a", "b"), (1, 3)) == (
+        "collapsed heads: a, b; the test compares class biases, not models")
+    assert compare.collapse_flag(("a", "b"), (0, 0)) == ""
+
+
+def test_the_built_in_slices():
+    texts = ["I did not go", "She went home yesterday to see her old friends", "one", "Nobody can't sing",
+             "The cat sat on the mat and then it slept for a long long time in the sun"]
+    masks = compare.slice_masks(texts, ["q=^[A-Z]", "sun=sun$"])
+    assert list(masks) == ["length 1-5", "length 6-10", "length 11-20", "length 21+", "negation", "past tense", "q",
+                           "sun"]
+    assert masks["length 1-5"].tolist() == [True, False, True, True, False]
+    assert masks["length 6-10"].tolist() == [False, True, False, False, False]  # 9 words
+    assert masks["length 11-20"].tolist() == [False, False, False, False, True]  # 17 words
+    assert not masks["length 21+"].any()
+    assert masks["negation"].tolist() == [True, False, False, True, False]
+    assert masks["q"].tolist() == [True, True, False, True, True] and masks["sun"].tolist() == [False] * 4 + [True]
+    for bad, said in (("noequals", "--slice 'noequals': write it as name=REGEX, e.g. --slice 'question=\\?$'"),
+                      ("=x", "--slice '=x': write it as name=REGEX, e.g. --slice 'question=\\?$'"),
+                      ("n=(", "--slice 'n=(': bad regex (missing ), unterminated subpattern at position 0)")):
+        with pytest.raises(UserError) as refused:
+            compare.slice_masks(texts, [bad])
+        assert str(refused.value) == said
+
+
+def slice_frame(gold, seeds, texts, collapsed=0):
+    out = pd.DataFrame({"label": gold, "prediction": seeds[0], "sentence": texts, "probs": [[0.5, 0.5]] * len(gold)},
+                       index=pd.Index(range(len(gold)), name="idx"))
+    out.attrs.update(per_seed=np.stack(seeds), collapsed=collapsed)
+    return out
+
+
+def test_the_slice_table_column_by_column():
+    # 24 texts: 12 of 5 words (length 1-5, negated) and 12 of 6 words (length 6-10); no past tense
+    texts = ["this is not a pen"] * 12 + ["a fine day it is today"] * 12
+    gold = np.array([1, 0] * 12)
+    a = gold.copy()
+    b = gold.copy()
+    b[:12] = 1 - b[:12]  # B wrong on every negated text
+    table = compare.slices("sst2", slice_frame(gold, [a, a], texts), slice_frame(gold, [b], texts, collapsed=1),
+                           ("A", "B"), user_slices=["pen=pen$"], min_size=12, n_resamples=200)
+    assert list(table.columns) == ["slice", "n", "score_A", "score_B", "difference", "ci_low", "ci_high", "ci_level",
+                                   "p", "p_holm", "significant", "flag", "note"]
+    rows = table.set_index("slice")
+    assert rows.loc["length 1-5", "n"] == 12 and rows.loc["length 6-10", "n"] == 12  # 5 and 6 words: the edges
+    # 4 slices of 12 or more (length 1-5, length 6-10, negation, pen): Holm over 4, resamples grown for them
+    tested = rows[rows["note"] == ""]
+    assert sorted(tested.index) == ["length 1-5", "length 6-10", "negation", "pen"]
+    assert (tested["score_A"] == 1.0).all() and tested.loc["negation", "score_B"] == 0.0
+    assert tested.loc["length 6-10", "difference"] == 0.0 and tested.loc["negation", "difference"] == 1.0
+    from frozen_glue.measures import stats
+
+    assert np.allclose(table["p_holm"], stats.holm(table["p"]), equal_nan=True)
+    rejected, levels = stats.holm_levels(table["p"], 0.05)
+    assert np.allclose(table["ci_level"], 1 - levels, equal_nan=True) and table["significant"].tolist() == list(rejected)
+    negation = rows.loc["negation"]
+    assert negation["significant"] and negation["ci_low"] > 0 and negation["ci_high"] == 1.0
+    # length 1-5, negation and pen are the same rows: Holm decides them at 0.05 / 4, 0.05 / 3 and 0.05 / 2
+    assert sorted(rows.loc[["length 1-5", "negation", "pen"], "ci_level"]) == pytest.approx(
+        [1 - 0.05 / 2, 1 - 0.05 / 3, 1 - 0.05 / 4])
+    flat = rows.loc["length 6-10"]
+    assert not flat["significant"] and flat["ci_low"] == flat["ci_high"] == 0.0
+    few = rows.loc["past tense"]
+    assert few["n"] == 0 and few["note"] == "fewer than 12 examples" and not few["significant"]
+    assert np.isnan(few["p"]) and np.isnan(few["ci_low"]) and np.isnan(few["p_holm"])
+    assert (table["flag"] == "collapsed heads: B; the test compares class biases, not models").all()
+    assert table["significant"].tolist() == sorted(table["significant"].tolist(), reverse=True)
+    order = table[table["significant"]]["p_holm"].tolist()
+    assert order == sorted(order) and table["slice"].iloc[-1] in ("length 11-20", "length 21+", "past tense")
+    assert table.index.tolist() == list(range(len(table)))
+
+
+def test_one_pair_on_one_split_result_by_result():
+    from frozen_glue.measures import stats
+
+    texts = [f"t{i}" for i in range(8)]
+    gold = np.array([1, 1, 1, 1, 0, 0, 0, 0])
+    a1 = np.array([1, 1, 1, 1, 0, 0, 0, 1])  # a's seeds
+    a2 = np.array([1, 1, 1, 0, 0, 0, 0, 0])
+    b1 = np.array([1, 0, 0, 1, 0, 1, 0, 0])  # b: one seed
+    a, b = slice_frame(gold, [a1, a2], texts, collapsed=2), slice_frame(gold, [b1], texts)
+    a["prediction"], a["probs"] = a1, [[0.1, 0.9]] * 8
+    b.attrs["ties"] = 3
+    b = b.iloc[::-1]  # another row order: joined on idx
+    b.attrs.update(per_seed=np.stack([b1[::-1]]), collapsed=0, ties=3)
+    result, table = compare.disagreement("sst2", a, b, ("A", "B"), n_resamples=300)
+    diff, dist = stats.hierarchical_distribution("accuracy", np.stack([a1, a2]), np.stack([b1]), gold,
+                                                 n_resamples=300)
+    assert diff == pytest.approx((7 / 8 + 7 / 8) / 2 - 5 / 8)
+    expected = {"task": "sst2", "model_a": "A", "model_b": "B", "n": 8, "seeds_a": 2, "seeds_b": 1,
+                "metric": "accuracy", "difference": diff, "p": stats.bootstrap_p(dist), "resamples": len(dist),
+                "collapsed_a": 2, "collapsed_b": 0, "vote_ties_a": 0, "vote_ties_b": 3,
+                # a1 against b1: both right on 0, 3, 4, 6; only A on 1, 2, 5; only B on 7
+                "both_right": 4, "only_a_right": 3, "only_b_right": 1, "both_wrong": 0, "disagree": 4,
+                "a_better": 3, "b_better": 1, "test": "exact McNemar", "mcnemar_p": stats.mcnemar_exact(3, 1),
+                "test_p": stats.mcnemar_exact(3, 1),
+                "test_flag": "collapsed heads: A; the test compares class biases, not models"}
+    low, high = stats.bootstrap_interval(dist, 0.05)
+    assert {k: result[k] for k in expected} == expected and (result["ci_low"], result["ci_high"]) == (low, high)
+    assert np.array_equal(result["distribution"], dist) and set(result) == set(expected) | {
+        "ci_low", "ci_high", "distribution"}
+    assert list(table.columns) == ["idx", "sentence", "gold", "pred_A", "pred_B", "probs_A", "probs_B"]
+    assert table["idx"].tolist() == [1, 2, 5, 7] and table["pred_B"].tolist() == [0, 0, 1, 0]
+    assert table["probs_A"].tolist() == ["[0.1, 0.9]"] * 4 and table["probs_B"].tolist() == ["[0.5, 0.5]"] * 4
+
+
+def test_sts_b_pairs_are_compared_by_closeness():
+    from frozen_glue.measures import stats
+
+    gold = np.array([0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 2.0])
+    pa = np.array([0.5, 1.0, 2.5, 3.0, 4.0, 2.0, 1.5])
+    pb = np.array([0.0, 2.5, 2.0, 3.2, 4.1, 5.0, 2.5])  # the last: a tie, exactly one point apart
+    texts = [f"t{i}" for i in range(7)]
+
+    def frame(p):
+        out = pd.DataFrame({"label": gold, "prediction": p, "sentence1": texts, "sentence2": texts},
+                           index=pd.Index(range(7), name="idx"))
+        out.attrs["per_seed"] = p[None]
+        return out
+
+    result, table = compare.disagreement("stsb", frame(pa), frame(pb), ("A", "B"), n_resamples=200)
+    assert (result["a_better"], result["b_better"]) == (3, 3)  # closer: A on 1, 3, 4; B on 0, 2, 5
+    assert result["disagree"] == 2 and table["idx"].tolist() == [1, 5]  # more than one point apart: 1.5 and 3.0
+    assert result["test"] == "Wilcoxon signed-rank, |error|" and result["metric"] == "pearson"
+    assert result["test_p"] == stats.wilcoxon_p(np.abs(pa - gold), np.abs(pb - gold)) and result["test_flag"] == ""
+    assert list(table.columns) == ["idx", "sentence1", "sentence2", "gold", "pred_A", "pred_B"]
+
+
+def test_slices_by_default_test_ten_examples_with_resamples_grown_for_the_family():
+    from frozen_glue.measures import stats
+
+    # N: 10 negated texts (5 words), B wrong on all; F: 12 texts of 6 words, B wrong on 2; A always right
+    texts = ["this is not a pen"] * 10 + ["a fine day it is today"] * 12
+    gold = np.array([1, 0] * 11)
+    b = gold.copy()
+    b[:10] = 1 - b[:10]
+    b[[10, 13]] = 1 - b[[10, 13]]
+    a_frame = slice_frame(gold, [gold, gold], texts, collapsed=2)
+    a_frame.attrs.pop("per_seed")  # one seed's predictions only: read as the one seed
+    b_frame = slice_frame(gold, [b], texts)
+    del b_frame.attrs["collapsed"]
+    table = compare.slices("sst2", a_frame, b_frame, ("A", "B"), alpha=0.1).set_index("slice")
+    tested = table[table["note"] == ""]
+    assert sorted(tested.index) == ["length 1-5", "length 6-10", "negation"]  # 10 rows make a slice; 0 do not
+    r = stats.resamples_for(3, 1000, 0.1)  # 599: the default 1000 already leaves 10 in each tail
+    assert r == 1000 and tested.loc["negation", "p"] == pytest.approx(2 / (r + 1))  # never 0: 2 / (R + 1)
+    fine = tested.loc["length 6-10"]
+    assert fine["difference"] == pytest.approx(2 / 12) and fine["ci_low"] < fine["ci_high"]
+    rejected, levels = stats.holm_levels(table["p"], 0.1)  # alpha reaches Holm's levels
+    assert np.allclose(table["ci_level"], 1 - levels, equal_nan=True)
+    assert (table["flag"] == "collapsed heads: A; the test compares class biases, not models").all()
+    unflagged = compare.slices("sst2", b_frame, b_frame, ("X", "Y"), n_resamples=50)
+    assert (unflagged["flag"] == "").all()  # no `collapsed` recorded: none
+    with pytest.raises(UserError, match="^the prediction files of A and B cover different examples"):
+        compare.slices("sst2", a_frame, b_frame.iloc[1:], ("A", "B"), n_resamples=50)
+
+
+def test_the_primary_test_defaults_and_what_each_side_records():
+    texts = [f"t{i}" for i in range(8)]
+    gold = np.array([1, 1, 1, 1, 0, 0, 0, 0])
+    a, b = slice_frame(gold, [gold], texts, collapsed=2), slice_frame(gold, [1 - gold], texts)
+    a.attrs["ties"] = 1
+    del b.attrs["collapsed"]
+    result, _ = compare.disagreement("sst2", a, b, ("A", "B"))
+    assert result["resamples"] == 2000 and (result["collapsed_a"], result["collapsed_b"]) == (2, 0)
+    assert (result["vote_ties_a"], result["vote_ties_b"]) == (1, 0)
+    result, _ = compare.disagreement("sst2", b, a, ("B", "A"), n_resamples=100)
+    assert (result["collapsed_a"], result["collapsed_b"], result["vote_ties_a"], result["vote_ties_b"]) == (0, 2, 0, 1)
+    with pytest.raises(UserError, match="^the prediction files of X and Y cover different"):
+        compare.disagreement("sst2", a, b.iloc[1:], ("X", "Y"))
+    with pytest.raises(UserError, match="^the prediction files of X and Y cover different"):
+        compare.bits_lost("sst2", a, b.iloc[1:], ("X", "Y"))
+
+
+def test_many_ties_in_bits_lost_keep_idx_order():
+    n = 40
+    base = frame(list(range(n)), [1] * n, sentence=[str(i) for i in range(n)], pvi=[float(i % 3) for i in range(n)])
+    derived = frame(list(range(n)), [1] * n, sentence=[str(i) for i in range(n)], pvi=[0.0] * n)
+    table = compare.bits_lost("sst2", base, derived, ("b", "d"))
+    expected = [i for lost in (2, 1, 0) for i in range(n) if i % 3 == lost]
+    assert table["idx"].tolist() == expected
