@@ -261,3 +261,80 @@ def test_many_ties_in_bits_lost_keep_idx_order():
     table = compare.bits_lost("sst2", base, derived, ("b", "d"))
     expected = [i for lost in (2, 1, 0) for i in range(n) if i % 3 == lost]
     assert table["idx"].tolist() == expected
+
+
+PAST = {"I read books every day": False, "She went home": True, "He walked home": True,
+        "The door is closed": False, "The door was quickly closed": True, "They quickly closed the door": True,
+        "The newly closed shop": False, "Used cars are cheap": False, "You should go": False,
+        "You ought to go": False, "She wove a basket": True, "They had fun": True, "I have walked": False,
+        "Nothing here": False, "He put it down": False, "They cut it and went": True}
+
+
+def test_the_past_tense_rule_sentence_by_sentence(monkeypatch):
+    monkeypatch.setattr(compare, "_TAGGER", [None])  # the rule, as where no spaCy model is installed
+    assert compare.past_tense_method() == compare.PAST_TENSE_RULE
+    assert {text: compare.is_past_tense(text) for text in PAST} == PAST
+
+
+def test_the_past_tense_by_spacys_tags(monkeypatch):
+    from types import SimpleNamespace
+
+    tags = {"went": "VBD", "were": "VBD", "Was": "NN", "home": "NN", "she": "PRP", "They": "PRP"}
+
+    def tagger(text):
+        return [SimpleNamespace(tag_=tags.get(w, "VB"), lower_=w.lower()) for w in text.split()]
+
+    monkeypatch.setattr(compare, "_TAGGER", [])
+    monkeypatch.setattr(compare, "_spacy_tagger", lambda: tagger)
+    assert compare.past_tense_method() == "spaCy en_core_web_sm tagger (VBD, or a past auxiliary)"
+    assert compare._TAGGER == [tagger]  # loaded once
+    assert compare.is_past_tense("she went home")  # a VBD tag
+    assert compare.is_past_tense("Was home")  # a past auxiliary, whatever its tag
+    assert not compare.is_past_tense("They walk home")
+
+
+def family_row(p, dist, collapsed=(0, 0), **over):
+    return {"task": "sst2", "model_a": "A", "model_b": "B", "metric": "accuracy", "difference": float(np.median(dist)),
+            "p": p, "distribution": np.asarray(dist, dtype=float), "collapsed_a": collapsed[0],
+            "collapsed_b": collapsed[1], **over}
+
+
+def test_verdicts_word_by_word():
+    from frozen_glue.measures import stats
+
+    up = np.linspace(0.01, 0.2, 199)  # every resample above 0: p = 2 / 200
+    down = -up
+    flat = np.linspace(-0.1, 0.1, 199)
+    rows = pd.DataFrame([family_row(stats.bootstrap_p(up), up, (1, 2)), family_row(stats.bootstrap_p(down), down),
+                         family_row(stats.bootstrap_p(flat), flat, (0, 3)), family_row(np.nan, [])])
+    out = compare.verdicts(rows, alpha=0.05)
+    assert out["verdict"].tolist() == ["A better (collapsed heads: A, B)", "B better", "no evidence of a difference "
+                                       "(collapsed heads: B)", compare.NOT_TESTED]
+    assert np.isnan(out.loc[3, "ci_low"]) and np.isnan(out.loc[3, "ci_high"]) and "distribution" not in out
+    rejected, levels = stats.holm_levels(rows["p"], 0.05)
+    assert out["ci_level"].tolist()[:3] == pytest.approx((1 - levels)[:3].tolist())
+    assert (out.loc[0, "ci_low"], out.loc[0, "ci_high"]) == stats.bootstrap_interval(up, levels[0])
+    wide = compare.verdicts(rows, alpha=0.5)  # alpha reaches the levels: the flat pair is still no evidence
+    assert wide["ci_level"].tolist()[:3] == pytest.approx((1 - stats.holm_levels(rows["p"], 0.5)[1])[:3].tolist())
+    missing = compare.verdicts(pd.DataFrame([{k: v for k, v in family_row(stats.bootstrap_p(up), up).items()
+                                              if not k.startswith("collapsed")}]))
+    assert missing["verdict"].tolist() == ["A better"]
+
+
+def test_an_interval_touching_zero_is_no_evidence():
+    zero_low = np.concatenate([np.zeros(10), np.linspace(0.01, 0.2, 189)])  # low end exactly 0: not above 0
+    from frozen_glue.measures import stats
+
+    p = stats.bootstrap_p(zero_low)
+    out = compare.verdicts(pd.DataFrame([family_row(p, zero_low), family_row(p, -zero_low)]), alpha=p / 2)
+    assert out["verdict"].tolist() == ["no evidence of a difference"] * 2
+    assert out.loc[0, "ci_low"] == 0.0 and out.loc[1, "ci_high"] == 0.0
+
+
+def test_a_verdict_that_contradicts_its_interval_is_never_printed(monkeypatch):
+    monkeypatch.setattr(compare, "holm_levels", lambda p, alpha: (np.array([True]), np.array([0.05])))
+    flat = np.linspace(-0.1, 0.1, 199)
+    with pytest.raises(AssertionError) as stopped:
+        compare.verdicts(pd.DataFrame([family_row(0.9, flat, task="rte")]))
+    low, high = [float(x) for x in np.asarray(compare.bootstrap_interval(flat, 0.05))]
+    assert str(stopped.value) == f"verdict and interval disagree for rte A vs B: p 0.9, interval [{low}, {high}]"
