@@ -37,7 +37,7 @@ TESTS_OF = {
     "frozen_glue/core/metrics.py": ["tests/test_mutant_rules.py", "tests/test_statistics.py"],
     "frozen_glue/report/compare.py": ["tests/test_mutant_rules_report.py", "tests/test_mutant_rules_runs.py",
                                       "tests/test_analysis.py", "tests/test_verdicts.py"],
-    "frozen_glue/report/predictions.py": ["tests/test_mutant_rules_report.py", "tests/test_analysis.py",
+    "frozen_glue/report/predictions.py": ["tests/test_mutant_rules_predictions.py", "tests/test_analysis.py",
                                           "tests/test_verdicts.py", "tests/test_readers.py"],
     "frozen_glue/measures/diagnostics.py": ["tests/test_mutant_rules_diagnostics.py", "tests/test_collapse.py"],
     "frozen_glue/model/pooling.py": ["tests/test_mutant_rules_pooling.py", "tests/test_pooling.py"],

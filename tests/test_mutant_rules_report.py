@@ -1,41 +1,17 @@
-"""Rules of the report's example-level reading, stated with answers written out here (mutation testing,
-docs/mutants.md): the seed vote, the join of two models' predictions, the verdict in words, the bits each example
-lost, what a collapsed side is flagged with, and the built-in slices."""
+"""Rules of the report's example-level comparison (compare.py), stated with answers written out here (mutation
+testing, docs/mutants.md): the primary test's result, the verdict in words, the bits each example lost, what a
+collapsed side is flagged with, the built-in slices and the past-tense rule."""
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from frozen_glue.core.errors import UserError
-from frozen_glue.report import compare, predictions
-
-
-def test_the_seed_vote_is_the_highest_mean_probability_and_ties_are_counted():
-    mean_probs = [[0.2, 0.8], [0.5, 0.5], [0.6, 0.4], [0.3, 0.3 + 1e-13], [0.1, 0.9]]
-    votes, ties = predictions.seed_vote(mean_probs)
-    # an exact tie goes to the lowest class; a difference under 1e-12 is counted as a tie too
-    assert votes.tolist() == [1, 0, 0, 1, 1] and ties == 2
-    assert predictions.seed_vote([[0.3, 0.3 + 2e-12]]) == (pytest.approx([1]), 0)
-    three = predictions.seed_vote([[0.2, 0.4, 0.4], [0.4, 0.4, 0.2], [0.1, 0.2, 0.7]])
-    assert three[0].tolist() == [1, 0, 2] and three[1] == 2
+from frozen_glue.report import compare
 
 
 def frame(idx, labels, **columns):
     return pd.DataFrame({"label": labels, **columns}, index=pd.Index(idx, name="idx"))
-
-
-def test_two_models_are_joined_on_idx_or_refused():
-    a = frame([3, 1, 2], [1, 0, 1], prediction=[1, 1, 0])
-    b = frame([1, 2, 3], [0, 1, 1], prediction=[0, 0, 1])
-    ja, jb = predictions.join(a, b, ("A", "B"))
-    assert list(jb.index) == [3, 1, 2] and jb["prediction"].tolist() == [1, 0, 0] and ja is a
-    with pytest.raises(UserError) as refused:
-        predictions.join(a, frame([1, 2, 4, 5], [0, 1, 1, 1]), ("A", "B"))
-    assert str(refused.value) == ("the prediction files of A and B cover different examples (3 idx in one only): "
-                                  "they were run on different data, compare runs of the same data")
-    with pytest.raises(UserError) as refused:
-        predictions.join(a, frame([1, 2, 3], [0, 1, 0]), ("A", "B"))
-    assert str(refused.value) == "A and B disagree on gold labels for the same idx: different data"
 
 
 def row(**over):
