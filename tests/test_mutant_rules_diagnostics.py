@@ -1,6 +1,7 @@
 """Rules of the dead-head diagnostics, stated with answers written out here (mutation testing, docs/mutants.md):
 the association test, what counts as collapsed, the majority-class control and the advice a collapsed head gets."""
 
+import json
 import math
 
 import numpy as np
@@ -106,3 +107,26 @@ def test_the_advice_names_each_cause_with_its_flag_and_never_a_flag_already_used
         "no cause this tool can name from the run's settings")
     assert diagnostics.collapse_advice(done, {}, {"chosen": {"learning_rate": 1e-1}}) == (
         "the chosen learning rate 0.1 is the edge of the grid: extend --head_learning_rates above it")
+
+
+def test_a_flag_the_run_chose_is_never_advised_and_the_advice_reads_the_runs_own_files(tmp_path):
+    chose = {"path": "cached", "pooling": {"rule": "pooler"},
+             "args": {"study": {"pooling": "pooler", "probe": "logistic"}, "training": {"num_train_epochs": 10}}}
+    assert diagnostics.collapse_advice(chose, {}) == "no cause this tool can name from the run's settings"
+    auto = {**chose, "args": {**chose["args"], "study": {"pooling": "auto", "probe": "logistic"}}}
+    assert diagnostics.collapse_advice(auto, {}).startswith("the head reads the pooler output")
+    folder = tmp_path / "seed1"
+    folder.mkdir()
+    config = {"path": "cached", "args": {"study": {"standardize_features": True, "head_learning_rates": [0.1, 1.0]},
+                                         "training": {"num_train_epochs": 10}}}
+    for name, content in (("config.json", config), ("all_results.json", {"train_samples": 50}),
+                          ("selection.json", {"chosen": {"learning_rate": 1.0}}),
+                          ("convex.json", {"layers": {"4": {"gap": 0.0, "convex": 0.5, "head": 0.5}}})):
+        (folder / name).write_text(json.dumps(content))
+    assert diagnostics.collapse_advice_for(folder) == (
+        "a convex probe on the same features scores 0.500 against the head's 0.500 (convex.json, layer 4): the "
+        "features hold little of this task at these rows, not the head; more train rows or another layer "
+        "(--probe_layers all); the chosen learning rate 1 is the edge of the grid: extend --head_learning_rates "
+        "above it; only 50 train rows")
+    (folder / "all_results.json").unlink()  # an incomplete run: no results to read
+    assert diagnostics.collapse_advice_for(folder).endswith("extend --head_learning_rates above it")
