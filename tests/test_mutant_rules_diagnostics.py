@@ -130,3 +130,16 @@ def test_a_flag_the_run_chose_is_never_advised_and_the_advice_reads_the_runs_own
         "above it; only 50 train rows")
     (folder / "all_results.json").unlink()  # an incomplete run: no results to read
     assert diagnostics.collapse_advice_for(folder).endswith("extend --head_learning_rates above it")
+
+
+def test_the_learning_rate_and_epoch_causes_at_their_edges():
+    cached = {"path": "cached", "args": {"study": {"standardize_features": True}, "training": {}}}
+    assert diagnostics.collapse_advice(cached, {}) == (
+        "one learning rate (?) was tried: a grid chosen on a train hold-out, --head_learning_rates 1e-4 1e-3 1e-2 1e-1")
+    one = {"path": "cached", "args": {"study": {"standardize_features": True, "head_learning_rates": [0.1]},
+                                      "training": {"num_train_epochs": 3, "max_steps": 0}}}
+    assert diagnostics.collapse_advice(one, {}, {"chosen": {"learning_rate": 0.1}}) == (
+        "3 epoch(s): --num_train_epochs 10")  # a grid of one rate has no edge; max_steps 0 is not a step budget
+    one["args"]["training"]["max_steps"] = 1  # a step budget: the epochs are not the cause
+    assert diagnostics.collapse_advice(one, {}, {"chosen": {"learning_rate": 0.1}}) == (
+        "no cause this tool can name from the run's settings")
