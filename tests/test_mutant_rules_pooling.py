@@ -108,3 +108,14 @@ def test_own_rule_says_why_a_model_cannot_be_cached():
     model = Broken(GPT2Config(n_layer=1, n_embd=8, n_head=2, vocab_size=60, n_positions=8))
     assert pooling.own_rule(model) == (None, "a gpt2 model (Broken): its head could not be run on stored features "
                                              "(RuntimeError: no forward here)")
+
+
+def test_own_rule_leaves_the_models_head_as_it_was_and_runs_a_bfloat16_base():
+    torch.manual_seed(0)
+    gpt2 = GPT2ForSequenceClassification(GPT2Config(n_layer=1, n_embd=8, n_head=2, vocab_size=60, n_positions=8,
+                                                    pad_token_id=0))
+    before = {k: v.clone() for k, v in gpt2.score.state_dict().items()}
+    assert pooling.own_rule(gpt2)[0] == "last_non_pad"
+    assert all(torch.equal(before[k], v) for k, v in gpt2.score.state_dict().items())  # its own head untouched
+    gpt2.base_model.to(torch.bfloat16)  # --base_dtype bfloat16: the probe head runs in the base's dtype
+    assert pooling.own_rule(gpt2)[0] == "last_non_pad"
