@@ -13,7 +13,10 @@ import pytest
 import torch
 import yaml
 
+from frozen_glue.config import arguments, contract
+from frozen_glue.core import provenance
 from frozen_glue.core.tasks import get_task
+from frozen_glue.features.data import rows_digest
 from frozen_glue.science import zeroshot
 from frozen_glue.science.zeroshot_prompts import lm_eval_version, prompt_hash, task_yaml_hash
 
@@ -122,3 +125,39 @@ def test_the_global_rngs_come_back_as_they_were():
     assert (random.random(), np.random.rand(), torch.rand(1).item()) == expected
     assert zeroshot._finite(float("nan")) is None and zeroshot._finite(float("inf")) is None
     assert zeroshot._finite(1.5) == 1.5 and zeroshot._finite("x") == "x"
+
+
+def test_a_zero_shot_folder_starts_with_its_config_alone(tmp_path, monkeypatch):
+    model_args, data_args, study_args, _ = arguments.parse_args(
+        ["--model_name_or_path", str(tmp_path), "--task_name", "rte", "--do_eval", "--zero_shot", "--output_dir",
+         str(tmp_path / "out"), "--max_eval_samples", "2"])
+    folder = tmp_path / "out" / "zeroshot"
+    folder.mkdir(parents=True)
+    for old in ("all_results.json", "predictions_validation.jsonl", "samples_validation.jsonl", "rows_x.jsonl",
+                "task_validation.yaml"):
+        (folder / old).write_text("{}")
+    (folder / "notes.txt").write_text("kept")
+    raw = {"validation": datasets.Dataset.from_dict({"idx": [1], "sentence1": ["a"], "sentence2": ["b"],
+                                                     "label": [0]})}
+    proto = zeroshot.protocol(model_args, data_args)
+    monkeypatch.setattr("sys.argv", ["run_glue_frozen.py", "--zero_shot"])
+    zeroshot.start(folder, model_args, data_args, proto, raw, {"validation": "fp[:2]"}, "m" * 64, "t" * 64, "T0",
+                   chat_template="c" * 16)
+    assert sorted(p.name for p in folder.iterdir()) == ["config.json", "notes.txt"]
+    config = json.loads((folder / "config.json").read_text())
+    task = get_task("rte")
+    expected = {"format_version": 1, "task": "rte", "path": "zeroshot", "protocol": proto,
+                "protocol_hash": contract.protocol_hash(proto), "git_commit": provenance.git_commit(),
+                "lm_eval_version": lm_eval_version(), "task_yaml_hash": task_yaml_hash(task),
+                "prompt_hash": {"validation": prompt_hash(task, "validation")}, "num_fewshot": 0,
+                "lm_eval_tasks": {"validation": zeroshot.task_name(task, "validation")}, "model_fingerprint": "m" * 64,
+                "tokenizer_fingerprint": "t" * 64, "data_fingerprints": {"validation": "fp[:2]"},
+                "chat_template": "c" * 16, "data_digests": {"validation": rows_digest(raw["validation"],
+                                                                                     task.text_keys)},
+                "max_samples": {"max_eval_samples": 2}, "debug_run": True, "start_time": "T0",
+                "command": "run_glue_frozen.py --zero_shot"}
+    assert {k: config[k] for k in expected} == expected
+    assert set(config) == set(expected) | {"args", "versions", "model_source"}
+    assert config["versions"]["lm_eval"] == lm_eval_version() and "torch" in config["versions"]
+    assert "token" not in config["args"]["model"] and config["args"]["data"]["task_name"] == "rte"
+    assert config["args"]["model"]["model_name_or_path"] == str(tmp_path)
