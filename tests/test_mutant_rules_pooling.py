@@ -119,3 +119,30 @@ def test_own_rule_leaves_the_models_head_as_it_was_and_runs_a_bfloat16_base():
     assert all(torch.equal(before[k], v) for k, v in gpt2.score.state_dict().items())  # its own head untouched
     gpt2.base_model.to(torch.bfloat16)  # --base_dtype bfloat16: the probe head runs in the base's dtype
     assert pooling.own_rule(gpt2)[0] == "last_non_pad"
+
+
+class MaxPooled(GPT2ForSequenceClassification):
+    """A head that reads the maximum over the positions: no stored vector reproduces it."""
+
+    def forward(self, input_ids=None, attention_mask=None, **kwargs):
+        hidden = self.transformer(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        return SimpleNamespace(logits=self.score(hidden.max(dim=1).values))
+
+
+class Blind(GPT2ForSequenceClassification):
+    """A head that reads nothing of its input: every stored vector reproduces it."""
+
+    def forward(self, input_ids=None, attention_mask=None, **kwargs):
+        self.transformer(input_ids=input_ids, attention_mask=attention_mask)
+        return SimpleNamespace(logits=self.score.weight.sum(1).expand(input_ids.shape[0], -1) * 0)
+
+
+def test_own_rule_names_a_head_no_vector_reproduces_and_one_every_vector_does():
+    config = GPT2Config(n_layer=1, n_embd=8, n_head=2, vocab_size=60, n_positions=8, pad_token_id=0)
+    torch.manual_seed(0)
+    assert pooling.own_rule(MaxPooled(config)) == (None, (
+        "a gpt2 model (MaxPooled): its *ForSequenceClassification reads its base output in a way no single stored "
+        "vector reproduces (not the pooler, the first, the last non-pad token or the mean)"))
+    assert pooling.own_rule(Blind(config)) == (None, (
+        "a gpt2 model (Blind): its *ForSequenceClassification reads its base output ambiguously (first_token, "
+        "last_non_pad, mean)"))
