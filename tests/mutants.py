@@ -32,28 +32,28 @@ EQUIVALENT = re.compile(r"^- `(frozen_glue\.[\w.]+__mutmut_\d+)`: ", re.M)
 # module -> the tests that state its rules, run in process (a test that starts the package in another process is
 # skipped there by conftest; see docs/mutants.md). Chosen for what they state, then for speed: a mutant runs the
 # selected tests that reach its function, until one fails.
-TESTS_OF = {
+TESTS_OF = {  # in the order a run takes them: the quick ones first
     "frozen_glue/measures/stats.py": ["tests/test_mutant_rules_stats.py", "tests/test_statistics.py"],
     "frozen_glue/core/metrics.py": ["tests/test_mutant_rules.py", "tests/test_statistics.py"],
-    "frozen_glue/report/compare.py": ["tests/test_mutant_rules_report.py", "tests/test_mutant_rules_runs.py",
-                                      "tests/test_analysis.py", "tests/test_verdicts.py"],
-    "frozen_glue/report/predictions.py": ["tests/test_mutant_rules_predictions.py", "tests/test_analysis.py",
-                                          "tests/test_verdicts.py", "tests/test_readers.py"],
-    "frozen_glue/measures/diagnostics.py": ["tests/test_mutant_rules_diagnostics.py", "tests/test_collapse.py"],
-    "frozen_glue/model/pooling.py": ["tests/test_mutant_rules_pooling.py", "tests/test_pooling.py"],
-    "frozen_glue/core/layout.py": ["tests/test_mutant_rules_layout.py", "tests/test_mutant_rules_runs.py",
-                                   "tests/test_readers.py"],
-    "frozen_glue/core/identity.py": ["tests/test_mutant_rules_runs.py", "tests/test_readers.py"],
     "frozen_glue/model/fingerprinting.py": ["tests/test_mutant_rules_model.py"],
     "frozen_glue/features/cache_key.py": ["tests/test_mutant_rules_cache.py"],
-    "frozen_glue/features/cache.py": ["tests/test_mutant_rules_cache.py", "tests/test_cache_stamp.py"],
     "frozen_glue/features/cache_layout.py": ["tests/test_mutant_rules_cache.py", "tests/test_cache_stamp.py"],
     "frozen_glue/training/selection.py": ["tests/test_mutant_rules_selection.py"],
     "frozen_glue/measures/information.py": ["tests/test_mutant_rules_information.py", "tests/test_mutant_rules_runs.py"],
-    "frozen_glue/science/information_probes.py": ["tests/test_mutant_rules_information.py", "tests/test_information.py"],
+    "frozen_glue/core/layout.py": ["tests/test_mutant_rules_layout.py", "tests/test_mutant_rules_runs.py",
+                                   "tests/test_readers.py"],
+    "frozen_glue/core/identity.py": ["tests/test_mutant_rules_runs.py", "tests/test_readers.py"],
+    "frozen_glue/measures/diagnostics.py": ["tests/test_mutant_rules_diagnostics.py", "tests/test_collapse.py"],
+    "frozen_glue/report/predictions.py": ["tests/test_mutant_rules_predictions.py", "tests/test_analysis.py",
+                                          "tests/test_verdicts.py", "tests/test_readers.py"],
+    "frozen_glue/report/compare.py": ["tests/test_mutant_rules_report.py", "tests/test_mutant_rules_runs.py",
+                                      "tests/test_analysis.py", "tests/test_verdicts.py"],
+    "frozen_glue/features/cache.py": ["tests/test_mutant_rules_cache.py", "tests/test_cache_stamp.py"],
+    "frozen_glue/sweep/sweep_plan.py": ["tests/test_mutant_rules_sweep.py", "tests/test_sweep.py", "tests/test_rules.py"],
     "frozen_glue/science/zeroshot.py": ["tests/test_mutant_rules_zeroshot.py", "tests/test_zeroshot.py",
                                         "tests/test_zeroshot_chat.py"],
-    "frozen_glue/sweep/sweep_plan.py": ["tests/test_mutant_rules_sweep.py", "tests/test_sweep.py", "tests/test_rules.py"],
+    "frozen_glue/model/pooling.py": ["tests/test_mutant_rules_pooling.py", "tests/test_pooling.py"],
+    "frozen_glue/science/information_probes.py": ["tests/test_mutant_rules_information.py", "tests/test_information.py"],
 }
 
 
