@@ -22,12 +22,6 @@ import pytest  # noqa: E402
 ROOT = Path(__file__).resolve().parent.parent
 # set by tests/mutants.py (`make mutants`): mutmut runs the tests against a mutated copy of the package, in process
 MUTATION_RUN = os.environ.get("FROZEN_GLUE_MUTATION_RUN") == "1"
-if MUTATION_RUN:  # mutmut's fork server imports this conftest once: what it imports here, no forked mutant imports again
-    import transformers  # noqa: E402, F401 - transformers loads its model classes and Trainer on first use
-
-    for name in ("GPT2ForSequenceClassification", "GPT2LMHeadModel", "BertForSequenceClassification",
-                 "RobertaForSequenceClassification", "AutoModelForSequenceClassification", "Trainer"):
-        getattr(transformers, name)
 # every module of the package by its file stem (stems are unique across the subpackages: docs cite `layout.counted`)
 MODULE_FILES = {p.stem: p for p in sorted((ROOT / "frozen_glue").rglob("*.py")) if p.stem != "__init__"}
 SUBPACKAGES = sorted(p.parent.name for p in (ROOT / "frozen_glue").glob("*/__init__.py"))
