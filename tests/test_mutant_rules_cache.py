@@ -59,6 +59,7 @@ def test_an_entry_reads_back_as_a_memory_map_of_its_rows(tmp_path, dtype):
     save_file({"a_first": np.zeros(5, dtype=np.float32), "features": features}, str(tmp_path / "e.safetensors"))
     read = cache_layout.read_array(tmp_path / "e.safetensors")  # after another tensor: its own offset counts
     assert isinstance(read, np.memmap) and read.dtype == dtype and read.shape == (3, 4)
+    assert not read.flags.writeable  # nothing writes into a cache entry
     np.testing.assert_array_equal(read, features)
 
 

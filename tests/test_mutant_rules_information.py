@@ -118,3 +118,20 @@ def test_the_probes_read_texts_and_scores_as_the_measures_need_them(tmp_path):
     probes.write(tmp_path, {"mdl.json": {"a": float("nan")}, "convex.json": {"b": 1}})
     assert json.loads((tmp_path / "mdl.json").read_text()) == {"a": None}
     assert json.loads((tmp_path / "convex.json").read_text()) == {"b": 1}
+
+
+def test_bits_are_computed_in_float64_from_half_precision_logits_and_float_labels():
+    logits16 = np.array([[0.0, 7.3], [2.1, -1.7]], dtype=np.float16)  # a half-precision head's outputs
+    as64 = logits16.astype(np.float64)
+    assert info.codelength_bits(logits16, [0, 1]) == info.codelength_bits(as64, [0, 1])  # bit for bit
+    assert info.codelength_bits(as64, [0.0, 1.0]) == info.codelength_bits(as64, [0, 1])  # labels read from JSON
+    prior = info.label_prior([0.0, 1.0, 1.0], 2)
+    assert prior == pytest.approx([1 / 3, 2 / 3])
+    assert (info.pvi_bits(logits16, [0.0, 1.0], prior) == info.pvi_bits(as64, [0, 1], prior)).all()
+
+
+def test_pvi_normalises_each_row_not_each_column():
+    prior = np.array([0.75, 0.25, 1e-12])
+    logits = [[math.log(3), 1.0, -50.0], [0.0, 0.0, -50.0]]
+    p0 = 3 / (3 + math.e + math.exp(-50))  # row 0's p(class 0)
+    assert info.pvi_bits(logits, [0, 1], prior) == pytest.approx([math.log2(p0 / 0.75), math.log2(0.5 / 0.25)])

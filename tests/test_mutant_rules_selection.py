@@ -65,3 +65,9 @@ def test_the_best_mean_over_seeds_wins_ties_go_to_the_first_and_nan_never_wins()
     nan_first = {(1, 0): {1: [2.0] * 4}, (2, 0): {1: [4.0, 3.0, 2.0, 1.5]}, (3, 0): {1: [3.0] * 4}}
     chosen = selection.select(stsb, nan_first, scores)
     assert np.isnan(chosen["grid"][0]["mean"]) and chosen["chosen"]["learning_rate"] == 2
+
+
+def test_the_hold_out_is_the_fraction_asked_for():
+    labels = [0] * 8 + [1] * 8
+    assert len(selection.holdout_split(labels, 0.5, regression=False)[1]) == 8
+    assert len(selection.holdout_split(labels, 0.125, regression=False)[1]) == 2
