@@ -135,3 +135,11 @@ def test_pvi_normalises_each_row_not_each_column():
     logits = [[math.log(3), 1.0, -50.0], [0.0, 0.0, -50.0]]
     p0 = 3 / (3 + math.e + math.exp(-50))  # row 0's p(class 0)
     assert info.pvi_bits(logits, [0, 1], prior) == pytest.approx([math.log2(p0 / 0.75), math.log2(0.5 / 0.25)])
+
+
+def test_control_labels_of_a_classification_task_are_integers_and_an_unseparated_top_is_none():
+    train = [f"t{i}" for i in range(4)]
+    labels = info.control_labels(train, train, [0, 0, 1, 1], regression=False)
+    assert labels.dtype.kind == "i"
+    n5 = [5, 5, 5]
+    assert info.separation_layer([0, 1, 2], [0.5] * 3, [0.01] * 3, n5, [0.5] * 3, [0.01] * 3, n5) is None
