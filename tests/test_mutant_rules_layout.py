@@ -146,3 +146,15 @@ def test_where_a_run_may_write(tmp_path, monkeypatch):
     assert str(refused.value) == (f"RUNS {tmp_path / 'out'}: {tmp_path} is not writable (read-only or another "
                                   f"user's); give a folder you can write")
     assert seen == [(tmp_path, os.W_OK | os.X_OK)]
+
+
+def test_a_write_goes_through_a_hidden_temp_file_beside_its_target(tmp_path, monkeypatch):
+    replaced = []
+    real = os.replace
+    monkeypatch.setattr(os, "replace", lambda src, dst: replaced.append((Path(src), Path(dst))) or real(src, dst))
+    target = tmp_path / "a" / "b" / "r.json"  # two folders to make
+    layout.atomic_write_json(target, {"x": 1})
+    ((src, dst),) = replaced
+    assert dst == target and src.parent == target.parent
+    assert src.name.startswith(".r.json.") and src.name.endswith(".tmp")
+    layout.clear_outputs(tmp_path / "a")  # nothing to clear: no error
