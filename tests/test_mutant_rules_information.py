@@ -143,3 +143,24 @@ def test_control_labels_of_a_classification_task_are_integers_and_an_unseparated
     assert labels.dtype.kind == "i"
     n5 = [5, 5, 5]
     assert info.separation_layer([0, 1, 2], [0.5] * 3, [0.01] * 3, n5, [0.5] * 3, [0.01] * 3, n5) is None
+
+
+def test_a_one_bit_online_code_has_a_compression():
+    assert info.online_codelength([1, 2], 2, [0.0])["compression"] == 2.0  # 2 uniform bits over 1 sent bit
+
+
+def test_a_bucket_of_enough_texts_ranks_within_itself_and_a_new_bucket_among_all():
+    # 3 long texts (6 types each) whose types have the lowest values of w0..w999: below every short text
+    words = sorted((f"w{i}" for i in range(1000)), key=info.type_value)
+    long = [" ".join(words[6 * j:6 * j + 6]) for j in range(3)]
+    short = [f"s{i}" for i in range(20)]  # bucket 1: 20 texts, enough to rank within
+    train = long + short
+    labels = [0, 0] + [1] * 21  # the 5 % quantile is 0, the 17 % quantile 1
+    lowest_short = min(short, key=info.control_score)
+    # within its bucket: rank 1 of 20, u = 0.05 -> label 0; ranked among all 23 it would be rank 4, u = 0.17 -> 1
+    assert info.control_labels([lowest_short], train, labels, regression=False).tolist() == [0]
+    # a dev text of 10 types: a bucket train does not have, ranked among all 23 train texts
+    ten = " ".join(f"x{i}" for i in range(10))
+    u = (sum(info.control_score(t) <= info.control_score(ten) for t in train)) / 23
+    want = int(np.quantile(np.asarray(labels, dtype=float), u, method="inverted_cdf"))
+    assert info.control_labels([ten], train, labels, regression=False).tolist() == [want]

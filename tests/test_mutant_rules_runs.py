@@ -198,3 +198,16 @@ def test_a_source_stamp_is_names_sizes_and_times_of_a_models_files(tmp_path, mon
     monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path / "hub"))
     expected = hashlib.sha256(f"config.json:2:{10**18}\n".encode()).hexdigest()[:16]
     assert source_stamp("org/name") == expected and source_stamp("org/other") is None
+
+
+def test_two_poolings_are_refused_whichever_side_left_it_at_its_default():
+    from frozen_glue.core.errors import UserError
+    from frozen_glue.core.identity import relation
+
+    assert relation({"pooling": "mean", "lr": 1}, {"pooling": "mean", "lr": 2}) == "settings differ: lr 1 -> 2"
+    for a, b, said in (({"lr": 1}, {"lr": 1, "pooling": "mean"}, ("auto", "mean")),
+                       ({"lr": 1, "pooling": "mean"}, {"lr": 1}, ("mean", "auto"))):
+        with pytest.raises(UserError) as refused:
+            relation(a, b)
+        assert str(refused.value) == (f"one model was probed with --pooling {said[0]}, the other with --pooling "
+                                      f"{said[1]}; compare runs of the same pooling")
