@@ -55,9 +55,10 @@ demo-docs: venv
 test: venv
 	HF_HUB_OFFLINE=1 $(PY) -m pytest -n 2 -rs $(PYTEST_ARGS)  # -rs: one line per skip, with its reason (no chromium, no GLUE data)
 
-# mutation testing of the modules whose bugs change a published number (mutmut 3: a warm process per mutant, only the
-# tests that reach it; not in `make test`); MUTANTS="stats metrics" picks modules; exits 1 when a module's score falls
-# below the one docs/mutants.md records. Scores and equivalent survivors: docs/mutants.md
+# mutation testing of the modules whose bugs change a published number (mutmut 3: each module in its own copy with the
+# tests that state its rules, tests/mutants.py TESTS_OF; a warm process per mutant; not in `make test`);
+# MUTANTS="stats metrics" picks modules; exits 1 when a module's score falls below the one docs/mutants.md records.
+# Scores, run times and equivalent survivors: docs/mutants.md
 mutants: venv
 	HF_HUB_OFFLINE=1 PATH="$(VENV)/bin:$$PATH" nice -n 10 $(PY) tests/mutants.py
 
