@@ -143,3 +143,11 @@ def test_the_learning_rate_and_epoch_causes_at_their_edges():
     one["args"]["training"]["max_steps"] = 1  # a step budget: the epochs are not the cause
     assert diagnostics.collapse_advice(one, {}, {"chosen": {"learning_rate": 0.1}}) == (
         "no cause this tool can name from the run's settings")
+
+
+def test_a_class_only_the_head_predicts_keeps_its_column_and_loses_its_empty_row():
+    gold = np.array([0, 0, 0, 1, 1, 1])
+    pred = np.array([0, 0, 2, 1, 1, 0])  # class 2: predicted once, never gold
+    mcc, p = diagnostics.association_p(MNLI, pred, gold)
+    table = [[2, 0, 1], [1, 2, 0]]  # gold 0 and 1 by prediction 0, 1, 2; gold 2's empty row dropped
+    assert mcc > 0 and p == pytest.approx(sps.chi2_contingency(table, correction=False).pvalue)
