@@ -4,6 +4,7 @@ its refusals and its copies."""
 
 import json
 
+import numpy as np
 import pytest
 
 from frozen_glue.core.errors import UserError
@@ -91,11 +92,18 @@ def test_runs_on_other_examples_are_refused_and_sts_b_scores_are_averaged(tmp_pa
     first = tmp_path / "m" / "sst2" / "seed1" / "predictions_validation.jsonl"
     assert str(refused.value) == (f"{third / 'predictions_validation.jsonl'} holds other examples than {first}: runs "
                                   f"of m used different data")
+    (third / "predictions_validation.jsonl").write_text("".join(  # the same idx, another gold label
+        json.dumps(r) + "\n" for r in rows([1, 2], [1, 1], [1, 0], [[0.1, 0.9], [0.9, 0.1]])))
+    with pytest.raises(UserError, match="holds other examples than"):
+        predictions.read_predictions(tmp_path, "m", "sst2", "validation")
     for seed, scores in ((1, [1.0, 4.0]), (2, [2.0, 3.0])):
-        write_seed(tmp_path, "s", "stsb", seed, [{"idx": i, "label": 2.5, "prediction": p, "score": p,
+        write_seed(tmp_path, "s", "stsb", seed, [{"idx": i, "label": 2.5, "prediction": p, "score": p, "pvi": None,
                                                   "sentence1": "a", "sentence2": "b"} for i, p in zip([1, 2], scores)], {})
     sts = predictions.read_predictions(tmp_path, "s", "stsb", "validation")
     assert sts["prediction"].tolist() == [1.5, 3.5] and "score" not in sts.columns and "probs" not in sts.columns
+    assert np.isnan(sts["pvi"]).all()  # STS-B has no PVI: null in every run, NaN here
+    assert sts.attrs["config"] == {"protocol_hash": "h", "protocol": {"probe": "head"}}
+    assert sts.attrs["protocol"] == {"probe": "head"}
 
 
 def test_each_reader_gets_its_own_copy(tmp_path):
