@@ -64,6 +64,7 @@ def test_a_collapsed_side_is_named():
 def test_the_built_in_slices():
     texts = ["I did not go", "She went home yesterday to see her old friends", "one", "Nobody can't sing",
              "The cat sat on the mat and then it slept for a long long time in the sun"]
+    assert compare.slice_masks(["a=b", "ab"], ["eq=a=b"])["eq"].tolist() == [True, False]  # '=' in the regex
     masks = compare.slice_masks(texts, ["q=^[A-Z]", "sun=sun$"])
     assert list(masks) == ["length 1-5", "length 6-10", "length 11-20", "length 21+", "negation", "past tense", "q",
                            "sun"]
@@ -243,7 +244,11 @@ PAST = {"I read books every day": False, "She went home": True, "He walked home"
         "The door is closed": False, "The door was quickly closed": True, "They quickly closed the door": True,
         "The newly closed shop": False, "Used cars are cheap": False, "You should go": False,
         "You ought to go": False, "She wove a basket": True, "They had fun": True, "I have walked": False,
-        "Nothing here": False, "He put it down": False, "They cut it and went": True}
+        "Nothing here": False, "He put it down": False, "They cut it and went": True,
+        # a word that is skipped must not end the search: each of these has a past form after it
+        "He could stay but she went": True, "I read it and went home": True, "The door is closed and she went": True,
+        "Used cars went fast": True, "I have ate it": True, "The door is quickly closed": False,
+        "Used cars sell": False, "Finished early": True}
 
 
 def test_the_past_tense_rule_sentence_by_sentence(monkeypatch):
@@ -314,3 +319,17 @@ def test_a_verdict_that_contradicts_its_interval_is_never_printed(monkeypatch):
         compare.verdicts(pd.DataFrame([family_row(0.9, flat, task="rte")]))
     low, high = [float(x) for x in np.asarray(compare.bootstrap_interval(flat, 0.05))]
     assert str(stopped.value) == f"verdict and interval disagree for rte A vs B: p 0.9, interval [{low}, {high}]"
+
+
+def test_significant_slices_come_first_smallest_corrected_p_first():
+    texts = ["yy"] * 20 + ["xx"] * 20
+    gold = np.array([1, 0] * 20)
+    b = gold.copy()
+    b[:2] = 1 - b[:2]  # y: B wrong on 2 of 20 (p about 0.2)
+    b[20:] = 1 - b[20:]  # x: B wrong on all 20 (p = 2 / (R + 1))
+    table = compare.slices("sst2", slice_frame(gold, [gold], texts), slice_frame(gold, [b], texts), ("A", "B"),
+                           user_slices=["y=^yy$", "x=^xx$"], n_resamples=400, alpha=0.5)
+    significant = table[table["significant"]]
+    assert significant["slice"].tolist()[-1] == "y"  # listed after x although its mask comes first
+    order = significant["p_holm"].tolist()
+    assert order == sorted(order) and len(set(order)) > 1
