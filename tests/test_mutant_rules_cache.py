@@ -225,3 +225,54 @@ def test_features_of_one_process_and_of_two_ranks_are_the_rows_pooled_as_the_hea
     assert feature_cache.stats["base_forward_batches"] == before and torch.equal(again[1], one[1])  # a hit
     feature_cache.cached_features(tmp_path / "one", rebuild=True, **common)
     assert feature_cache.stats["base_forward_batches"] == before + 3  # rebuilt: 3 batches of 2, 2, 1 rows
+
+
+def test_two_ranks_shares_are_assembled_back_in_row_order_past_one_chunk(tmp_path):
+    n = 16_500  # more than two 8192-row chunks per rank
+    plan = [[i, i + 1] for i in range(0, n, 2)]  # batches of two rows; rank r takes batches r, r + 2, ...
+    for rank in range(2):
+        rows = [i for index in plan[rank::2] for i in index]
+        part = feature_cache.EntryWriter(tmp_path / f"part{rank}", len(rows), 1, torch.float32)
+        part.write(slice(0, len(rows)), torch.tensor(rows, dtype=torch.float32)[:, None])  # packed, in plan order
+        part.close().replace(tmp_path / f"part{rank}")
+    writer = feature_cache.EntryWriter(tmp_path / "whole", n, 1, torch.float32)
+    feature_cache.assemble(writer, plan, 2, lambda rank: tmp_path / f"part{rank}")
+    assert np.array_equal(np.asarray(writer.array)[:, 0], np.arange(n, dtype=np.float32))
+    writer.close()
+
+
+def test_rank_0_holds_the_task_folders_lock_and_the_split_names_the_entries(tmp_path, monkeypatch):
+    taken = []
+
+    class Lock:
+        def __init__(self, path, what, wait=False):
+            taken.append((path, what, wait))
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+    monkeypatch.setattr(feature_cache, "OwnerLock", Lock)
+    model = tiny_base().eval()
+    dataset = datasets.Dataset.from_dict({"input_ids": [[5, 6], [7]] * 33, "label": [0, 1] * 33})  # 66 rows
+    common = dict(model=model, model_fp="f" * 64, task="cola", split="validation", dataset=dataset, collator=collate,
+                  parts={"p": 1}, layers=[2], top=2, rule="last_non_pad", device=torch.device("cpu"))
+    before = feature_cache.stats["base_forward_batches"]
+    feature_cache.cached_features(tmp_path, **common)
+    assert feature_cache.stats["base_forward_batches"] == before + 2  # the default batch: 64 rows
+    assert taken == [(tmp_path / ("f" * 32) / "cola" / ".lock", f"feature cache {tmp_path}", True)]
+    assert [p.name.split("-")[0] for p in (tmp_path / ("f" * 32) / "cola").glob("*.safetensors")] == ["validation"]
+    time.sleep(0.05)  # past the file system's time tick of the write: the stamp the next read takes is trusted
+    feature_cache.cached_features(tmp_path, **common)  # a warm read: hashes once, then stamps
+    hashed = feature_cache.cache_stamp.stats["bytes_hashed"]
+    feature_cache.cached_features(tmp_path, **common)  # stamped by now: not hashed again (--verify_cache stamp)
+    assert feature_cache.cache_stamp.stats["bytes_hashed"] == hashed and len(taken) == 3
+    assert feature_cache.cached_features(tmp_path, shard=(1, 2), **common) is None and len(taken) == 3  # rank 1
+
+
+def test_entries_of_several_keys_share_a_folder(tmp_path):
+    entry(tmp_path)
+    entry(tmp_path, key="j" * 64)  # the folder exists already
+    assert len(list(tmp_path.rglob("*.safetensors"))) == 2
