@@ -4,6 +4,7 @@ an entry lives, and how entries and model folders are read back."""
 
 import hashlib
 import json
+import logging
 import os
 import time
 from types import SimpleNamespace
@@ -276,3 +277,20 @@ def test_entries_of_several_keys_share_a_folder(tmp_path):
     entry(tmp_path)
     entry(tmp_path, key="j" * 64)  # the folder exists already
     assert len(list(tmp_path.rglob("*.safetensors"))) == 2
+
+
+def test_a_hit_is_said_the_model_is_remembered_by_rank_0_and_another_dtype_is_extracted_anew(tmp_path, caplog):
+    model = tiny_base().eval()
+    dataset = datasets.Dataset.from_dict({"input_ids": [[5, 6], [7]], "label": [0, 1]})
+    common = dict(model=model, model_fp="f" * 64, task="cola", split="train", dataset=dataset, collator=collate,
+                  parts={"p": 1}, layers=[2], top=2, rule="last_non_pad", device=torch.device("cpu"))
+    feature_cache._cached_features(tmp_path / "r1", shard=(1, 2), describe={"model_name_or_path": "m"}, **common)
+    assert not (tmp_path / "r1" / ("f" * 32) / "model.json").exists()  # only rank 0 writes it
+    feature_cache.cached_features(tmp_path, describe={"model_name_or_path": "m"}, **common)
+    assert json.loads((tmp_path / ("f" * 32) / "model.json").read_text()) == {
+        "fingerprint": "f" * 64, "top_layer": 2, "names": [{"model_name_or_path": "m"}]}
+    with caplog.at_level(logging.INFO, logger="frozen_glue"):
+        feature_cache.cached_features(tmp_path, **common)
+    assert "feature cache: hit for cola/train (2 rows), no base forward" in caplog.messages
+    half = feature_cache.cached_features(tmp_path, store_dtype=torch.float16, **common)  # same parts, other dtype
+    assert half[2].dtype == torch.float16
