@@ -159,6 +159,10 @@ def test_a_bucket_of_enough_texts_ranks_within_itself_and_a_new_bucket_among_all
     lowest_short = min(short, key=info.control_score)
     # within its bucket: rank 1 of 20, u = 0.05 -> label 0; ranked among all 23 it would be rank 4, u = 0.17 -> 1
     assert info.control_labels([lowest_short], train, labels, regression=False).tolist() == [0]
+    # a long text: its bucket has 3 train texts, too few, so it ranks among all 23; labels one 0 and 22 ones
+    few = [0] + [1] * 22
+    assert info.control_labels([long[0]], train, few, regression=False).tolist() == [0]  # rank 1 of 23 (1 of 3: 1)
+    assert info.control_labels([long[1]], train, few, regression=False).tolist() == [1]  # rank 2 of 23 (0 of 20: 0)
     # a dev text of 10 types: a bucket train does not have, ranked among all 23 train texts
     ten = " ".join(f"x{i}" for i in range(10))
     u = (sum(info.control_score(t) <= info.control_score(ten) for t in train)) / 23
