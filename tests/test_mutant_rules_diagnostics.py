@@ -151,3 +151,11 @@ def test_a_class_only_the_head_predicts_keeps_its_column_and_loses_its_empty_row
     mcc, p = diagnostics.association_p(MNLI, pred, gold)
     table = [[2, 0, 1], [1, 2, 0]]  # gold 0 and 1 by prediction 0, 1, 2; gold 2's empty row dropped
     assert mcc > 0 and p == pytest.approx(sps.chi2_contingency(table, correction=False).pvalue)
+
+
+def test_a_gold_class_of_one_row_stays_and_a_class_never_predicted_loses_its_empty_column():
+    gold = np.array([0, 0, 0, 1, 1, 1, 2])
+    pred = np.array([0, 0, 1, 1, 1, 0, 0])  # class 2: gold once, never predicted
+    mcc, p = diagnostics.association_p(MNLI, pred, gold)
+    table = [[2, 1], [1, 2], [1, 0]]  # gold 0, 1, 2 by prediction 0, 1; prediction 2's empty column dropped
+    assert mcc > 0 and p == pytest.approx(sps.chi2_contingency(table, correction=False).pvalue)

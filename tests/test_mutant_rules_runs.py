@@ -211,3 +211,9 @@ def test_two_poolings_are_refused_whichever_side_left_it_at_its_default():
             relation(a, b)
         assert str(refused.value) == (f"one model was probed with --pooling {said[0]}, the other with --pooling "
                                       f"{said[1]}; compare runs of the same pooling")
+
+
+def test_two_protocols_without_a_pooling_both_read_auto():
+    from frozen_glue.core.identity import relation
+
+    assert relation({"lr": 1}, {"lr": 2}) == "settings differ: lr 1 -> 2"
